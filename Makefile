@@ -1,0 +1,32 @@
+# make test: create .venv, install the package with its dev extras, run every test.
+# make demo: replicate a few rows from a master to a replica service (needs RabbitMQ).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test test-postgres test-sqlite lint demo bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP) lint test-postgres test-sqlite
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check cqrs_outbox relay tests bench
+	$(VENV)/bin/mypy relay
+
+test-postgres: $(STAMP)
+	CQRS_TEST_DB=postgres $(PY) -m pytest -q
+
+# The master-side suite again on SQLite, the embedded default.
+test-sqlite: $(STAMP)
+	CQRS_TEST_DB=sqlite $(PY) -m pytest -q -m "not postgres" tests/unit tests/integration/master
+
+clean:
+	rm -rf $(VENV) build *.egg-info

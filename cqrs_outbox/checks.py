@@ -1,0 +1,192 @@
+"""System checks: every misconfiguration is reported with an id and a hint."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from cqrs_outbox import conf
+from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
+
+ALL_FIELDS = "__all__"
+
+
+def _models(kind: str) -> list:
+    from cqrs_outbox.mixins import RawMasterMixin, RawReplicaMixin
+
+    base = RawMasterMixin if kind == "master" else RawReplicaMixin
+    found = [m for m in apps.get_models() if issubclass(m, base)]
+    registry = MasterRegistry if kind == "master" else ReplicaRegistry
+    found += [m for m in registry.models.values() if m not in found]
+    return found
+
+
+def _message(problem: conf.Problem, obj: Any = None) -> checks.CheckMessage:
+    cls = checks.Warning if problem.warning else checks.Error
+    return cls(problem.msg, hint=problem.hint, obj=obj, id=problem.id)
+
+
+@checks.register("cqrs_outbox")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    """Check the `CQRS` settings dict."""
+    if not (_models("master") or _models("replica")) and not hasattr(settings, "CQRS"):
+        return []
+    if not hasattr(settings, "CQRS"):
+        return [
+            checks.Error(
+                "settings.CQRS is missing, but the project has CQRS models.",
+                hint="Add CQRS = {'url': 'amqp://user:password@host:5672/vhost'} to settings "
+                "(and 'queue': '<name>' on a replica service).",
+                id="cqrs_outbox.E001",
+            )
+        ]
+    found = [_message(p) for p in conf.problems(settings.CQRS)]
+    if _models("replica") and isinstance(settings.CQRS, dict) and not settings.CQRS.get("queue"):
+        found.append(
+            checks.Error(
+                "CQRS['queue'] is not set, but the project has replica models.",
+                hint="Set CQRS['queue'] to this replica service's queue name, e.g. 'orders_replica'.",
+                id="cqrs_outbox.E016",
+            )
+        )
+    return found
+
+
+def _field_names(model: Any) -> set:
+    return {f.name for f in model._meta.fields}
+
+
+def _names_problems(model: Any, names: Any, attr: str, need_pk: bool) -> Iterable[checks.Error]:
+    if isinstance(names, str) or not isinstance(names, (list, tuple, set)):
+        yield checks.Error(
+            f"{attr} of {model.__name__} must be '__all__' or a list of field names.",
+            hint=f"Set {attr} = '__all__' or a list such as ['id', 'name'].",
+            obj=model,
+            id="cqrs_outbox.E012",
+        )
+        return
+    names = list(names)
+    if len(set(names)) != len(names):
+        yield checks.Error(
+            f"{attr} of {model.__name__} names a field twice.",
+            hint="Remove the duplicate names.",
+            obj=model,
+            id="cqrs_outbox.E012",
+        )
+    unknown = sorted(set(names) - _field_names(model))
+    if unknown:
+        yield checks.Error(
+            f"{attr} of {model.__name__} names fields the model lacks: {', '.join(unknown)}.",
+            hint="Use field names of the model: " + ", ".join(sorted(_field_names(model))) + ".",
+            obj=model,
+            id="cqrs_outbox.E012",
+        )
+    if need_pk and model._meta.pk.name not in names:
+        yield checks.Error(
+            f"{attr} of {model.__name__} does not include the primary key "
+            f"'{model._meta.pk.name}'.",
+            hint=f"Add '{model._meta.pk.name}' to {attr}: replicas find rows by it.",
+            obj=model,
+            id="cqrs_outbox.E013",
+        )
+
+
+def _cqrs_id_problems(model: Any) -> list:
+    if isinstance(model.CQRS_ID, str) and model.CQRS_ID:
+        return []
+    return [
+        checks.Error(
+            f"{model.__name__} has no CQRS_ID.",
+            hint="Set CQRS_ID to a string that names this model on every service, "
+            "e.g. CQRS_ID = 'author'.",
+            obj=model,
+            id="cqrs_outbox.E010",
+        )
+    ]
+
+
+def _serializer_problems(model: Any) -> list:
+    if model.CQRS_SERIALIZER is None:
+        return list(_fields_problems(model))
+    found = []
+    if model.CQRS_FIELDS != ALL_FIELDS:
+        found.append(
+            checks.Error(
+                f"{model.__name__} sets both CQRS_FIELDS and CQRS_SERIALIZER.",
+                hint="Keep one: the serializer decides the fields when it is set.",
+                obj=model,
+                id="cqrs_outbox.E014",
+            )
+        )
+    try:
+        import_string(model.CQRS_SERIALIZER)
+    except ImportError:
+        found.append(
+            checks.Error(
+                f"CQRS_SERIALIZER {model.CQRS_SERIALIZER!r} of {model.__name__} cannot be "
+                "imported.",
+                hint="Give the dotted path of a serializer class, e.g. 'app.serializers.Author'.",
+                obj=model,
+                id="cqrs_outbox.E015",
+            )
+        )
+    return found
+
+
+def _fields_problems(model: Any) -> Iterable[checks.Error]:
+    if model.CQRS_FIELDS == ALL_FIELDS:
+        return []
+    return _names_problems(model, model.CQRS_FIELDS, "CQRS_FIELDS", need_pk=True)
+
+
+def _tracked_problems(model: Any) -> Iterable[checks.Error]:
+    tracked = model.CQRS_TRACKED_FIELDS
+    if tracked is None or tracked == ALL_FIELDS:
+        return []
+    return _names_problems(model, tracked, "CQRS_TRACKED_FIELDS", need_pk=False)
+
+
+@checks.register("cqrs_outbox", checks.Tags.models)
+def check_models(app_configs: Any = None, **kwargs: Any) -> list:
+    """Check the CQRS attributes of master and replica models."""
+    found: list = []
+    for model in _models("master"):
+        found += _cqrs_id_problems(model)
+        found += _serializer_problems(model)
+        found += list(_tracked_problems(model))
+    for model in _models("replica"):
+        found += _cqrs_id_problems(model)
+        found += list(_mapping_problems(model))
+    for registry in (MasterRegistry, ReplicaRegistry):
+        for cqrs_id, first, second in registry.duplicates:
+            found.append(
+                checks.Error(
+                    f"CQRS_ID {cqrs_id!r} is used by two {registry.kind} models: "
+                    f"{first.__module__}.{first.__name__} and "
+                    f"{second.__module__}.{second.__name__}.",
+                    hint="Give each model its own CQRS_ID.",
+                    obj=second,
+                    id="cqrs_outbox.E011",
+                )
+            )
+    return found
+
+
+def _mapping_problems(model: Any) -> Iterable[checks.Error]:
+    mapping = getattr(model, "CQRS_MAPPING", None)
+    if mapping is None or not hasattr(model, "_meta"):
+        return []
+    if not isinstance(mapping, dict):
+        return [
+            checks.Error(
+                f"CQRS_MAPPING of {model.__name__} must be a dict.",
+                hint="Map master field names to this model's field names: {'name': 'title'}.",
+                obj=model,
+                id="cqrs_outbox.E017",
+            )
+        ]
+    return _names_problems(model, list(mapping.values()), "CQRS_MAPPING", need_pk=True)

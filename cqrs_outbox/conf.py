@@ -1,0 +1,329 @@
+"""The `CQRS` settings dict, validated once and read through one typed object.
+
+`problems()` lists what is wrong with the dict (the system checks report them);
+`get()` returns the typed settings and raises ConfigurationError when the dict is bad.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+from relay import contract
+from relay.exceptions import ConfigurationError
+from relay.urls import BrokerAddress, parse_broker_url
+
+DEFAULT_MESSAGE_TTL = 86400  # seconds
+DEFAULT_MAX_RETRIES = 30
+DEFAULT_RETRY_DELAY = 2  # seconds
+DEFAULT_DEAD_MESSAGE_TTL = 864000  # seconds
+DEFAULT_REPLICA_BATCH_SIZE = 100  # messages per apply transaction
+DEFAULT_PREFETCH_COUNT = 500  # unacknowledged messages per worker
+DEFAULT_TOMBSTONE_RETENTION = 7 * 86400  # seconds
+DEFAULT_RELAY_BATCH_SIZE = 500  # events per claim
+DEFAULT_POLL_INTERVAL = 1.0  # seconds
+DEFAULT_LEASE_TTL = 30.0  # seconds
+DEFAULT_MAX_ATTEMPTS = 10  # broker refusals before a row is marked failed
+DEFAULT_RETENTION = 7 * 86400  # seconds published rows are kept
+DEFAULT_PURGE_BATCH_SIZE = 5000  # rows per purge statement
+
+# django-cqrs keys that mean nothing here; they are reported as warnings, not errors,
+# so a settings module shared with django-cqrs services still passes the checks.
+IGNORED_KEYS = {"transport", "consumer_prefetch_count"}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One accepted key: its type check and default."""
+
+    kind: str  # 'int', 'num', 'bool', 'str', 'callable'
+    default: Any
+    nullable: bool = False
+    minimum: float = 0
+
+
+TOP_KEYS = {
+    "url": Key("str", None, nullable=True),
+    "host": Key("str", "localhost"),
+    "port": Key("int", 5672, minimum=1),
+    "user": Key("str", "guest"),
+    "password": Key("str", "guest"),
+    "vhost": Key("str", "/"),
+    "exchange": Key("str", contract.DEFAULT_EXCHANGE),
+    "queue": Key("str", None, nullable=True),
+}
+SECTION_KEYS = {
+    "master": {
+        "CQRS_AUTO_UPDATE_FIELDS": Key("bool", False),
+        "CQRS_MESSAGE_TTL": Key("int", DEFAULT_MESSAGE_TTL, nullable=True, minimum=1),
+        "correlation_function": Key("callable", None, nullable=True),
+        "meta_function": Key("callable", None, nullable=True),
+    },
+    "replica": {
+        "CQRS_MAX_RETRIES": Key("int", DEFAULT_MAX_RETRIES, nullable=True),
+        "CQRS_RETRY_DELAY": Key("int", DEFAULT_RETRY_DELAY),
+        "CQRS_QUERY_TIMEOUT": Key("int", 0),
+        "delay_queue_max_size": Key("int", None, nullable=True, minimum=1),
+        "dead_letter_queue": Key("str", None, nullable=True),
+        "dead_message_ttl": Key("int", DEFAULT_DEAD_MESSAGE_TTL, nullable=True, minimum=1),
+        "batch_size": Key("int", DEFAULT_REPLICA_BATCH_SIZE, minimum=1),
+        "prefetch_count": Key("int", DEFAULT_PREFETCH_COUNT, minimum=1),
+        "tombstone_retention": Key("int", DEFAULT_TOMBSTONE_RETENTION, minimum=1),
+    },
+    "relay": {
+        "batch_size": Key("int", DEFAULT_RELAY_BATCH_SIZE, minimum=1),
+        "poll_interval": Key("num", DEFAULT_POLL_INTERVAL, minimum=0.01),
+        "lease_ttl": Key("num", DEFAULT_LEASE_TTL, minimum=1),
+        "max_attempts": Key("int", DEFAULT_MAX_ATTEMPTS, minimum=1),
+        "retention": Key("int", DEFAULT_RETENTION, minimum=0),
+        "purge_batch_size": Key("int", DEFAULT_PURGE_BATCH_SIZE, minimum=1),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the settings, with the check id that reports it."""
+
+    id: str
+    msg: str
+    hint: str
+    warning: bool = False
+
+
+def _type_problem(path: str, key: Key, value: Any) -> Optional[Problem]:
+    if value is None:
+        if key.nullable:
+            return None
+        return Problem("cqrs_outbox.E004", f"{path} must not be None.", _hint(key))
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "num": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str) and bool(value),
+        "callable": callable(value) or isinstance(value, str),
+    }[key.kind]
+    if not ok:
+        return Problem("cqrs_outbox.E004", f"{path} has the wrong type: {value!r}.", _hint(key))
+    if key.kind in ("int", "num") and value < key.minimum:
+        return Problem(
+            "cqrs_outbox.E004", f"{path} must be at least {key.minimum}, got {value!r}.", _hint(key)
+        )
+    if key.kind == "callable" and isinstance(value, str):
+        try:
+            import_string(value)
+        except ImportError:
+            return Problem(
+                "cqrs_outbox.E005",
+                f"{path} names {value!r}, which cannot be imported.",
+                "Give a callable or the dotted path of an importable function.",
+            )
+    return None
+
+
+def _hint(key: Key) -> str:
+    kinds = {
+        "int": "an integer",
+        "num": "a number",
+        "bool": "True or False",
+        "str": "a non-empty string",
+        "callable": "a callable or its dotted path",
+    }
+    text = f"Use {kinds[key.kind]}"
+    if key.kind in ("int", "num"):
+        text += f" of at least {key.minimum}"
+    if key.nullable:
+        text += ", or None"
+    return text + f" (default {key.default!r})."
+
+
+def _section_problems(raw: dict, section: str) -> list[Problem]:
+    value = raw.get(section)
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [
+            Problem(
+                "cqrs_outbox.E002",
+                f"CQRS['{section}'] must be a dict, got {type(value).__name__}.",
+                f"Set CQRS['{section}'] to a dict of {section} settings, or remove it.",
+            )
+        ]
+    found = []
+    keys = SECTION_KEYS[section]
+    for name, item in value.items():
+        path = f"CQRS['{section}']['{name}']"
+        if name not in keys:
+            found.append(_unknown(path, keys))
+            continue
+        problem = _type_problem(path, keys[name], item)
+        if problem:
+            found.append(problem)
+    return found
+
+
+def _unknown(path: str, keys: dict) -> Problem:
+    return Problem(
+        "cqrs_outbox.E003",
+        f"{path} is not a known setting.",
+        "Known keys here: " + ", ".join(sorted(keys)) + ".",
+    )
+
+
+def problems(raw: Any) -> list[Problem]:
+    """List what is wrong with a `CQRS` settings dict (empty when it is valid)."""
+    if not isinstance(raw, dict):
+        return [
+            Problem(
+                "cqrs_outbox.E001",
+                f"settings.CQRS must be a dict, got {type(raw).__name__}.",
+                "Define CQRS = {'url': 'amqp://user:password@host:5672/vhost'} in settings.",
+            )
+        ]
+    found = []
+    for name, value in raw.items():
+        if name in IGNORED_KEYS:
+            found.append(_ignored(name))
+        elif name in SECTION_KEYS:
+            found.extend(_section_problems(raw, name))
+        elif name not in TOP_KEYS:
+            found.append(_unknown(f"CQRS['{name}']", {**TOP_KEYS, **SECTION_KEYS}))
+        else:
+            problem = _type_problem(f"CQRS['{name}']", TOP_KEYS[name], value)
+            found.extend([problem] if problem else [])
+    if isinstance(raw.get("url"), str):
+        try:
+            parse_broker_url(raw["url"], "CQRS['url']")
+        except ConfigurationError as exc:
+            found.append(
+                Problem(
+                    "cqrs_outbox.E006",
+                    str(exc),
+                    "Use amqp://user:password@host:5672/vhost (or amqps:// for TLS).",
+                )
+            )
+    return found
+
+
+def _ignored(name: str) -> Problem:
+    if name == "transport":
+        hint = (
+            "Remove CQRS['transport']: cqrs-outbox writes events to the outbox table and "
+            "`manage.py cqrs_relay` publishes them; the broker comes from CQRS['url']."
+        )
+    else:
+        hint = f"Remove CQRS['{name}']; use CQRS['replica']['prefetch_count'] instead."
+    return Problem("cqrs_outbox.W001", f"CQRS['{name}'] is a django-cqrs key and is ignored.", hint, True)
+
+
+@dataclass(frozen=True)
+class MasterSettings:
+    auto_update_fields: bool
+    message_ttl: Optional[int]
+    correlation_function: Optional[Callable[..., Any]]
+    meta_function: Optional[Callable[..., Any]]
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    max_retries: Optional[int]
+    retry_delay: int
+    query_timeout: int
+    delay_queue_max_size: Optional[int]
+    dead_letter_queue: str
+    dead_message_ttl: Optional[int]
+    batch_size: int
+    prefetch_count: int
+    tombstone_retention: int
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    batch_size: int
+    poll_interval: float
+    lease_ttl: float
+    max_attempts: int
+    retention: int
+    purge_batch_size: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated `CQRS` settings."""
+
+    broker: BrokerAddress
+    exchange: str
+    queue: Optional[str]
+    master: MasterSettings
+    replica: ReplicaSettings
+    relay: RelaySettings
+
+
+def _section(raw: dict, name: str) -> dict:
+    values = {key: spec.default for key, spec in SECTION_KEYS[name].items()}
+    values.update(raw.get(name) or {})
+    return values
+
+
+def _callable(value: Any) -> Optional[Callable[..., Any]]:
+    return import_string(value) if isinstance(value, str) else value
+
+
+def _broker(raw: dict) -> BrokerAddress:
+    if raw.get("url"):
+        return parse_broker_url(raw["url"], "CQRS['url']")
+    top = {key: raw.get(key, spec.default) for key, spec in TOP_KEYS.items()}
+    return BrokerAddress(
+        "amqp", top["host"], top["port"], top["user"], top["password"], top["vhost"]
+    )
+
+
+def build(raw: Any) -> Settings:
+    """Return typed settings for a `CQRS` dict; raise ConfigurationError if it is bad."""
+    errors = [p for p in problems(raw) if not p.warning]
+    if errors:
+        raise ConfigurationError(f"{errors[0].msg} {errors[0].hint}")
+    master, replica, relay = (_section(raw, n) for n in ("master", "replica", "relay"))
+    queue = raw.get("queue")
+    return Settings(
+        broker=_broker(raw),
+        exchange=raw.get("exchange") or contract.DEFAULT_EXCHANGE,
+        queue=queue,
+        master=MasterSettings(
+            auto_update_fields=master["CQRS_AUTO_UPDATE_FIELDS"],
+            message_ttl=master["CQRS_MESSAGE_TTL"],
+            correlation_function=_callable(master["correlation_function"]),
+            meta_function=_callable(master["meta_function"]),
+        ),
+        replica=ReplicaSettings(
+            max_retries=replica["CQRS_MAX_RETRIES"],
+            retry_delay=replica["CQRS_RETRY_DELAY"],
+            query_timeout=replica["CQRS_QUERY_TIMEOUT"],
+            delay_queue_max_size=replica["delay_queue_max_size"],
+            dead_letter_queue=replica["dead_letter_queue"] or f"dead_letter_{queue}",
+            dead_message_ttl=replica["dead_message_ttl"],
+            batch_size=replica["batch_size"],
+            prefetch_count=replica["prefetch_count"],
+            tombstone_retention=replica["tombstone_retention"],
+        ),
+        relay=RelaySettings(**relay),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get() -> Settings:
+    """Return the project's validated `CQRS` settings (cached until settings change)."""
+    return build(getattr(django_settings, "CQRS", {}))
+
+
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CQRS":
+        get.cache_clear()
+
+
+setting_changed.connect(_reset)

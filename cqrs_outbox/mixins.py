@@ -1,0 +1,193 @@
+"""Model mixins with django-cqrs's names: masters write events, replicas apply them."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from django.db import models, router, transaction
+from django.db.models import F
+
+from cqrs_outbox import conf, outbox, signals, tracker
+from cqrs_outbox.managers import MasterManager, ReplicaManager
+from cqrs_outbox.metas import MasterMeta, ReplicaMeta
+from relay import contract
+
+ALL_BASIC_FIELDS = "__all__"
+
+
+class RawMasterMixin(models.Model):
+    """Master behaviour without the registering metaclass; use `MasterMeta.register`."""
+
+    CQRS_ID: Optional[str] = None
+    CQRS_PRODUCE = True
+    CQRS_FIELDS: Any = ALL_BASIC_FIELDS
+    CQRS_SERIALIZER: Optional[str] = None
+    CQRS_TRACKED_FIELDS: Any = None
+
+    objects = models.Manager()
+    cqrs = MasterManager()
+
+    cqrs_revision = models.IntegerField(
+        default=0, help_text="Incremented once per transaction that changes the row."
+    )
+    cqrs_updated = models.DateTimeField(
+        auto_now=True, help_text="When the row last changed; sent with every event."
+    )
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save the row and write its event in one transaction."""
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            self._prepare_cqrs_save(using, kwargs)
+            super().save(*args, **kwargs)
+
+    def _prepare_cqrs_save(self, using: str, kwargs: dict) -> None:
+        update_fields = kwargs.get("update_fields")
+        auto = kwargs.pop("update_cqrs_fields", conf.get().master.auto_update_fields)
+        key = outbox.event_key(self.CQRS_ID, self.pk, contract.SIGNAL_SAVE)
+        first = self._state.adding or outbox.pending_event(using, key) is None
+        tracker.capture(self, first_in_transaction=first)
+        if update_fields is not None:
+            if not auto:
+                return
+            kwargs["update_fields"] = set(update_fields) | {"cqrs_revision", "cqrs_updated"}
+        if self._state.adding:
+            return
+        # A later save in the same transaction keeps the revision the first one set;
+        # F() rather than the value in memory, which another object may have left stale.
+        self.cqrs_revision = F("cqrs_revision") + 1 if first else F("cqrs_revision")
+
+    @property
+    def cqrs_saves_count(self) -> int:
+        """How many events this instance has pending in the current transaction (0 or 1)."""
+        using = self._state.db or router.db_for_write(type(self), instance=self)
+        key = outbox.event_key(self.CQRS_ID, self.pk, contract.SIGNAL_SAVE)
+        return int(outbox.pending_event(using, key) is not None)
+
+    @property
+    def is_initial_cqrs_save(self) -> bool:
+        """True when no event of this instance is pending in the current transaction."""
+        return self.cqrs_saves_count == 0
+
+    def reset_cqrs_saves_count(self) -> None:
+        """Forget this instance's pending event, so its next save writes a new one."""
+        using = self._state.db or router.db_for_write(type(self), instance=self)
+        outbox.forget(using, self.CQRS_ID, self.pk)
+
+    def to_cqrs_dict(self, using: Optional[str] = None, sync: bool = False) -> dict:
+        """Return `instance_data` as the next event would carry it."""
+        from cqrs_outbox import serialization
+
+        alias = using or self._state.db or router.db_for_write(type(self), instance=self)
+        return serialization.instance_data(self, alias, fetch=not sync)
+
+    def get_tracked_fields_data(self) -> Optional[dict]:
+        """Return the previous values of the tracked fields that changed."""
+        return tracker.previous_data(self)
+
+    def cqrs_sync(self, using: Optional[str] = None, queue: Optional[str] = None) -> bool:
+        """Write a SYNC event of the row as it is now, to every replica or to `queue`.
+
+        The row is read under `SELECT ... FOR UPDATE`, so the SYNC cannot overtake a newer
+        revision being written by another transaction. Returns False if the row is gone.
+        """
+        if self._state.adding:
+            return False
+        model_cls = type(self)
+        alias = using or self._state.db or router.db_for_write(model_cls, instance=self)
+        with transaction.atomic(using=alias, savepoint=False):
+            qs = model_cls.relate_cqrs_serialization(model_cls._default_manager.using(alias))
+            fresh = qs.select_for_update(of=("self",)).filter(pk=self.pk).first()
+            if fresh is None:
+                return False
+            signals.write_save(model_cls, fresh, alias, sync=True, queue=queue)
+        return True
+
+    def is_sync_instance(self) -> bool:
+        """Return False to keep this instance's changes from being published."""
+        return True
+
+    def get_cqrs_meta(self, **kwargs: Any) -> dict:
+        """Return metadata for the event; calls the `meta_function` setting by default."""
+        func = conf.get().master.meta_function
+        return func(obj=self, **kwargs) if func else {}
+
+    @classmethod
+    def relate_cqrs_serialization(cls, queryset: models.QuerySet) -> models.QuerySet:
+        """Return `queryset` prepared for CQRS_SERIALIZER (select_related and so on)."""
+        return queryset
+
+    def get_custom_cqrs_delete_data(self) -> Any:
+        """Return extra data sent as `custom` in the DELETE event."""
+        return None
+
+    @classmethod
+    def call_post_bulk_create(cls, instances: list, using: Optional[str] = None) -> None:
+        """Write SAVE events for instances created in bulk."""
+        signals.post_bulk_create.send(cls, instances=instances, using=using)
+
+    @classmethod
+    def call_post_update(cls, instances: list, using: Optional[str] = None) -> None:
+        """Write SAVE events for instances updated in bulk."""
+        signals.post_update.send(cls, instances=instances, using=using)
+
+
+class MasterMixin(RawMasterMixin, metaclass=MasterMeta):
+    """A model whose changes are published to its replicas through the outbox."""
+
+    class Meta:
+        abstract = True
+
+
+class RawReplicaMixin:
+    """Replica behaviour for models that take the data themselves (no database rows)."""
+
+    CQRS_ID: Optional[str] = None
+    CQRS_NO_DB_OPERATIONS = True
+    CQRS_META = False
+    CQRS_ONLY_DIRECT_SYNCS = False
+
+    @classmethod
+    def cqrs_save(cls, master_data: dict, **kwargs: Any) -> Any:
+        """Take a SAVE or SYNC; override it."""
+        raise NotImplementedError(f"{cls.__name__}.cqrs_save() must be implemented")
+
+    @classmethod
+    def cqrs_delete(cls, master_data: dict, **kwargs: Any) -> Any:
+        """Take a DELETE; override it."""
+        raise NotImplementedError(f"{cls.__name__}.cqrs_delete() must be implemented")
+
+    @staticmethod
+    def should_retry_cqrs(current_retry: int, exception: Optional[BaseException] = None) -> bool:
+        """Return True while a failed message should be retried."""
+        max_retries = conf.get().replica.max_retries
+        return max_retries is None or current_retry < max_retries
+
+    @staticmethod
+    def get_cqrs_retry_delay(current_retry: int) -> int:
+        """Return the seconds to wait before the next retry."""
+        return conf.get().replica.retry_delay
+
+
+class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
+    """A read-only copy of a master model, kept up to date by `cqrs_consume`."""
+
+    CQRS_ID: Optional[str] = None
+    CQRS_MAPPING: Optional[dict] = None
+    CQRS_CUSTOM_SERIALIZATION = False
+    CQRS_SELECT_FOR_UPDATE = False
+    CQRS_NO_DB_OPERATIONS = False
+    CQRS_META = False
+    CQRS_ONLY_DIRECT_SYNCS = False
+
+    objects = models.Manager()
+    cqrs = ReplicaManager()
+
+    cqrs_revision = models.IntegerField()
+    cqrs_updated = models.DateTimeField()
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,95 @@
+"""Tables of the app: the outbox (master), relay leases, and replica tombstones.
+
+Their names and meaning are the contract in `relay.contract`; the relay reads and writes
+them with SQL of its own and never imports these classes.
+"""
+
+from django.db import models
+from django.utils import timezone
+
+from relay import contract
+
+
+class OutboxEvent(models.Model):
+    """One CQRS event, written in the same transaction as the change it describes."""
+
+    STATUS_CHOICES = [(s, s) for s in contract.STATUSES]
+    SIGNAL_CHOICES = [(s, s) for s in contract.SIGNAL_TYPES]
+
+    id = models.BigAutoField(primary_key=True)
+    cqrs_id = models.CharField(max_length=255)
+    instance_pk = models.CharField(max_length=255)
+    signal_type = models.CharField(max_length=8, choices=SIGNAL_CHOICES)
+    revision = models.BigIntegerField()
+    partition = models.SmallIntegerField()
+    routing_key = models.CharField(max_length=512)
+    payload = models.TextField(help_text="The exact JSON body the relay publishes.")
+    correlation_id = models.CharField(max_length=255, null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=STATUS_CHOICES, default=contract.STATUS_PENDING
+    )
+    attempts = models.IntegerField(default=0)
+    available_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = contract.OUTBOX_TABLE
+        verbose_name = "outbox event"
+        ordering = ["-id"]
+        permissions = [("replay_outboxevent", "Can replay and retry outbox events")]
+        indexes = [
+            # The relay's hot path: pending rows of a partition in id order. Partial, so
+            # it stays as small as the backlog however large the table grows.
+            models.Index(
+                fields=["partition", "id"],
+                name="cqrs_outbox_pending_idx",
+                condition=models.Q(status=contract.STATUS_PENDING),
+            ),
+            models.Index(
+                fields=["published_at"],
+                name="cqrs_outbox_published_idx",
+                condition=models.Q(status=contract.STATUS_PUBLISHED),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.signal_type} {self.cqrs_id}:{self.instance_pk} r{self.revision} #{self.id}"
+
+
+class Lease(models.Model):
+    """Which relay owns a partition of the outbox, until when."""
+
+    partition = models.SmallIntegerField(primary_key=True)
+    owner = models.CharField(max_length=255, blank=True, default="")
+    token = models.CharField(max_length=64, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = contract.LEASE_TABLE
+        ordering = ["partition"]
+
+    def __str__(self) -> str:
+        return f"partition {self.partition}: {self.owner or 'free'}"
+
+
+class Tombstone(models.Model):
+    """A replica's memory of a deleted row, so an older SAVE cannot bring it back."""
+
+    id = models.BigAutoField(primary_key=True)
+    cqrs_id = models.CharField(max_length=255)
+    instance_pk = models.CharField(max_length=255)
+    revision = models.BigIntegerField()
+    deleted_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = contract.TOMBSTONE_TABLE
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cqrs_id", "instance_pk"], name="cqrs_outbox_tombstone_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cqrs_id}:{self.instance_pk} deleted at r{self.revision}"

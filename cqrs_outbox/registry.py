@@ -1,0 +1,41 @@
+"""Which models are masters and replicas, by CQRS_ID."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from django.db import models
+
+logger = logging.getLogger(__name__)
+
+
+class Registry:
+    """Models by CQRS_ID. A second model with the same id is recorded, not raised:
+    the system checks report it with the two model names."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.models: dict[str, type[models.Model]] = {}
+        self.duplicates: list[tuple[str, type[models.Model], type[models.Model]]] = []
+
+    def register_model(self, model_cls: type[models.Model]) -> None:
+        """Register `model_cls` under its CQRS_ID."""
+        cqrs_id = model_cls.CQRS_ID
+        known = self.models.get(cqrs_id)
+        if known is not None and known is not model_cls and _label(known) != _label(model_cls):
+            self.duplicates.append((cqrs_id, known, model_cls))
+            return
+        self.models[cqrs_id] = model_cls
+
+    def get_model_by_cqrs_id(self, cqrs_id: str) -> Optional[type[models.Model]]:
+        """Return the model registered as `cqrs_id`, or None."""
+        return self.models.get(cqrs_id)
+
+
+def _label(model_cls: type[models.Model]) -> str:
+    return f"{model_cls.__module__}.{model_cls.__qualname__}"
+
+
+MasterRegistry = Registry("master")
+ReplicaRegistry = Registry("replica")

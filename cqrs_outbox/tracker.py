@@ -1,0 +1,84 @@
+"""Remember the values of CQRS_TRACKED_FIELDS as loaded, for `previous_data`."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from django.db import models
+from django.db.models.signals import post_init, post_save
+
+from relay.contract import json_value
+
+ALL_FIELDS = "__all__"
+SNAPSHOT_ATTR = "_cqrs_tracked_snapshot"
+PREVIOUS_ATTR = "_cqrs_previous_data"
+_MISSING = object()
+
+
+def tracked_fields(model_cls: type[models.Model]) -> list[models.Field]:
+    """Return the concrete fields named by CQRS_TRACKED_FIELDS."""
+    declared = model_cls.CQRS_TRACKED_FIELDS
+    fields = model_cls._meta.concrete_fields
+    if declared == ALL_FIELDS:
+        return list(fields)
+    names = set(declared or ())
+    return [f for f in fields if f.name in names]
+
+
+def _values(instance: models.Model) -> dict[str, Any]:
+    values = {}
+    loaded = instance.__dict__
+    for f in tracked_fields(type(instance)):
+        # Deferred fields are not loaded (reading them would query); F() values are
+        # unknown until read back. Neither is compared.
+        value = loaded.get(f.attname, _MISSING)
+        if value is not _MISSING and not hasattr(value, "resolve_expression"):
+            values[f.name] = json_value(value)
+    return values
+
+
+def _snapshot(sender: Any, instance: models.Model, **kwargs: Any) -> None:
+    # `from_db` clears `_state.adding` only after __init__, so decide at capture time.
+    instance.__dict__[SNAPSHOT_ATTR] = _values(instance)
+
+
+def _after_save(sender: Any, instance: models.Model, **kwargs: Any) -> None:
+    instance.__dict__[SNAPSHOT_ATTR] = _values(instance)
+
+
+def install(model_cls: type[models.Model]) -> None:
+    """Start tracking `model_cls` instances."""
+    post_init.connect(_snapshot, sender=model_cls, weak=False)
+    # Connected after the CQRS handler (registered later), so the event sees the old values.
+    post_save.connect(_after_save, sender=model_cls, weak=False, dispatch_uid=f"cqrs-track-{id(model_cls)}")
+
+
+def capture(instance: models.Model, first_in_transaction: bool) -> Optional[dict]:
+    """Store and return the changed tracked fields with their previous values.
+
+    A later save in the same transaction adds its changes but keeps the values from
+    before the transaction, because the one event of the transaction replaces both.
+    """
+    if SNAPSHOT_ATTR not in instance.__dict__:
+        return None
+    before = instance.__dict__[SNAPSHOT_ATTR]
+    current = _values(instance)
+    if instance._state.adding:
+        changed = {name: None for name, value in current.items() if value is not None}
+    else:
+        changed = {n: before.get(n) for n, v in current.items() if before.get(n) != v}
+    if not first_in_transaction:
+        changed.update(instance.__dict__.get(PREVIOUS_ATTR) or {})
+    instance.__dict__[PREVIOUS_ATTR] = changed
+    return changed
+
+
+def previous_data(instance: models.Model) -> Optional[dict]:
+    """Return what `capture` stored, or None for untracked models."""
+    return instance.__dict__.get(PREVIOUS_ATTR)
+
+
+def carry_over(old: models.Model, new: models.Model) -> None:
+    """Set `new`'s previous data to every tracked value `old` had, as django-cqrs's
+    bulk update does."""
+    new.__dict__[PREVIOUS_ATTR] = _values(old)

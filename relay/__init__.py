@@ -1,0 +1,1 @@
+"""The outbox relay: drains committed CQRS events to RabbitMQ. Imports nothing from Django."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MasterConfig(AppConfig):
+    name = "tests.testproject.master"
+    label = "master"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReplicaConfig(AppConfig):
+    name = "tests.testproject.replica"
+    label = "replica"

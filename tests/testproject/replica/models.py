@@ -1,0 +1,1 @@
+"""Replica models of the test project (filled in with the replica side)."""

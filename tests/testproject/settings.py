@@ -1,0 +1,84 @@
+"""Settings of the test project: master and replica apps on SQLite or PostgreSQL.
+
+CQRS_TEST_DB=sqlite|postgres picks the database (default postgres); the addresses of the
+services come from PGHOST/PGPORT/PGUSER and CQRS_BROKER_URL, with this machine's defaults.
+"""
+
+import os
+
+SECRET_KEY = "test-only"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "cqrs_outbox",
+    "tests.testproject.master",
+    "tests.testproject.replica",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.testproject.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DB_KIND = os.environ.get("CQRS_TEST_DB", "postgres")
+DB_NAME = os.environ.get("CQRS_TEST_DB_NAME", "cqrs_outbox")
+
+
+def _database(suffix: str) -> dict:
+    if DB_KIND == "sqlite":
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": f"/tmp/{DB_NAME}{suffix}.sqlite3",
+            "TEST": {"NAME": f"/tmp/test_{DB_NAME}{suffix}.sqlite3"},
+        }
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": f"{DB_NAME}{suffix}",
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": os.environ.get("PGPORT", "5432"),
+        "USER": os.environ.get("PGUSER", "postgres"),
+        "PASSWORD": os.environ.get("PGPASSWORD", ""),
+    }
+
+
+DATABASES = {"default": _database(""), "other": _database("_other")}
+
+CQRS = {
+    "url": os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+    "exchange": os.environ.get("CQRS_TEST_EXCHANGE", "cqrs_test"),
+    "queue": os.environ.get("CQRS_TEST_QUEUE", "cqrs_test_replica"),
+    "master": {"CQRS_MESSAGE_TTL": 3600},
+    "replica": {"CQRS_MAX_RETRIES": 3, "CQRS_RETRY_DELAY": 1},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"cqrs_outbox": {"handlers": ["console"], "level": "WARNING"}},
+}
