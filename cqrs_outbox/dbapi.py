@@ -1,0 +1,14 @@
+"""Hand a Django database connection to the framework-free relay store."""
+
+from __future__ import annotations
+
+from django.db import connections
+
+from relay.db import Database
+
+
+def database(alias: str = "default") -> Database:
+    """Return a `relay.db.Database` over Django's connection `alias`."""
+    connection = connections[alias]
+    connection.ensure_connection()
+    return Database(connection=connection, vendor=connection.vendor, paramstyle="format")
