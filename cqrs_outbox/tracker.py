@@ -64,7 +64,9 @@ def capture(instance: models.Model, first_in_transaction: bool) -> Optional[dict
     before = instance.__dict__[SNAPSHOT_ATTR]
     current = _values(instance)
     if instance._state.adding:
-        changed = {name: None for name, value in current.items() if value is not None}
+        # django-cqrs names foreign keys by attname (author_id) on create only.
+        attnames = {f.name: f.attname for f in tracked_fields(type(instance))}
+        changed = {attnames[n]: None for n, value in current.items() if value is not None}
     else:
         changed = {n: before.get(n) for n, v in current.items() if before.get(n) != v}
     if not first_in_transaction:

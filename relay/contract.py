@@ -7,6 +7,7 @@ django-cqrs peers read.
 
 from __future__ import annotations
 
+import decimal
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -107,6 +108,13 @@ class Envelope:
         return dumps(self.to_dict())
 
 
+def _encode_other(value: Any) -> Any:
+    # django-cqrs sends Decimal as a JSON number; anything else JSON lacks goes as text.
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return str(value)
+
+
 def dumps(body: dict) -> str:
-    """Serialise a body compactly; values JSON cannot hold become their `str()`."""
-    return json.dumps(body, separators=(",", ":"), default=str, ensure_ascii=False)
+    """Serialise a body compactly, with the value forms django-cqrs peers expect."""
+    return json.dumps(body, separators=(",", ":"), default=_encode_other, ensure_ascii=False)

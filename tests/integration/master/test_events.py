@@ -221,7 +221,7 @@ def test_tracked_fields__previous_data(outbox_rows):
     obj.status = "untracked"
     obj.save()
     rows = [r for r in outbox_rows() if r["cqrs_id"] == "tracked"]
-    assert rows[0]["body"]["previous_data"] == {"name": None, "author": None}
+    assert rows[0]["body"]["previous_data"] == {"name": None, "author_id": None}
     assert rows[1]["body"]["previous_data"] == {"name": "one"}
 
 
@@ -261,7 +261,7 @@ def test_all_field_types__value_forms(outbox_rows):
     assert data["date_field"] == "2024-05-06"
     assert data["datetime_field"] == str(moment)
     assert data["uuid_field"] == str(value)
-    assert data["decimal_field"] == "12.50"
+    assert data["decimal_field"] == 12.5  # a JSON number, as django-cqrs sends it
     assert data["json_field"] == {"a": [1, 2]}
     assert data["author"] == author.pk
     assert data["id"] == obj.pk

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PeerConfig(AppConfig):
+    name = "tests.integration.master.djcqrs_peer"
+    label = "peer_master"
