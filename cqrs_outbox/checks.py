@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
@@ -49,7 +50,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         found.append(
             checks.Error(
                 "CQRS['queue'] is not set, but the project has replica models.",
-                hint="Set CQRS['queue'] to this replica service's queue name, e.g. 'orders_replica'.",
+                hint="Set CQRS['queue'] to this replica service's queue name, "
+                "e.g. 'orders_replica'.",
                 id="cqrs_outbox.E016",
             )
         )

@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
@@ -96,7 +97,7 @@ class Problem:
     warning: bool = False
 
 
-def _type_problem(path: str, key: Key, value: Any) -> Optional[Problem]:
+def _type_problem(path: str, key: Key, value: Any) -> Problem | None:
     if value is None:
         if key.nullable:
             return None
@@ -218,25 +219,26 @@ def _ignored(name: str) -> Problem:
         )
     else:
         hint = f"Remove CQRS['{name}']; use CQRS['replica']['prefetch_count'] instead."
-    return Problem("cqrs_outbox.W001", f"CQRS['{name}'] is a django-cqrs key and is ignored.", hint, True)
+    message = f"CQRS['{name}'] is a django-cqrs key and is ignored."
+    return Problem("cqrs_outbox.W001", message, hint, warning=True)
 
 
 @dataclass(frozen=True)
 class MasterSettings:
     auto_update_fields: bool
-    message_ttl: Optional[int]
-    correlation_function: Optional[Callable[..., Any]]
-    meta_function: Optional[Callable[..., Any]]
+    message_ttl: int | None
+    correlation_function: Callable[..., Any] | None
+    meta_function: Callable[..., Any] | None
 
 
 @dataclass(frozen=True)
 class ReplicaSettings:
-    max_retries: Optional[int]
+    max_retries: int | None
     retry_delay: int
     query_timeout: int
-    delay_queue_max_size: Optional[int]
+    delay_queue_max_size: int | None
     dead_letter_queue: str
-    dead_message_ttl: Optional[int]
+    dead_message_ttl: int | None
     batch_size: int
     prefetch_count: int
     tombstone_retention: int
@@ -258,7 +260,7 @@ class Settings:
 
     broker: BrokerAddress
     exchange: str
-    queue: Optional[str]
+    queue: str | None
     master: MasterSettings
     replica: ReplicaSettings
     relay: RelaySettings
@@ -270,7 +272,7 @@ def _section(raw: dict, name: str) -> dict:
     return values
 
 
-def _callable(value: Any) -> Optional[Callable[..., Any]]:
+def _callable(value: Any) -> Callable[..., Any] | None:
     return import_string(value) if isinstance(value, str) else value
 
 

@@ -34,7 +34,8 @@ class MasterManager(models.Manager):
             ids = list(queryset.values_list("pk", flat=True))
             before = {}
             if hasattr(model, "CQRS_TRACKED_FIELDS") and model.CQRS_TRACKED_FIELDS is not None:
-                before = {o.pk: o for o in model._default_manager.using(queryset.db).filter(pk__in=ids)}
+                rows = model._default_manager.using(queryset.db).filter(pk__in=ids)
+                before = {o.pk: o for o in rows}
             result = queryset.update(
                 cqrs_revision=F("cqrs_revision") + 1, cqrs_updated=timezone.now(), **kwargs
             )

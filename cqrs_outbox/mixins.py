@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from django.db import models, router, transaction
 from django.db.models import F
@@ -18,10 +18,10 @@ ALL_BASIC_FIELDS = "__all__"
 class RawMasterMixin(models.Model):
     """Master behaviour without the registering metaclass; use `MasterMeta.register`."""
 
-    CQRS_ID: Optional[str] = None
+    CQRS_ID: str | None = None
     CQRS_PRODUCE = True
     CQRS_FIELDS: Any = ALL_BASIC_FIELDS
-    CQRS_SERIALIZER: Optional[str] = None
+    CQRS_SERIALIZER: str | None = None
     CQRS_TRACKED_FIELDS: Any = None
 
     objects = models.Manager()
@@ -77,18 +77,18 @@ class RawMasterMixin(models.Model):
         using = self._state.db or router.db_for_write(type(self), instance=self)
         outbox.forget(using, self.CQRS_ID, self.pk)
 
-    def to_cqrs_dict(self, using: Optional[str] = None, sync: bool = False) -> dict:
+    def to_cqrs_dict(self, using: str | None = None, sync: bool = False) -> dict:
         """Return `instance_data` as the next event would carry it."""
         from cqrs_outbox import serialization
 
         alias = using or self._state.db or router.db_for_write(type(self), instance=self)
         return serialization.instance_data(self, alias, fetch=not sync)
 
-    def get_tracked_fields_data(self) -> Optional[dict]:
+    def get_tracked_fields_data(self) -> dict | None:
         """Return the previous values of the tracked fields that changed."""
         return tracker.previous_data(self)
 
-    def cqrs_sync(self, using: Optional[str] = None, queue: Optional[str] = None) -> bool:
+    def cqrs_sync(self, using: str | None = None, queue: str | None = None) -> bool:
         """Write a SYNC event of the row as it is now, to every replica or to `queue`.
 
         The row is read under `SELECT ... FOR UPDATE`, so the SYNC cannot overtake a newer
@@ -125,12 +125,12 @@ class RawMasterMixin(models.Model):
         return None
 
     @classmethod
-    def call_post_bulk_create(cls, instances: list, using: Optional[str] = None) -> None:
+    def call_post_bulk_create(cls, instances: list, using: str | None = None) -> None:
         """Write SAVE events for instances created in bulk."""
         signals.post_bulk_create.send(cls, instances=instances, using=using)
 
     @classmethod
-    def call_post_update(cls, instances: list, using: Optional[str] = None) -> None:
+    def call_post_update(cls, instances: list, using: str | None = None) -> None:
         """Write SAVE events for instances updated in bulk."""
         signals.post_update.send(cls, instances=instances, using=using)
 
@@ -145,7 +145,7 @@ class MasterMixin(RawMasterMixin, metaclass=MasterMeta):
 class RawReplicaMixin:
     """Replica behaviour for models that take the data themselves (no database rows)."""
 
-    CQRS_ID: Optional[str] = None
+    CQRS_ID: str | None = None
     CQRS_NO_DB_OPERATIONS = True
     CQRS_META = False
     CQRS_ONLY_DIRECT_SYNCS = False
@@ -161,7 +161,7 @@ class RawReplicaMixin:
         raise NotImplementedError(f"{cls.__name__}.cqrs_delete() must be implemented")
 
     @staticmethod
-    def should_retry_cqrs(current_retry: int, exception: Optional[BaseException] = None) -> bool:
+    def should_retry_cqrs(current_retry: int, exception: BaseException | None = None) -> bool:
         """Return True while a failed message should be retried."""
         max_retries = conf.get().replica.max_retries
         return max_retries is None or current_retry < max_retries
@@ -175,8 +175,8 @@ class RawReplicaMixin:
 class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
     """A read-only copy of a master model, kept up to date by `cqrs_consume`."""
 
-    CQRS_ID: Optional[str] = None
-    CQRS_MAPPING: Optional[dict] = None
+    CQRS_ID: str | None = None
+    CQRS_MAPPING: dict | None = None
     CQRS_CUSTOM_SERIALIZATION = False
     CQRS_SELECT_FOR_UPDATE = False
     CQRS_NO_DB_OPERATIONS = False

@@ -9,7 +9,8 @@ savepoint rollbacks exactly as Django's own callbacks do.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.db import connections, transaction
 from django.utils import timezone
@@ -22,12 +23,12 @@ Key = tuple  # (cqrs_id, instance_pk text, signal_type, queue)
 _local = threading.local()
 
 
-def event_key(cqrs_id: str, pk: Any, signal_type: str, queue: Optional[str] = None) -> Key:
+def event_key(cqrs_id: str, pk: Any, signal_type: str, queue: str | None = None) -> Key:
     """Return the key under which one transaction keeps one event."""
     return (cqrs_id, str(pk), signal_type, queue)
 
 
-def build_row(envelope: contract.Envelope, revision: int, queue: Optional[str]) -> OutboxEvent:
+def build_row(envelope: contract.Envelope, revision: int, queue: str | None) -> OutboxEvent:
     """Return an unsaved outbox row for `envelope`."""
     pk = str(envelope.instance_pk)
     correlation = envelope.correlation_id
@@ -55,7 +56,7 @@ def _alive(alias: str, marker: Callable[[], None]) -> bool:
     return conn.in_atomic_block and any(item[1] is marker for item in conn.run_on_commit)
 
 
-def pending_event(alias: str, key: Key) -> Optional[int]:
+def pending_event(alias: str, key: Key) -> int | None:
     """Return the id of the event this transaction already wrote under `key`, if it stands."""
     entries = _entries(alias)
     entry = entries.get(key)
@@ -120,6 +121,6 @@ def write_many(alias: str, keyed_rows: Iterable[tuple[Key, OutboxEvent]]) -> lis
             fresh.append((key, row))
     if fresh:
         created = OutboxEvent.objects.using(alias).bulk_create([row for _, row in fresh])
-        _remember(alias, [(key, row.pk) for (key, _), row in zip(fresh, created)])
+        _remember(alias, [(key, row.pk) for (key, _), row in zip(fresh, created, strict=True)])
         ids.extend(row.pk for row in created)
     return ids

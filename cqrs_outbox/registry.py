@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 from django.db import models
 
@@ -28,7 +27,7 @@ class Registry:
             return
         self.models[cqrs_id] = model_cls
 
-    def get_model_by_cqrs_id(self, cqrs_id: str) -> Optional[type[models.Model]]:
+    def get_model_by_cqrs_id(self, cqrs_id: str) -> type[models.Model] | None:
         """Return the model registered as `cqrs_id`, or None."""
         return self.models.get(cqrs_id)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, Optional
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -21,7 +21,7 @@ def is_expression(value: Any) -> bool:
     return hasattr(value, "resolve_expression")
 
 
-def _included(model_cls: type[models.Model]) -> Optional[set]:
+def _included(model_cls: type[models.Model]) -> set | None:
     fields = model_cls.CQRS_FIELDS
     return None if fields == ALL_FIELDS else set(fields)
 
@@ -95,7 +95,7 @@ def delete_data(instance: models.Model, revision: int) -> dict:
     return data
 
 
-def expires_at(settings: conf.Settings) -> Optional[str]:
+def expires_at(settings: conf.Settings) -> str | None:
     """Return the `expires` value for an event written now."""
     ttl = settings.master.message_ttl
     if ttl is None:
@@ -105,14 +105,14 @@ def expires_at(settings: conf.Settings) -> Optional[str]:
 
 
 def correlation_id(settings: conf.Settings, signal_type: str, cqrs_id: str, pk: Any,
-                   queue: Optional[str]) -> Any:
+                   queue: str | None) -> Any:
     """Return the correlation id from the `correlation_function` setting, if any."""
     func = settings.master.correlation_function
     return func(signal_type, cqrs_id, pk, queue) if func else None
 
 
 def envelope(instance: models.Model, signal_type: str, data: dict,
-             previous: Optional[dict], queue: Optional[str] = None) -> contract.Envelope:
+             previous: dict | None, queue: str | None = None) -> contract.Envelope:
     """Build the envelope of one event of `instance`."""
     settings = conf.get()
     meta_kwargs = {"instance_data": data, "signal_type": signal_type}

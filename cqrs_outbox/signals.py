@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from django.db import models, router
 from django.dispatch import Signal
@@ -24,7 +24,7 @@ def _produces(sender: Any, instance: models.Model) -> bool:
 
 
 def write_save(sender: Any, instance: models.Model, using: str, sync: bool = False,
-               queue: Optional[str] = None) -> Optional[int]:
+               queue: str | None = None) -> int | None:
     """Write the SAVE (or SYNC) event of `instance` into the outbox; return its id."""
     if not _produces(sender, instance):
         return None
@@ -82,7 +82,7 @@ class MasterSignals:
         outbox.write(using, key, outbox.build_row(envelope, data["cqrs_revision"], None))
 
     @classmethod
-    def post_bulk(cls, sender: Any, instances: list, using: Optional[str] = None,
+    def post_bulk(cls, sender: Any, instances: list, using: str | None = None,
                   **kwargs: Any) -> None:
         if not sender.CQRS_PRODUCE:
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from django.db import models
 from django.db.models.signals import post_init, post_save
@@ -50,10 +50,12 @@ def install(model_cls: type[models.Model]) -> None:
     """Start tracking `model_cls` instances."""
     post_init.connect(_snapshot, sender=model_cls, weak=False)
     # Connected after the CQRS handler (registered later), so the event sees the old values.
-    post_save.connect(_after_save, sender=model_cls, weak=False, dispatch_uid=f"cqrs-track-{id(model_cls)}")
+    post_save.connect(
+        _after_save, sender=model_cls, weak=False, dispatch_uid=f"cqrs-track-{id(model_cls)}"
+    )
 
 
-def capture(instance: models.Model, first_in_transaction: bool) -> Optional[dict]:
+def capture(instance: models.Model, first_in_transaction: bool) -> dict | None:
     """Store and return the changed tracked fields with their previous values.
 
     A later save in the same transaction adds its changes but keeps the values from
@@ -75,7 +77,7 @@ def capture(instance: models.Model, first_in_transaction: bool) -> Optional[dict
     return changed
 
 
-def previous_data(instance: models.Model) -> Optional[dict]:
+def previous_data(instance: models.Model) -> dict | None:
     """Return what `capture` stored, or None for untracked models."""
     return instance.__dict__.get(PREVIOUS_ATTR)
 

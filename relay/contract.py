@@ -11,7 +11,7 @@ import decimal
 import json
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 # Tables (created by the Django app's migrations; the relay only reads and writes them).
 OUTBOX_TABLE = "cqrs_outbox_event"
@@ -60,7 +60,7 @@ def partition_for(cqrs_id: str, instance_pk: Any) -> int:
     return zlib.crc32(key) % PARTITIONS
 
 
-def routing_key(cqrs_id: str, queue: Optional[str] = None) -> str:
+def routing_key(cqrs_id: str, queue: str | None = None) -> str:
     """Return the routing key: the cqrs_id, or `cqrs.<queue>.<cqrs_id>` aimed at one queue."""
     if queue:
         return f"cqrs.{queue}.{cqrs_id}"
@@ -82,11 +82,11 @@ class Envelope:
     cqrs_id: str
     instance_data: dict
     instance_pk: Any
-    previous_data: Optional[dict] = None
+    previous_data: dict | None = None
     correlation_id: Any = None
     retries: int = 0
-    expires: Optional[str] = None
-    meta: Optional[dict] = None
+    expires: str | None = None
+    meta: dict | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:

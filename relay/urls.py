@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import quote, unquote, urlsplit
 
 from relay.exceptions import ConfigurationError
@@ -68,7 +67,7 @@ def parse_broker_url(url: str, setting: str = "url") -> BrokerAddress:
     )
 
 
-def redact(url: Optional[str]) -> str:
+def redact(url: str | None) -> str:
     """Return `url` with any password replaced by `***`."""
     if not url:
         return ""

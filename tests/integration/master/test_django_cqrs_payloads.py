@@ -45,10 +45,11 @@ def _stable(value):
 def test_bodies__same_keys_and_value_forms_as_django_cqrs(tmp_path):
     theirs = _django_cqrs_bodies(tmp_path)
     scenario.run(models)
-    ours = [json.loads(p) for p in OutboxEvent.objects.order_by("id").values_list("payload", flat=True)]
+    payloads = OutboxEvent.objects.order_by("id").values_list("payload", flat=True)
+    ours = [json.loads(p) for p in payloads]
     assert [(b["signal_type"], b["cqrs_id"]) for b in ours] == [
         (b["signal_type"], b["cqrs_id"]) for b in theirs
     ]
-    for our_body, their_body in zip(ours, theirs):
+    for our_body, their_body in zip(ours, theirs, strict=True):
         assert _shape(our_body) == _shape(their_body), our_body["cqrs_id"]
         assert _stable(our_body) == _stable(their_body), our_body["cqrs_id"]
