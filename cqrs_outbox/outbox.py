@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import connections, transaction
-from django.utils import timezone
 
-from cqrs_outbox.models import OutboxEvent
-from relay import contract
+from cqrs_outbox import dbapi
+from relay import contract, store
 
 Key = tuple  # (cqrs_id, instance_pk text, signal_type, queue)
 
@@ -28,11 +27,11 @@ def event_key(cqrs_id: str, pk: Any, signal_type: str, queue: str | None = None)
     return (cqrs_id, str(pk), signal_type, queue)
 
 
-def build_row(envelope: contract.Envelope, revision: int, queue: str | None) -> OutboxEvent:
-    """Return an unsaved outbox row for `envelope`."""
+def build_row(envelope: contract.Envelope, revision: int, queue: str | None) -> contract.NewEvent:
+    """Return the outbox row for `envelope`."""
     pk = str(envelope.instance_pk)
     correlation = envelope.correlation_id
-    return OutboxEvent(
+    return contract.NewEvent(
         cqrs_id=envelope.cqrs_id,
         instance_pk=pk,
         signal_type=envelope.signal_type,
@@ -94,24 +93,18 @@ def _remember(alias: str, keys_and_ids: list[tuple[Key, int]]) -> None:
     transaction.on_commit(committed, using=alias)
 
 
-def write(alias: str, key: Key, row: OutboxEvent) -> int:
+def write(alias: str, key: Key, row: contract.NewEvent) -> int:
     """Insert `row`, or rewrite the row this transaction already has under `key`."""
+    db = dbapi.database(alias)
     existing = pending_event(alias, key)
-    if existing is not None:
-        updated = OutboxEvent.objects.using(alias).filter(pk=existing).update(
-            payload=row.payload,
-            revision=row.revision,
-            correlation_id=row.correlation_id,
-            created_at=timezone.now(),
-        )
-        if updated:
-            return existing
-    row.save(using=alias, force_insert=True)
-    _remember(alias, [(key, row.pk)])
-    return row.pk
+    if existing is not None and store.rewrite_event(db, existing, row):
+        return existing
+    [event_id] = store.insert_events(db, [row])
+    _remember(alias, [(key, event_id)])
+    return event_id
 
 
-def write_many(alias: str, keyed_rows: Iterable[tuple[Key, OutboxEvent]]) -> list[int]:
+def write_many(alias: str, keyed_rows: Iterable[tuple[Key, contract.NewEvent]]) -> list[int]:
     """Write several events; new ones go in one INSERT."""
     fresh, ids = [], []
     for key, row in keyed_rows:
@@ -120,7 +113,8 @@ def write_many(alias: str, keyed_rows: Iterable[tuple[Key, OutboxEvent]]) -> lis
         else:
             fresh.append((key, row))
     if fresh:
-        created = OutboxEvent.objects.using(alias).bulk_create([row for _, row in fresh])
-        _remember(alias, [(key, row.pk) for (key, _), row in zip(fresh, created, strict=True)])
-        ids.extend(row.pk for row in created)
+        created = store.insert_events(dbapi.database(alias), [row for _, row in fresh])
+        keys = [key for key, _ in fresh]
+        _remember(alias, list(zip(keys, created, strict=True)))
+        ids.extend(created)
     return ids

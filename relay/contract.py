@@ -118,3 +118,17 @@ def _encode_other(value: Any) -> Any:
 def dumps(body: dict) -> str:
     """Serialise a body compactly, with the value forms django-cqrs peers expect."""
     return json.dumps(body, separators=(",", ":"), default=_encode_other, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to insert into the outbox (the columns the writer sets; the rest default)."""
+
+    cqrs_id: str
+    instance_pk: str
+    signal_type: str
+    revision: int
+    partition: int
+    routing_key: str
+    payload: str
+    correlation_id: str | None = None

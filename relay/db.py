@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 POSTGRESQL = "postgresql"
 SQLITE = "sqlite"
@@ -39,7 +40,7 @@ class Database:
         finally:
             cursor.close()
 
-    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Optional[tuple]:
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         """Run a query and return its first row, or None."""
         rows = self.fetchall(sql, params)
         return rows[0] if rows else None

@@ -8,8 +8,8 @@ these functions; none of them writes SQL of its own. Each function takes a
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from relay import contract
 from relay.db import Database, placeholders
@@ -27,7 +27,7 @@ def utcnow() -> datetime.datetime:
 class PartitionOwner:
     partition: int
     owner: str
-    expires_at: Optional[datetime.datetime]
+    expires_at: datetime.datetime | None
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,10 @@ class Summary:
 
     pending: int
     failed: int
-    oldest_pending_at: Optional[datetime.datetime]
+    oldest_pending_at: datetime.datetime | None
     owners: tuple[PartitionOwner, ...]
 
-    def oldest_pending_age(self, now: Optional[datetime.datetime] = None) -> Optional[float]:
+    def oldest_pending_age(self, now: datetime.datetime | None = None) -> float | None:
         """Return the age of the oldest pending event in seconds, or None if none wait."""
         if self.oldest_pending_at is None:
             return None
@@ -107,4 +107,51 @@ def replay(db: Database, ids: Sequence[int]) -> int:
         f"created_at) SELECT {_COPY_COLUMNS}, %s, 0, %s, '', %s FROM {T} "
         f"WHERE id IN ({placeholders(ids)}) ORDER BY id",
         (contract.STATUS_PENDING, now, now, *ids),
+    )
+
+
+# The master write path: one INSERT per event (or one per bulk), on the caller's
+# connection and inside the caller's transaction.
+
+_INSERT_COLUMNS = (
+    "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
+    "correlation_id, status, attempts, available_at, last_error, created_at"
+)
+_INSERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, '', %s)"
+
+
+def _insert_params(event: contract.NewEvent, now: datetime.datetime) -> tuple:
+    return (
+        event.cqrs_id, event.instance_pk, event.signal_type, event.revision, event.partition,
+        event.routing_key, event.payload, event.correlation_id, contract.STATUS_PENDING,
+        now, now,
+    )
+
+
+def insert_events(db: Database, events: Sequence[contract.NewEvent]) -> list[int]:
+    """Insert pending events in one statement and return their ids, in order."""
+    if not events:
+        return []
+    now = utcnow()
+    params: list = []
+    for event in events:
+        params.extend(_insert_params(event, now))
+    rows = db.fetchall(
+        f"INSERT INTO {T} ({_INSERT_COLUMNS}) VALUES "
+        + ", ".join([_INSERT_ROW] * len(events))
+        + " RETURNING id",
+        params,
+    )
+    return [int(row[0]) for row in rows]
+
+
+def rewrite_event(db: Database, event_id: int, event: contract.NewEvent) -> bool:
+    """Give a still-pending event the state of a later save in the same transaction."""
+    return bool(
+        db.rowcount(
+            f"UPDATE {T} SET payload = %s, revision = %s, correlation_id = %s, "
+            "created_at = %s WHERE id = %s AND status = %s",
+            (event.payload, event.revision, event.correlation_id, utcnow(), event_id,
+             contract.STATUS_PENDING),
+        )
     )
