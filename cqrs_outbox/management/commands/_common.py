@@ -1,0 +1,104 @@
+"""What the sync, dump and diff commands share: options, streams, errors, progress."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from django.core.management.base import BaseCommand, CommandError
+
+from cqrs_outbox import progress
+from relay.exceptions import ConfigurationError
+
+DEFAULT_BATCH = 10000  # rows per batch, as django-cqrs
+
+
+def positive_int(text: str) -> int:
+    """Parse a batch size: a whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class CQRSCommand(BaseCommand):
+    """A command that reports a bad option or input as one line and exit status 1."""
+
+    # Tests and callers may hand a stream instead of the process's stdin.
+    stealth_options = ("stdin",)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            self.run(options)
+        except ConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
+        except BrokenPipeError:
+            # The reader of our output went away (`| head`): stop quietly. Pointing stdout
+            # at /dev/null keeps the interpreter's final flush from failing again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise CommandError("Output closed before the end.", returncode=1) from None
+
+    def run(self, options: dict) -> None:
+        """Do the command's work; raise ConfigurationError for bad options or input."""
+        raise NotImplementedError
+
+    def input_stream(self, options: dict) -> TextIO:
+        """Return the stream the command reads: the `stdin` option, else the process's."""
+        return options.get("stdin") or sys.stdin
+
+    def bar(
+        self, options: dict, total: Callable[[], int | None], label: str = "rows"
+    ) -> progress.Progress | None:
+        """Return a progress bar when a person watches stderr or `--progress` asks for one."""
+        if not progress.wanted(sys.stderr, forced=bool(options.get("progress"))):
+            return None
+        return progress.Progress(total(), stream=sys.stderr, label=label)
+
+    def report(self, options: dict, text: str) -> None:
+        """Write a closing line to stderr, so stdout stays clean for the next command."""
+        if options.get("verbosity", 1) >= 1:
+            self.stderr.write(text)
+
+
+def add_cqrs_id(parser: argparse.ArgumentParser, short: str, kind: str) -> None:
+    """Add `--cqrs-id` with django-cqrs's short form for this command."""
+    parser.add_argument(
+        "--cqrs-id", short, dest="cqrs_id", required=True, help=f"CQRS_ID of the {kind} model"
+    )
+
+
+def add_filter(parser: argparse.ArgumentParser) -> None:
+    """Add `--filter/-f`: queryset lookups as a JSON object."""
+    parser.add_argument(
+        "--filter",
+        "-f",
+        default=None,
+        help="Queryset lookups as a JSON object, e.g. '{\"id__in\": [1, 2]}'; {} means all rows",
+    )
+
+
+def add_batch(parser: argparse.ArgumentParser, default: int = DEFAULT_BATCH) -> None:
+    """Add `--batch/-b`."""
+    parser.add_argument(
+        "--batch",
+        "-b",
+        type=positive_int,
+        default=default,
+        help=f"Rows per batch, each its own transaction (default {default})",
+    )
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    """Add `--progress/-p`; a terminal gets the bar without it."""
+    parser.add_argument(
+        "--progress",
+        "-p",
+        action="store_true",
+        help="Report progress on stderr even when it is not a terminal",
+    )

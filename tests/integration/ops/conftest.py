@@ -1,0 +1,43 @@
+"""Fixtures of the operator tools' tests: users with and without the replay permission."""
+
+import json
+
+import pytest
+from django.contrib.auth.models import Permission, User
+
+from cqrs_outbox.models import OutboxEvent
+
+
+def _user(username, *codenames):
+    user = User.objects.create_user(username, password="pw", is_staff=True)
+    perms = Permission.objects.filter(content_type__app_label="cqrs_outbox", codename__in=codenames)
+    assert perms.count() == len(codenames)
+    user.user_permissions.add(*perms)
+    return user
+
+
+@pytest.fixture
+def viewer_client(client):
+    """A staff member who may view outbox events, nothing more."""
+    client.force_login(_user("viewer", "view_outboxevent"))
+    return client
+
+
+@pytest.fixture
+def operator_client(client):
+    """A staff member who may view, replay and retry outbox events."""
+    client.force_login(_user("operator", "view_outboxevent", "replay_outboxevent"))
+    return client
+
+
+@pytest.fixture
+def outbox_rows():
+    """Return a function listing the outbox rows, oldest first, with their decoded body."""
+
+    def rows(using="default"):
+        return [
+            dict(e, body=json.loads(e["payload"]))
+            for e in OutboxEvent.objects.using(using).order_by("id").values()
+        ]
+
+    return rows
