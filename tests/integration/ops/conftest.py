@@ -1,6 +1,10 @@
 """Fixtures of the operator tools' tests: users with and without the replay permission."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -41,3 +45,39 @@ def outbox_rows():
         ]
 
     return rows
+
+
+@pytest.fixture
+def manage(settings):
+    """Return a function running `python -m django <args>` against the test databases.
+
+    The child sees the databases pytest-django created (their names carry `test_`), so
+    it needs committed data: use it from `transaction=True` tests.
+    """
+
+    def run(*args, stdin=None, env=None):
+        return subprocess.run(
+            [sys.executable, "-m", "django", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=child_env(env),
+            timeout=120,
+        )
+
+    return run
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def child_env(extra=None):
+    """Return the environment of a child process pointed at this run's test databases."""
+    from django.conf import settings
+
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.testproject.settings")
+    env["CQRS_TEST_DB_NAME"] = "test_" + settings.DB_NAME
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra or {})
+    return env

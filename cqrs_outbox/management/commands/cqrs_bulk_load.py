@@ -1,0 +1,59 @@
+"""Load a dump made by cqrs_bulk_dump (ours or django-cqrs's) into a replica model."""
+
+import os
+
+from django.core.management.base import CommandError
+
+from cqrs_outbox import dumps, sync
+from cqrs_outbox.management.commands import _common
+
+TRUE_WORDS = {"1", "true", "yes", "on", "y", "t"}
+FALSE_WORDS = {"0", "false", "no", "off", "n", "f", ""}
+
+
+def flag(text):
+    """Parse --clear's optional value (django-cqrs takes `--clear true`)."""
+    word = str(text).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(text)
+
+
+class Command(_common.CQRSCommand):
+    help = "Bulk load of a dump into the replica model its first line names."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--input", "-i", required=True, help="Dump file to read (- for stdin)")
+        parser.add_argument(
+            "--clear",
+            "-c",
+            type=flag,
+            nargs="?",
+            const=True,
+            default=False,
+            help="Delete the replica's rows first (--clear, or --clear true)",
+        )
+        _common.add_batch(parser, dumps.DEFAULT_BATCH)
+        _common.add_progress(parser)
+
+    def run(self, options):
+        path = options["input"]
+        if path == "-":
+            self._load(self.input_stream(options), "stdin", options)
+            return
+        if not os.path.exists(path):
+            raise CommandError(f"File {path} doesn't exist!")
+        with open(path, encoding="utf-8") as stream:
+            self._load(stream, path, options)
+
+    def _load(self, stream, source, options):
+        model = sync.replica_model(dumps.read_header(stream, source))
+        if options["clear"]:
+            dumps.clear(model)
+        bar = self.bar(options, lambda: None)
+        counts = dumps.load(model, stream, self.stderr, options["batch"], bar)
+        if bar is not None:
+            bar.finish()
+        self.report(options, f"Done: {counts.done} row(s) loaded, {counts.failed} failed.")

@@ -1,0 +1,16 @@
+"""Middle of the deleted-rows diff: pass on the replica's keys the master no longer has."""
+
+from cqrs_outbox import diffs, dumps, sync
+from cqrs_outbox.management.commands import _common
+
+
+class Command(_common.CQRSCommand):
+    help = "Read cqrs_deleted_diff_replica's stream on stdin; write the keys gone from the master."
+
+    def run(self, options):
+        stream = self.input_stream(options)
+        first = dumps.read_header(stream, "stdin")
+        model = sync.master_model(diffs.header_cqrs_id(first))
+        self.stdout.write(first)
+        result = diffs.master_missing(model, stream, self.stdout)
+        self.report(options, f"{result.found} of {result.seen} row(s) gone from the master.")

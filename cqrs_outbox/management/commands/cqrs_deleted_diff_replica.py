@@ -1,0 +1,27 @@
+"""Start the deleted-rows diff: stream the primary keys a replica model holds."""
+
+from cqrs_outbox import diffs, sync
+from cqrs_outbox.management.commands import _common
+
+
+class Command(_common.CQRSCommand):
+    help = (
+        "Streaming keys of a replica model, the first step of cqrs_deleted_diff_replica | "
+        "cqrs_deleted_diff_master | cqrs_deleted_sync_replica."
+    )
+
+    def add_arguments(self, parser):
+        _common.add_cqrs_id(parser, "-cid", "replica")
+        _common.add_filter(parser)
+        _common.add_batch(parser)
+        _common.add_progress(parser)
+
+    def run(self, options):
+        model = sync.replica_model(options["cqrs_id"])
+        qs = sync.filtered(model, sync.parse_filter(options["filter"]) or {})
+        bar = self.bar(options, qs.count)
+        result = diffs.replica_keys(qs, self.stdout, options["batch"], bar)
+        if bar is not None:
+            bar.finish()
+        if not result.seen:
+            self.stderr.write("No objects found for filter!")

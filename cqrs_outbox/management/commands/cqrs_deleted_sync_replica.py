@@ -1,0 +1,14 @@
+"""End of the deleted-rows diff: delete the replica rows the master no longer has."""
+
+from cqrs_outbox import diffs, dumps, sync
+from cqrs_outbox.management.commands import _common
+
+
+class Command(_common.CQRSCommand):
+    help = "Read cqrs_deleted_diff_master's stream on stdin; delete those replica rows."
+
+    def run(self, options):
+        stream = self.input_stream(options)
+        model = sync.replica_model(diffs.header_cqrs_id(dumps.read_header(stream, "stdin")))
+        result = diffs.delete_missing(model, stream)
+        self.report(options, f"Done: {result.found} stale row(s) deleted.")

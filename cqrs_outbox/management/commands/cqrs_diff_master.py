@@ -1,0 +1,27 @@
+"""Start the changed-rows diff: stream `[pk, revision]` of a master model's rows."""
+
+from cqrs_outbox import diffs, sync
+from cqrs_outbox.management.commands import _common
+
+
+class Command(_common.CQRSCommand):
+    help = (
+        "Streaming diff of a master model, the first step of "
+        "cqrs_diff_master | cqrs_diff_replica | cqrs_diff_sync."
+    )
+
+    def add_arguments(self, parser):
+        _common.add_cqrs_id(parser, "-cid", "master")
+        _common.add_filter(parser)
+        _common.add_batch(parser)
+        _common.add_progress(parser)
+
+    def run(self, options):
+        model = sync.master_model(options["cqrs_id"])
+        qs = sync.filtered(model, sync.parse_filter(options["filter"]) or {})
+        bar = self.bar(options, qs.count)
+        result = diffs.master_revisions(qs, self.stdout, options["batch"], bar)
+        if bar is not None:
+            bar.finish()
+        if not result.seen:
+            self.stderr.write("No objects found for filter!")

@@ -1,0 +1,29 @@
+"""End of the changed-rows diff: write SYNC events for the listed keys into the outbox."""
+
+from cqrs_outbox import diffs, dumps, sync
+from cqrs_outbox.management.commands import _common
+
+
+class Command(_common.CQRSCommand):
+    help = (
+        "Read cqrs_diff_replica's stream on stdin; write SYNC events for those rows into "
+        "the outbox, aimed at the replica's queue."
+    )
+
+    def add_arguments(self, parser):
+        _common.add_batch(parser, sync.DEFAULT_BATCH)
+        _common.add_progress(parser)
+
+    def run(self, options):
+        stream = self.input_stream(options)
+        first = dumps.read_header(stream, "stdin")
+        model = sync.master_model(diffs.header_cqrs_id(first))
+        queue = diffs.header_queue(first)
+        bar = self.bar(options, lambda: None)
+        result = diffs.sync_changes(model, stream, queue, options["batch"], bar)
+        if bar is not None:
+            bar.finish()
+        self.stdout.write(
+            f"Done: {result.synced} SYNC event(s) written to the outbox for "
+            f"{f'queue {queue}' if queue else 'every replica'}; {result.skipped} row(s) skipped."
+        )
