@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from cqrs_outbox import tracker
+from cqrs_outbox.replica import data, rules, store
+from relay import contract
+
+logger = logging.getLogger(__name__)
 
 
 class MasterManager(models.Manager):
@@ -48,4 +53,73 @@ class MasterManager(models.Manager):
 
 
 class ReplicaManager(models.Manager):
-    """The replica's `cqrs` manager; the replica side fills in its operations."""
+    """The replica's `cqrs` manager: create, update or delete a row from master data.
+
+    The same methods as django-cqrs's manager, applying the same revision rules as the
+    consumer (`cqrs_outbox.replica.rules`). Data that cannot apply raises BadMessage;
+    database errors propagate, so that the caller's savepoint can isolate them.
+    """
+
+    def _alias(self) -> str:
+        return self._db or router.db_for_write(self.model)
+
+    def save_instance(self, master_data: dict, previous_data: dict | None = None,
+                      sync: bool = False, meta: dict | None = None) -> Any:
+        """Create or update the row from master data; return it (None if tombstoned)."""
+        signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
+        change = data.prepare(self.model, signal_type, master_data)
+        previous = data.map_previous_data(self.model, previous_data)
+        alias = self._alias()
+        qs = self.model._default_manager.using(alias).filter(pk=change.pk).order_by()
+        if self.model.CQRS_SELECT_FOR_UPDATE:
+            qs = qs.select_for_update()
+        instance = qs.first()
+        if instance is not None:
+            return self.update_instance(instance, change.mapped, previous, sync, meta)
+        tombstone = store.tombstone_revision(alias, self.model.CQRS_ID, change.key)
+        verdict = rules.decide(signal_type, change.revision, rules.State(None, tombstone))
+        if verdict != rules.APPLY:
+            logger.debug("Ignored %s %s:%s r%s: deleted at r%s", signal_type,
+                         self.model.CQRS_ID, change.key, change.revision, tombstone)
+            return None
+        return self.create_instance(change.mapped, previous, sync, meta)
+
+    def create_instance(self, mapped_data: dict, previous_data: dict | None = None,
+                        sync: bool = False, meta: dict | None = None) -> Any:
+        """Create the row through the model's `cqrs_create`."""
+        kwargs: dict = {"previous_data": previous_data}
+        if self.model.CQRS_META:
+            kwargs["meta"] = meta
+        return self.model.cqrs_create(sync, mapped_data, **kwargs)
+
+    def update_instance(self, instance: models.Model, mapped_data: dict,
+                        previous_data: dict | None = None, sync: bool = False,
+                        meta: dict | None = None) -> Any:
+        """Update the row through its `cqrs_update` if the data is newer; return the row."""
+        signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
+        revision = mapped_data["cqrs_revision"]
+        state = rules.State(row=instance.cqrs_revision)
+        if rules.decide(signal_type, revision, state) != rules.APPLY:
+            logger.debug("Ignored %s %s:%s r%s: row is at r%s", signal_type,
+                         self.model.CQRS_ID, instance.pk, revision, instance.cqrs_revision)
+            return instance
+        kwargs: dict = {"previous_data": previous_data}
+        if self.model.CQRS_META:
+            kwargs["meta"] = meta
+        return instance.cqrs_update(sync, mapped_data, **kwargs)
+
+    def delete_instance(self, master_data: dict) -> bool:
+        """Delete the row if the DELETE is newer, and leave a tombstone; return True."""
+        change = data.prepare(self.model, contract.SIGNAL_DELETE, master_data)
+        alias = self._alias()
+        rows = self.model._default_manager.using(alias).filter(pk=change.pk)
+        row = rows.order_by().values_list("cqrs_revision", flat=True).first()
+        tombstone = store.tombstone_revision(alias, self.model.CQRS_ID, change.key)
+        state = rules.State(row, tombstone)
+        if rules.decide(contract.SIGNAL_DELETE, change.revision, state) != rules.APPLY:
+            logger.debug("Ignored DELETE %s:%s r%s (row r%s, tombstone r%s)",
+                         self.model.CQRS_ID, change.key, change.revision, row, tombstone)
+            return True
+        rows.delete()
+        store.save_tombstones(alias, self.model.CQRS_ID, {change.key: change.revision})
+        return True

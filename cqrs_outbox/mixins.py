@@ -10,6 +10,7 @@ from django.db.models import F
 from cqrs_outbox import conf, outbox, signals, tracker
 from cqrs_outbox.managers import MasterManager, ReplicaManager
 from cqrs_outbox.metas import MasterMeta, ReplicaMeta
+from cqrs_outbox.replica import data as replica_data
 from relay import contract
 
 ALL_BASIC_FIELDS = "__all__"
@@ -191,3 +192,37 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
 
     class Meta:
         abstract = True
+
+    @classmethod
+    def cqrs_save(cls, master_data: dict, previous_data: dict | None = None,
+                  sync: bool = False, meta: dict | None = None) -> Any:
+        """Create or update the row from master data, if newer; return the row.
+
+        Override `cqrs_create` and `cqrs_update` rather than this method, or the revision
+        checks are yours to make.
+        """
+        if cls.CQRS_NO_DB_OPERATIONS:
+            return super().cqrs_save(master_data, previous_data=previous_data, sync=sync,
+                                     meta=meta)
+        return cls.cqrs.save_instance(master_data, previous_data, sync, meta)
+
+    @classmethod
+    def cqrs_create(cls, sync: bool, mapped_data: dict, previous_data: dict | None = None,
+                    meta: dict | None = None) -> Any:
+        """Create the row from mapped master data; override it for custom serialization."""
+        return cls._default_manager.create(**replica_data.attname_kwargs(cls, mapped_data))
+
+    def cqrs_update(self, sync: bool, mapped_data: dict, previous_data: dict | None = None,
+                    meta: dict | None = None) -> Any:
+        """Update the row from mapped master data; override it for custom serialization."""
+        for name, value in replica_data.attname_kwargs(type(self), mapped_data).items():
+            setattr(self, name, value)
+        self.save()
+        return self
+
+    @classmethod
+    def cqrs_delete(cls, master_data: dict, meta: dict | None = None) -> Any:
+        """Delete the row if the DELETE is newer, leaving a tombstone; return True."""
+        if cls.CQRS_NO_DB_OPERATIONS:
+            return super().cqrs_delete(master_data, meta=meta)
+        return cls.cqrs.delete_instance(master_data)

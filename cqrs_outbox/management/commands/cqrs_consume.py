@@ -6,8 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import consumer, workers
+from cqrs_outbox.replica import consumer
+from cqrs_outbox.replica import workers as worker_pool
 from relay.exceptions import ConfigurationError
 
 
@@ -20,35 +22,37 @@ class Command(BaseCommand):
             "--cqrs-id", "-cid", dest="cqrs_ids", action="extend", nargs="+", default=[],
             metavar="CQRS_ID", help="Bind only these replica models (repeatable).",
         )
-        parser.add_argument("--batch-size", type=int, default=None,
-                            help="Events per transaction (default CQRS['replica']['batch_size']).")
+        parser.add_argument(
+            "--batch-size", type=int, default=None,
+            help="Events per transaction (default: CQRS['replica']['batch_size']).",
+        )
 
-    def handle(self, *args: Any, workers: int = 1, cqrs_ids: list | None = None,
-               batch_size: int | None = None, **options: Any) -> None:
-        if workers < 1:
-            raise CommandError("--workers must be at least 1.")
-        if batch_size is not None and batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
-        unknown = [c for c in cqrs_ids or [] if ReplicaRegistry.get_model_by_cqrs_id(c) is None]
-        if unknown:
-            known = ", ".join(sorted(ReplicaRegistry.models)) or "none"
-            raise CommandError(f"Unknown CQRS ID: {', '.join(unknown)}. Replica models: {known}.")
-        if not ReplicaRegistry.models:
-            raise CommandError("This project has no replica models to consume for.")
+    def handle(self, *args: Any, **options: Any) -> None:
+        count, cqrs_ids, batch_size = options["workers"], options["cqrs_ids"], options["batch_size"]
+        if count < 1 or (batch_size is not None and batch_size < 1):
+            raise CommandError("--workers and --batch-size must be at least 1.")
+        _check_cqrs_ids(cqrs_ids)
         try:
-            workers_target = _target(cqrs_ids or None, batch_size)
-            workers_module_run(workers, workers_target)
+            if not conf.get().queue:
+                raise CommandError("CQRS['queue'] is not set: name this replica's queue.")
+            worker_pool.run(count, _target(cqrs_ids or None, batch_size))
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
 
 
-def _target(cqrs_ids: list | None, batch_size: int | None) -> Any:
+def _check_cqrs_ids(cqrs_ids: list[str]) -> None:
+    if not ReplicaRegistry.models:
+        raise CommandError("This project has no replica models to consume for.")
+    unknown = [c for c in cqrs_ids if ReplicaRegistry.get_model_by_cqrs_id(c) is None]
+    if unknown:
+        known = ", ".join(sorted(ReplicaRegistry.models))
+        raise CommandError(f"Unknown CQRS ID: {', '.join(unknown)}. Replica models: {known}.")
+
+
+def _target(cqrs_ids: list[str] | None, batch_size: int | None) -> Any:
     def run() -> None:
         worker = consumer.Consumer(cqrs_ids=cqrs_ids, batch_size=batch_size)
         worker.install_signal_handlers()
         worker.run()
 
     return run
-
-
-workers_module_run = workers.run

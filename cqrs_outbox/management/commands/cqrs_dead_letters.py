@@ -1,0 +1,34 @@
+"""Manage the replica's dead letters: `manage.py cqrs_dead_letters retry|dump|purge`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from cqrs_outbox.replica import dead_letters
+from relay.exceptions import CQRSOutboxError
+
+
+class Command(BaseCommand):
+    help = "Retry, dump or purge the messages in the replica's dead-letter queue."
+
+    def add_arguments(self, parser: Any) -> None:
+        commands = parser.add_subparsers(dest="command", required=True)
+        commands.add_parser("retry", help="Send every dead letter back to the replica queue.")
+        dump = commands.add_parser("dump", help="Print every dead letter, leaving it queued.")
+        dump.add_argument("--with-reasons", action="store_true",
+                          help="Print JSON objects with the reason and the body.")
+        commands.add_parser("purge", help="Delete every dead letter.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        write = self.stdout.write
+        try:
+            if options["command"] == "retry":
+                dead_letters.retry(write)
+            elif options["command"] == "dump":
+                dead_letters.dump(write, options.get("with_reasons", False))
+            else:
+                dead_letters.purge(write)
+        except CQRSOutboxError as exc:
+            raise CommandError(str(exc)) from exc

@@ -1,0 +1,182 @@
+"""Apply a batch of events by revision, in one transaction per database.
+
+The whole batch is tried in one transaction first: rows are locked by key, their
+revisions and tombstones are read in one query each per model, each event is decided in
+delivery order, and the survivors are written in bulk. If anything in it fails, the
+transaction is rolled back and the batch is applied again one event per savepoint, so
+a failing event is isolated and the others still apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
+
+from cqrs_outbox import conf
+from cqrs_outbox.replica import data, hooks, rules, store, writes
+from relay import contract
+from relay.exceptions import BadMessage, DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+APPLIED = "applied"
+IGNORED = "ignored"
+BAD = "bad"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one event."""
+
+    status: str
+    reason: str = ""
+    error: BaseException | None = None
+
+
+@dataclass
+class _Item:
+    index: int
+    envelope: contract.Envelope
+    model: Any
+    change: data.Change
+
+
+@dataclass
+class _Run:
+    """The decisions of one attempt at a group of items."""
+
+    outcomes: dict = field(default_factory=dict)
+    plans: dict = field(default_factory=dict)  # model -> writes.Plan
+    hooked: list = field(default_factory=list)  # items whose model's handlers run
+
+
+def apply(batch: list[tuple[contract.Envelope, Any]]) -> list[Outcome]:
+    """Apply (envelope, model) pairs in order; return one outcome each.
+
+    Raises DatabaseUnavailable when the database is gone, so that nothing is acknowledged.
+    """
+    outcomes: list[Outcome | None] = [None] * len(batch)
+    groups: dict[str, list[_Item]] = defaultdict(list)
+    for index, (envelope, model) in enumerate(batch):
+        if model.CQRS_NO_DB_OPERATIONS:
+            outcomes[index] = _call_handler(model, envelope)
+            continue
+        try:
+            change = data.prepare(model, envelope.signal_type, envelope.instance_data)
+        except BadMessage as exc:
+            outcomes[index] = Outcome(BAD, str(exc), exc)
+            continue
+        groups[router.db_for_write(model)].append(_Item(index, envelope, model, change))
+    for alias, items in groups.items():
+        for index, outcome in _apply_alias(alias, items).items():
+            outcomes[index] = outcome
+    return [o if o is not None else Outcome(FAILED, "not applied") for o in outcomes]
+
+
+def _call_handler(model: Any, envelope: contract.Envelope) -> Outcome:
+    try:
+        hooks.call(model, envelope)
+    except Exception as exc:  # the user's handler: any error is this event's failure
+        return Outcome(FAILED, _describe(exc), exc)
+    return Outcome(APPLIED)
+
+
+def _apply_alias(alias: str, items: list[_Item]) -> dict[int, Outcome]:
+    try:
+        with transaction.atomic(using=alias):
+            return _attempt(alias, items)
+    except Exception as exc:
+        _raise_if_lost(alias, exc)
+        logger.info("Batch of %s events failed (%s); applying them one by one", len(items), exc)
+    return _one_by_one(alias, items)
+
+
+def _one_by_one(alias: str, items: list[_Item]) -> dict[int, Outcome]:
+    outcomes: dict[int, Outcome] = {}
+    with transaction.atomic(using=alias):
+        for item in items:
+            try:
+                with transaction.atomic(using=alias):
+                    outcomes.update(_attempt(alias, [item]))
+            except Exception as exc:
+                _raise_if_lost(alias, exc)
+                outcomes[item.index] = Outcome(FAILED, _describe(exc), exc)
+    return outcomes
+
+
+def _attempt(alias: str, items: list[_Item]) -> dict[int, Outcome]:
+    store.set_statement_timeout(alias, conf.get().replica.query_timeout)
+    store.lock(alias, [(i.model.CQRS_ID, i.change.key) for i in items])
+    states = _states(alias, items)
+    run = _Run()
+    for item in items:
+        _decide(item, states, run)
+    for model, plan in run.plans.items():
+        writes.execute(model, alias, plan)
+    for item in run.hooked:
+        hooks.call(item.model, item.envelope)
+    return run.outcomes
+
+
+def _states(alias: str, items: list[_Item]) -> dict:
+    by_model: dict[Any, list[data.Change]] = defaultdict(list)
+    for item in items:
+        by_model[item.model].append(item.change)
+    states = {}
+    for model, changes in by_model.items():
+        rows = store.revisions(model, alias, list({c.pk for c in changes}))
+        tombs = store.tombstones(alias, model.CQRS_ID, list({c.key for c in changes}))
+        for change in changes:
+            states[(model, change.key)] = rules.State(rows.get(change.pk), tombs.get(change.key))
+    return states
+
+
+def _decide(item: _Item, states: dict, run: _Run) -> None:
+    change, model = item.change, item.model
+    state = states[(model, change.key)]
+    verdict = rules.decide(change.signal_type, change.revision, state)
+    if verdict != rules.APPLY:
+        logger.debug(
+            "Ignored %s %s:%s r%s: %s (row r%s, tombstone r%s)", change.signal_type,
+            model.CQRS_ID, change.key, change.revision, verdict, state.row, state.tombstone,
+        )
+        run.outcomes[item.index] = Outcome(IGNORED, verdict)
+        return
+    states[(model, change.key)] = rules.after(change.signal_type, change.revision, state)
+    run.outcomes[item.index] = Outcome(APPLIED)
+    if hooks.uses_bulk_path(model):
+        run.plans.setdefault(model, writes.Plan()).add(change, existed=state.row is not None)
+    else:
+        run.hooked.append(item)
+
+
+def _raise_if_lost(alias: str, exc: BaseException) -> None:
+    if not isinstance(exc, (OperationalError, InterfaceError)) or not _lost(alias):
+        return
+    raise DatabaseUnavailable(f"database {alias!r} is unreachable: {exc}") from exc
+
+
+def _lost(alias: str) -> bool:
+    connection = connections[alias]
+    if connection.connection is None:
+        return True
+    try:
+        return not connection.is_usable()
+    except DatabaseError:
+        return True
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,257 @@
+"""The replica worker: consume with a prefetch window, apply in batches, ack after commit.
+
+One batch is up to `batch_size` deliveries. Undecodable, unknown or expired messages
+go to the dead-letter queue with the reason in their headers; a failing event goes to
+the delay queue with its `retries` counter raised, or to the dead-letter queue once
+its model's `should_retry_cqrs` says no. Only then is the batch acknowledged, so a
+crash at any point leaves every message either applied or still queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import close_old_connections, connections, router
+
+from cqrs_outbox import conf
+from cqrs_outbox.registry import ReplicaRegistry
+from cqrs_outbox.replica import apply, broker, store, topology, wire
+from relay import contract
+from relay.exceptions import BadMessage, BrokerUnavailable, DatabaseUnavailable, MessageRejected
+
+logger = logging.getLogger(__name__)
+
+IDLE_WAIT = 0.2  # seconds to wait for deliveries when nothing is buffered
+BACKOFF_BASE = 0.5  # seconds before the first reconnect
+BACKOFF_MAX = 30.0  # seconds, the longest wait between reconnects
+TOMBSTONE_PURGE_INTERVAL = 3600.0  # seconds between purges of old tombstones
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as the broker handed it over."""
+
+    tag: int
+    routing_key: str
+    properties: Any
+    body: bytes
+
+    @property
+    def label(self) -> str:
+        """Return how log lines name this message."""
+        message_id = getattr(self.properties, "message_id", None)
+        return f"message {message_id or '#' + str(self.tag)} (routing key {self.routing_key})"
+
+    @property
+    def original_routing_key(self) -> str:
+        """Return the routing key it was first published with, across retries."""
+        headers = getattr(self.properties, "headers", None) or {}
+        return headers.get(broker.ROUTING_KEY_HEADER) or self.routing_key
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    delivery: Delivery
+    action: str  # 'ack', 'retry' or 'dead'
+    reason: str = ""
+    body: bytes = b""
+    delay: float = 0.0
+
+
+class Consumer:
+    """Consume the replica queue until stopped; reconnect after broker or database loss."""
+
+    def __init__(self, cqrs_ids: list[str] | None = None, batch_size: int | None = None,
+                 prefetch_count: int | None = None) -> None:
+        self.settings = conf.get()
+        replica = self.settings.replica
+        self.names = topology.names(self.settings)
+        self.cqrs_ids = sorted(cqrs_ids or ReplicaRegistry.models)
+        self.batch_size = batch_size or replica.batch_size
+        self.prefetch_count = max(prefetch_count or replica.prefetch_count, self.batch_size)
+        self.stopping = threading.Event()
+        self._buffer: list[Delivery] = []
+        self._next_purge = 0.0
+        self.applied = 0
+
+    def stop(self, *args: Any) -> None:
+        """Finish the batch in hand, acknowledge it and return from `run()`."""
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        """Stop on SIGTERM and SIGINT."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.stop)
+
+    def run(self) -> None:
+        """Consume until `stop()`; a lost broker or database is waited for, then reconnected."""
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                self._session()
+                failures = 0
+            except (BrokerUnavailable, DatabaseUnavailable, MessageRejected) as exc:
+                failures += 1
+                delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
+                delay *= random.uniform(0.5, 1.0)
+                logger.warning("%s; reconnecting in %.1fs", exc, delay)
+                connections.close_all()
+                self.stopping.wait(delay)
+        logger.info("Consumer stopped after applying %s events", self.applied)
+
+    def _session(self) -> None:
+        connection, channel = broker.connect(self.settings)
+        self._buffer = []
+        try:
+            self._consume(connection, channel)
+        except broker.ERRORS as exc:
+            raise broker.translate(exc, "consume") from exc
+        finally:
+            _close(connection)
+
+    def _consume(self, connection: Any, channel: Any) -> None:
+        channel.basic_qos(prefetch_count=self.prefetch_count)
+        topology.declare(channel, self.names, self.cqrs_ids)
+        channel.basic_consume(self.names.queue, self._on_message, auto_ack=False)
+        logger.info("Consuming %s from %s on %s (batch %s, prefetch %s)",
+                    ", ".join(self.cqrs_ids), self.names.queue, self.settings.broker.safe_url,
+                    self.batch_size, self.prefetch_count)
+        while not self.stopping.is_set():
+            before = len(self._buffer)
+            connection.process_data_events(time_limit=0 if before else IDLE_WAIT)
+            ready = len(self._buffer) >= self.batch_size or len(self._buffer) == before
+            if self._buffer and ready:
+                batch = self._buffer[: self.batch_size]
+                del self._buffer[: self.batch_size]
+                self._handle(channel, batch)
+            elif not self._buffer:
+                self._purge_tombstones()
+
+    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        self._buffer.append(Delivery(method.delivery_tag, method.routing_key, properties, body))
+
+    def _handle(self, channel: Any, batch: list[Delivery]) -> None:
+        verdicts: dict[int, _Verdict] = {}
+        work: list[tuple[Delivery, contract.Envelope, Any]] = []
+        for delivery in batch:
+            verdict, item = self._triage(delivery)
+            if verdict is not None:
+                verdicts[delivery.tag] = verdict
+            if item is not None:
+                work.append(item)
+        if work:
+            close_old_connections()
+            outcomes = apply.apply([(envelope, model) for _, envelope, model in work])
+            for (delivery, envelope, model), outcome in zip(work, outcomes, strict=True):
+                verdicts[delivery.tag] = self._judge(delivery, envelope, model, outcome)
+        for delivery in batch:
+            self._forward(channel, verdicts[delivery.tag])
+        channel.basic_ack(delivery_tag=batch[-1].tag, multiple=True)
+
+    def _triage(self, delivery: Delivery) -> tuple[_Verdict | None, Any]:
+        try:
+            envelope = wire.decode(delivery.body)
+        except BadMessage as exc:
+            return self._dead(delivery, f"bad message: {exc}", envelope=None), None
+        model = ReplicaRegistry.get_model_by_cqrs_id(envelope.cqrs_id)
+        if model is None:
+            reason = f"bad message: no replica model has cqrs_id {envelope.cqrs_id!r}"
+            return self._dead(delivery, reason, envelope), None
+        if wire.is_expired(envelope):
+            return self._dead(delivery, f"expired at {envelope.expires}", envelope), None
+        if self._indirect_sync(delivery, envelope, model):
+            logger.debug("Ignored broadcast SYNC %s:%s (CQRS_ONLY_DIRECT_SYNCS)",
+                         envelope.cqrs_id, envelope.instance_pk)
+            return _Verdict(delivery, "ack"), None
+        return None, (delivery, envelope, model)
+
+    def _indirect_sync(self, delivery: Delivery, envelope: contract.Envelope, model: Any) -> bool:
+        if envelope.signal_type != contract.SIGNAL_SYNC or not model.CQRS_ONLY_DIRECT_SYNCS:
+            return False
+        direct = topology.direct_routing_key(self.names, envelope.cqrs_id)
+        return delivery.original_routing_key != direct
+
+    def _judge(self, delivery: Delivery, envelope: contract.Envelope, model: Any,
+               outcome: apply.Outcome) -> _Verdict:
+        if outcome.status in (apply.APPLIED, apply.IGNORED):
+            self.applied += outcome.status == apply.APPLIED
+            return _Verdict(delivery, "ack")
+        if outcome.status == apply.BAD:
+            return self._dead(delivery, f"bad message: {outcome.reason}", envelope)
+        retries = envelope.retries
+        if model.should_retry_cqrs(retries, outcome.error):
+            delay = float(model.get_cqrs_retry_delay(retries))
+            logger.warning("%s %s:%s failed (%s); retry %s in %ss", delivery.label,
+                           envelope.cqrs_id, envelope.instance_pk, outcome.reason, retries + 1,
+                           delay)
+            body = wire.with_retries(envelope, retries + 1)
+            return _Verdict(delivery, "retry", outcome.reason, body, delay)
+        reason = f"failed after {retries} retries: {outcome.reason}"
+        return self._dead(delivery, reason, envelope)
+
+    def _dead(self, delivery: Delivery, reason: str,
+              envelope: contract.Envelope | None) -> _Verdict:
+        what = f"{envelope.cqrs_id}:{envelope.instance_pk}" if envelope else "body"
+        logger.error("Dead-lettered %s %s: %s; body: %s", delivery.label, what, reason,
+                     wire.preview(delivery.body))
+        return _Verdict(delivery, "dead", reason, delivery.body)
+
+    def _forward(self, channel: Any, verdict: _Verdict) -> None:
+        delivery = verdict.delivery
+        headers = {
+            broker.ROUTING_KEY_HEADER: delivery.original_routing_key,
+            broker.QUEUE_HEADER: self.names.queue,
+        }
+        if verdict.action == "retry":
+            headers[broker.REASON_HEADER] = verdict.reason
+            if verdict.delay <= 0:
+                props = broker.properties(delivery.properties, headers)
+                broker.send_to_queue(channel, self.names.queue, verdict.body, props)
+                return
+            props = broker.properties(delivery.properties, headers, int(verdict.delay * 1000))
+            broker.send_to_queue(channel, self.names.delay_queue, verdict.body, props)
+        elif verdict.action == "dead":
+            headers[broker.REASON_HEADER] = verdict.reason
+            headers[broker.FAILED_AT_HEADER] = broker.now_header()
+            ttl = self.settings.replica.dead_message_ttl
+            props = broker.properties(delivery.properties, headers, ttl and ttl * 1000)
+            broker.send_to_queue(channel, self.names.dead_letter_queue, verdict.body, props)
+
+    def _purge_tombstones(self) -> None:
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + TOMBSTONE_PURGE_INTERVAL
+        retention = self.settings.replica.tombstone_retention
+        for alias in _aliases(self.cqrs_ids):
+            try:
+                purged = store.purge_tombstones(alias, retention)
+            except Exception as exc:  # housekeeping must never stop the worker
+                logger.warning("Purging tombstones in %r failed: %s", alias, exc)
+                continue
+            if purged:
+                logger.info("Purged %s tombstones older than %ss from %r", purged, retention,
+                            alias)
+
+
+def _aliases(cqrs_ids: list[str]) -> set[str]:
+    found = set()
+    for cqrs_id in cqrs_ids:
+        model = ReplicaRegistry.get_model_by_cqrs_id(cqrs_id)
+        if model is not None and not model.CQRS_NO_DB_OPERATIONS:
+            found.add(router.db_for_write(model))
+    return found
+
+
+def _close(connection: Any) -> None:
+    try:
+        if connection.is_open:
+            connection.close()
+    except broker.ERRORS:
+        logger.debug("Closing the broker connection failed; it is gone already")

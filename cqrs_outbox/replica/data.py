@@ -1,0 +1,164 @@
+"""Map `instance_data` onto a replica model's fields, as django-cqrs does, and check it.
+
+Keys the model has no field for are dropped (a replica may mirror only some fields of
+its master, and a master may add fields before its replicas do). What cannot be applied
+is a `BadMessage` naming the key: a missing primary key, revision or required field, a
+CQRS_MAPPING source key the data lacks, or a value the field cannot hold.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from cqrs_outbox.replica import wire
+from relay import contract
+from relay.exceptions import BadMessage
+
+DELETE_PK_KEY = "id"
+
+
+@dataclass(frozen=True)
+class Fields:
+    """What the apply path needs to know about a replica model's fields, computed once."""
+
+    by_name: dict
+    pk_name: str
+    pk_attname: str
+    required: frozenset
+    attnames: dict  # field name -> attname
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event mapped onto a model: the row's key, revision and (for saves) values."""
+
+    signal_type: str
+    pk: Any
+    revision: int
+    mapped: dict  # by field name, values as sent (what cqrs_create/cqrs_update receive)
+    values: dict | None = None  # by attname, converted; None for deletes and custom models
+
+    @property
+    def key(self) -> str:
+        """Return the primary key as text, as tombstones and locks store it."""
+        return str(self.pk)
+
+
+@functools.cache
+def fields(model: type[models.Model]) -> Fields:
+    """Return the field facts of `model`."""
+    concrete = model._meta.concrete_fields
+    pk = model._meta.pk
+    required = {
+        f.name for f in concrete if not f.null and not f.has_default() and not f.primary_key
+    }
+    return Fields(
+        by_name={f.name: f for f in concrete},
+        pk_name=pk.name,
+        pk_attname=pk.attname,
+        required=frozenset(required),
+        attnames={f.name: f.attname for f in concrete},
+    )
+
+
+def prepare(model: type[models.Model], signal_type: str, instance_data: dict) -> Change:
+    """Map one SAVE, SYNC or DELETE for `model`; raise BadMessage if it cannot apply."""
+    revision = wire.revision(instance_data)
+    if signal_type == contract.SIGNAL_DELETE:
+        return _prepare_delete(model, instance_data, revision)
+    return _prepare_save(model, signal_type, instance_data, revision)
+
+
+def attname_kwargs(model: type[models.Model], mapped: dict) -> dict:
+    """Return `mapped` with foreign keys given by value keyed by their attname (`author_id`)."""
+    by_name = fields(model).by_name
+    result = {}
+    for name, value in mapped.items():
+        field = by_name.get(name)
+        if field is not None and field.is_relation and not isinstance(value, models.Model):
+            name = field.attname
+        result[name] = value
+    return result
+
+
+def map_save_data(model: type[models.Model], master_data: dict) -> dict:
+    """Return `master_data` renamed by CQRS_MAPPING (all of it when there is none)."""
+    mapping = getattr(model, "CQRS_MAPPING", None)
+    if mapping is None:
+        return master_data
+    mapped = {key: master_data[key] for key in (wire.REVISION_KEY, wire.UPDATED_KEY)}
+    for master_name, replica_name in mapping.items():
+        if master_name not in master_data:
+            raise BadMessage(
+                f"instance_data.{master_name} is missing (CQRS_MAPPING of {model.__name__})"
+            )
+        mapped[replica_name] = master_data[master_name]
+    return mapped
+
+
+def map_previous_data(model: type[models.Model], previous: dict | None) -> dict | None:
+    """Return `previous_data` renamed by CQRS_MAPPING and cut to the model's fields."""
+    if not previous:
+        return previous
+    mapping = getattr(model, "CQRS_MAPPING", None)
+    if mapping is not None:
+        previous = {mapping[k]: v for k, v in previous.items() if k in mapping}
+    names = fields(model).by_name
+    return {k: v for k, v in previous.items() if k in names}
+
+
+def _prepare_save(model: type[models.Model], signal_type: str, instance_data: dict,
+                  revision: int) -> Change:
+    facts = fields(model)
+    mapped = map_save_data(model, instance_data)
+    if facts.pk_name not in mapped:
+        raise BadMessage(f"instance_data.{facts.pk_name} (the primary key) is missing")
+    pk = _convert(facts.by_name[facts.pk_name], facts.pk_name, mapped[facts.pk_name])
+    if model.CQRS_CUSTOM_SERIALIZATION:
+        return Change(signal_type, pk, revision, mapped)
+    mapped = {k: v for k, v in mapped.items() if k in facts.by_name}
+    missing = facts.required.difference(mapped)
+    if missing:
+        raise BadMessage(
+            f"instance_data lacks {', '.join(sorted(missing))}, required by {model.__name__}"
+        )
+    values = {
+        facts.attnames[name]: _convert(facts.by_name[name], name, value)
+        for name, value in mapped.items()
+    }
+    return Change(signal_type, pk, revision, mapped, values)
+
+
+def _prepare_delete(model: type[models.Model], data: dict, revision: int) -> Change:
+    facts = fields(model)
+    if DELETE_PK_KEY not in data:
+        raise BadMessage(f"instance_data.{DELETE_PK_KEY} (the deleted primary key) is missing")
+    pk = _convert(facts.by_name[facts.pk_name], DELETE_PK_KEY, data[DELETE_PK_KEY])
+    mapped = {
+        facts.pk_name: data[DELETE_PK_KEY],
+        wire.REVISION_KEY: revision,
+        wire.UPDATED_KEY: data[wire.UPDATED_KEY],
+    }
+    return Change(contract.SIGNAL_DELETE, pk, revision, mapped)
+
+
+def _convert(field: models.Field, key: str, value: Any) -> Any:
+    if value is None:
+        if not field.null:
+            raise BadMessage(f"instance_data.{key} must not be null")
+        return None
+    try:
+        value = field.to_python(value)
+    except (ValidationError, TypeError, ValueError) as exc:
+        reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        raise BadMessage(f"instance_data.{key}: {reason}") from exc
+    if isinstance(value, datetime.datetime) and value.tzinfo is None and settings.USE_TZ:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value

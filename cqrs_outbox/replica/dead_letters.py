@@ -1,0 +1,92 @@
+"""Retry, dump or purge the replica's dead letters (the `cqrs_dead_letters` command)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from cqrs_outbox import conf
+from cqrs_outbox.registry import ReplicaRegistry
+from cqrs_outbox.replica import broker, topology, wire
+
+# Dead letters come back with a fresh `expires` of this many seconds, as in django-cqrs.
+RETRY_MESSAGE_TTL = 86400  # seconds
+DROPPED_HEADERS = (broker.REASON_HEADER, broker.FAILED_AT_HEADER)
+
+Write = Callable[[str], None]
+
+
+def retry(write: Write) -> int:
+    """Send every dead letter back to the work queue with `retries` at 0; return how many."""
+    with _channel() as (channel, names, total):
+        write(f"Total dead letters: {total}")
+        done = 0
+        for method, props, body in _take(channel, names, total):
+            done += 1
+            write(f"Retrying: {done}/{total}")
+            headers = {k: v for k, v in (props.headers or {}).items() if k not in DROPPED_HEADERS}
+            fresh = wire.reset_for_retry(body, RETRY_MESSAGE_TTL)
+            out = broker.properties(None, headers)
+            out.message_id, out.correlation_id = props.message_id, props.correlation_id
+            broker.send_to_queue(channel, names.queue, fresh, out)
+            channel.basic_ack(method.delivery_tag)
+            write(fresh.decode("utf-8", "replace"))
+        return done
+
+
+def dump(write: Write, with_reasons: bool = False) -> int:
+    """Write every dead letter's body (or body and reason) and leave them queued."""
+    with _channel() as (channel, names, total):
+        count = 0
+        for _, props, body in _take(channel, names, total):
+            count += 1
+            text = body.decode("utf-8", "replace")
+            if with_reasons:
+                reason = (props.headers or {}).get(broker.REASON_HEADER, "")
+                text = json.dumps({"reason": reason, "body": text}, ensure_ascii=False)
+            write(text)
+        return count  # closing the channel puts the unacknowledged letters back
+
+
+def purge(write: Write) -> int:
+    """Delete every dead letter; return how many there were."""
+    with _channel() as (channel, names, total):
+        write(f"Total dead letters: {total}")
+        if total:
+            channel.queue_purge(names.dead_letter_queue)
+            write("Purged")
+        return total
+
+
+@contextlib.contextmanager
+def _channel() -> Iterator[tuple[Any, topology.Names, int]]:
+    """Open a connection, declare the topology and count the dead letters."""
+    settings = conf.get()
+    names = topology.names(settings)
+    connection, channel = broker.connect(settings)
+    try:
+        try:
+            topology.declare(channel, names, sorted(ReplicaRegistry.models))
+            declared = channel.queue_declare(names.dead_letter_queue, passive=True)
+        except broker.ERRORS as exc:
+            raise broker.translate(exc, "declare the replica queues") from exc
+        yield channel, names, declared.method.message_count
+    finally:
+        try:
+            if connection.is_open:
+                connection.close()
+        except broker.ERRORS:
+            pass
+
+
+def _take(channel: Any, names: topology.Names, total: int) -> Iterator[tuple[Any, Any, bytes]]:
+    for _ in range(total):
+        try:
+            method, props, body = channel.basic_get(names.dead_letter_queue, auto_ack=False)
+        except broker.ERRORS as exc:
+            raise broker.translate(exc, "read the dead-letter queue") from exc
+        if method is None:
+            return
+        yield method, props, body

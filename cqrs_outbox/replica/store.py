@@ -1,0 +1,107 @@
+"""The replica's own queries: row locks by key, revisions, and tombstones.
+
+Every statement the apply path runs besides the replica models' own writes lives here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connections, models
+from django.utils import timezone
+
+from cqrs_outbox.models import Tombstone
+
+# First half of the two-int advisory lock key, so our locks never meet other users' ones.
+LOCK_NAMESPACE = 0x43515253  # "CQRS"
+PURGE_BATCH_SIZE = 5000  # tombstones per purge statement
+
+
+def lock_key(cqrs_id: str, key: str) -> int:
+    """Return the 32-bit lock number of one row, the same in every process."""
+    value = zlib.crc32(f"{cqrs_id}\x00{key}".encode())
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def lock(alias: str, keys: Iterable[tuple[str, str]]) -> None:
+    """Lock rows by (cqrs_id, key) until the transaction ends, also rows that do not exist.
+
+    Two workers applying events of the same row take turns, so neither decides on a
+    revision or tombstone the other is about to change. Locks are taken in one order,
+    so workers cannot deadlock on them. A no-op on databases without advisory locks
+    (SQLite lets one writer in at a time anyway).
+    """
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return
+    numbers = sorted({lock_key(cqrs_id, key) for cqrs_id, key in keys})
+    if not numbers:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM ("
+            " SELECT k FROM unnest(%s::int[]) WITH ORDINALITY AS t(k, n) ORDER BY n) AS s",
+            [LOCK_NAMESPACE, numbers],
+        )
+
+
+def set_statement_timeout(alias: str, milliseconds: int) -> None:
+    """Bound every statement of the current transaction (PostgreSQL only)."""
+    connection = connections[alias]
+    if milliseconds > 0 and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(milliseconds)])
+
+
+def revisions(model: type[models.Model], alias: str, pks: list) -> dict:
+    """Return {pk: cqrs_revision} of the rows of `model` among `pks` that exist."""
+    if not pks:
+        return {}
+    rows = model._default_manager.using(alias).filter(pk__in=pks).order_by()
+    return dict(rows.values_list("pk", "cqrs_revision"))
+
+
+def tombstones(alias: str, cqrs_id: str, keys: list[str]) -> dict[str, int]:
+    """Return {key: revision} of the tombstones of `cqrs_id` among `keys`."""
+    if not keys:
+        return {}
+    rows = Tombstone.objects.using(alias).filter(cqrs_id=cqrs_id, instance_pk__in=keys)
+    return dict(rows.order_by().values_list("instance_pk", "revision"))
+
+
+def save_tombstones(alias: str, cqrs_id: str, revisions_by_key: dict[str, int]) -> None:
+    """Record that the rows `revisions_by_key` names were deleted at those revisions."""
+    if not revisions_by_key:
+        return
+    now = timezone.now()
+    Tombstone.objects.using(alias).bulk_create(
+        [
+            Tombstone(cqrs_id=cqrs_id, instance_pk=key, revision=rev, deleted_at=now)
+            for key, rev in revisions_by_key.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["cqrs_id", "instance_pk"],
+        update_fields=["revision", "deleted_at"],
+    )
+
+
+def tombstone_revision(alias: str, cqrs_id: str, key: str) -> Any:
+    """Return the tombstone revision of one row, or None."""
+    return tombstones(alias, cqrs_id, [key]).get(key)
+
+
+def purge_tombstones(alias: str, retention: int, batch_size: int = PURGE_BATCH_SIZE) -> int:
+    """Delete tombstones older than `retention` seconds, in bounded batches; return how many."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=retention)
+    stale = Tombstone.objects.using(alias).filter(deleted_at__lt=cutoff)
+    total = 0
+    while True:
+        ids = list(stale.order_by().values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return total
+        total += Tombstone.objects.using(alias).filter(id__in=ids).delete()[0]
+        if len(ids) < batch_size:
+            return total

@@ -1,0 +1,69 @@
+"""Name and declare the replica's exchange, queues and bindings, as django-cqrs does.
+
+The work queue and the dead-letter queue are declared durable, classic and without
+arguments, exactly like django-cqrs declares them, so either consumer can start first.
+The delay queue is ours alone: messages wait in it for their per-message TTL and then
+dead-letter through the default exchange straight back to the work queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cqrs_outbox import conf
+from relay import contract
+
+DELAY_SUFFIX = ".delay"
+
+
+@dataclass(frozen=True)
+class Names:
+    """The broker objects of one replica service."""
+
+    exchange: str
+    queue: str
+    dead_letter_queue: str
+    delay_queue: str
+
+
+def names(settings: conf.Settings) -> Names:
+    """Return the names the settings give (the queue must be set)."""
+    queue = settings.queue or ""
+    return Names(
+        exchange=settings.exchange,
+        queue=queue,
+        dead_letter_queue=settings.replica.dead_letter_queue,
+        delay_queue=queue + DELAY_SUFFIX,
+    )
+
+
+def bindings(names: Names, cqrs_ids: list[str]) -> list[tuple[str, str]]:
+    """Return (queue, routing key) pairs: broadcasts, direct SYNCs and dead letters."""
+    pairs = []
+    for cqrs_id in cqrs_ids:
+        pairs.append((names.queue, contract.routing_key(cqrs_id)))
+        pairs.append((names.queue, contract.routing_key(cqrs_id, names.queue)))
+        dead = contract.routing_key(cqrs_id, names.dead_letter_queue)
+        pairs.append((names.dead_letter_queue, dead))
+    return pairs
+
+
+def declare(channel: Any, names: Names, cqrs_ids: list[str]) -> None:
+    """Declare the exchange, the three queues and the bindings on a pika channel."""
+    channel.exchange_declare(exchange=names.exchange, exchange_type="topic", durable=True)
+    channel.queue_declare(names.queue, durable=True, exclusive=False)
+    channel.queue_declare(names.dead_letter_queue, durable=True, exclusive=False)
+    channel.queue_declare(names.delay_queue, durable=True, arguments=delay_arguments(names))
+    for queue, key in bindings(names, cqrs_ids):
+        channel.queue_bind(exchange=names.exchange, queue=queue, routing_key=key)
+
+
+def delay_arguments(names: Names) -> dict:
+    """Return the delay queue's arguments: expired messages go back to the work queue."""
+    return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.queue}
+
+
+def direct_routing_key(names: Names, cqrs_id: str) -> str:
+    """Return the routing key of a SYNC aimed at this queue alone."""
+    return contract.routing_key(cqrs_id, names.queue)
