@@ -101,6 +101,7 @@ def test_search__by_instance_pk_correlation_id_and_cqrs_id_pk(admin_client, even
     assert len(_listed_ids(by_pk)) >= 2  # Ann's two saves (and the publisher if its pk matches)
     by_corr = admin_client.get(LIST_URL, {"q": "corr-42"})
     assert _listed_ids(by_corr) == [events[2].pk]
+    assert "1 matching" in by_corr.content.decode()
     by_both = admin_client.get(LIST_URL, {"q": f"publisher:{events[4].instance_pk}"})
     assert events[4].pk in _listed_ids(by_both)
     nothing = admin_client.get(LIST_URL, {"q": "no-such-thing"})
