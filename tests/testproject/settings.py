@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "cqrs_outbox",
     "tests.testproject.master",
     "tests.testproject.replica",
+    "tests.testproject.chaos",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
