@@ -28,5 +28,8 @@ test-postgres: $(STAMP)
 test-sqlite: $(STAMP)
 	CQRS_TEST_DB=sqlite $(PY) -m pytest -q -m "not postgres" tests/unit tests/integration/master
 
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info
