@@ -2,9 +2,10 @@
 
 The whole batch is tried in one transaction first: rows are locked by key, their
 revisions and tombstones are read in one query each per model, each event is decided in
-delivery order, and the survivors are written in bulk. If anything in it fails, the
-transaction is rolled back and the batch is applied again one event per savepoint, so
-a failing event is isolated and the others still apply.
+delivery order, and the survivors are written in bulk. Models with handlers of their
+own have each call wrapped in a savepoint. If a bulk write fails, the transaction is
+rolled back and the batch is applied again one event per savepoint, so a failing event
+is isolated and the others still apply.
 """
 
 from __future__ import annotations
@@ -126,8 +127,20 @@ def _attempt(alias: str, items: list[_Item]) -> dict[int, Outcome]:
     for model, plan in run.plans.items():
         writes.execute(model, alias, plan)
     for item in run.hooked:
-        hooks.call(item.model, item.envelope)
+        run.outcomes[item.index] = _call_in_savepoint(alias, item)
     return run.outcomes
+
+
+def _call_in_savepoint(alias: str, item: _Item) -> Outcome:
+    # The model's own code may fail; its savepoint keeps the rest of the batch, so the
+    # batch need not be run again (and the handler called twice) to isolate it.
+    try:
+        with transaction.atomic(using=alias):
+            hooks.call(item.model, item.envelope)
+    except Exception as exc:
+        _raise_if_lost(alias, exc)
+        return Outcome(FAILED, _describe(exc), exc)
+    return Outcome(APPLIED)
 
 
 def _states(alias: str, items: list[_Item]) -> dict:
