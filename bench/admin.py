@@ -63,7 +63,8 @@ SELECT
     now(),
     CASE WHEN i %% {FAILED_EVERY} = 0 THEN 'NOT_FOUND - no exchange' ELSE '' END,
     now() - make_interval(secs => %(rows)s - i),
-    CASE WHEN i > %(rows)s - {PENDING} THEN NULL ELSE now() - make_interval(secs => %(rows)s - i) END
+    CASE WHEN i > %(rows)s - {PENDING} THEN NULL
+         ELSE now() - make_interval(secs => %(rows)s - i) END
 FROM generate_series(1, %(rows)s) AS i
 """
 
@@ -114,8 +115,10 @@ def main() -> None:
         user = User.objects.create_superuser("bench", password="bench")
         client = Client()
         client.force_login(user)
-        print(f"PostgreSQL {connection.pg_version // 10000}: {args.rows} outbox rows "
-              f"(filled in {seconds:.1f} s); median of {args.runs} fetches per page")
+        print(
+            f"PostgreSQL {connection.pg_version // 10000}: {args.rows} outbox rows "
+            f"(filled in {seconds:.1f} s); median of {args.runs} fetches per page"
+        )
         list_ms = None
         for label, url in pages():
             client.get(url)  # warm the plan and template caches
