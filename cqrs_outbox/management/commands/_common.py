@@ -63,7 +63,8 @@ class CQRSCommand(BaseCommand):
     def report(self, options: dict, text: str) -> None:
         """Write a closing line to stderr, so stdout stays clean for the next command."""
         if options.get("verbosity", 1) >= 1:
-            self.stderr.write(text)
+            # Plain: Django paints stderr red on a terminal, and this is no error.
+            self.stderr.write(text, style_func=str)
 
 
 def add_cqrs_id(parser: argparse.ArgumentParser, short: str, kind: str) -> None:

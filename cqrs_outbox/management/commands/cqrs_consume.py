@@ -19,11 +19,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--workers", "-w", type=int, default=1, help="Worker processes.")
         parser.add_argument(
-            "--cqrs-id", "-cid", dest="cqrs_ids", action="extend", nargs="+", default=[],
-            metavar="CQRS_ID", help="Bind only these replica models (repeatable).",
+            "--cqrs-id",
+            "-cid",
+            dest="cqrs_ids",
+            action="extend",
+            nargs="+",
+            default=[],
+            metavar="CQRS_ID",
+            help="Bind only these replica models (repeatable).",
         )
         parser.add_argument(
-            "--batch-size", type=int, default=None,
+            "--batch-size",
+            type=int,
+            default=None,
             help="Events per transaction (default: CQRS['replica']['batch_size']).",
         )
 

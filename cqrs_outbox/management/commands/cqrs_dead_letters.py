@@ -17,8 +17,11 @@ class Command(BaseCommand):
         commands = parser.add_subparsers(dest="command", required=True)
         commands.add_parser("retry", help="Send every dead letter back to the replica queue.")
         dump = commands.add_parser("dump", help="Print every dead letter, leaving it queued.")
-        dump.add_argument("--with-reasons", action="store_true",
-                          help="Print JSON objects with the reason and the body.")
+        dump.add_argument(
+            "--with-reasons",
+            action="store_true",
+            help="Print JSON objects with the reason and the body.",
+        )
         commands.add_parser("purge", help="Delete every dead letter.")
 
     def handle(self, *args: Any, **options: Any) -> None:

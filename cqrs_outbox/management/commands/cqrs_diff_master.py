@@ -24,4 +24,4 @@ class Command(_common.CQRSCommand):
         if bar is not None:
             bar.finish()
         if not result.seen:
-            self.stderr.write("No objects found for filter!")
+            self.report(options, "No objects found for filter!")
