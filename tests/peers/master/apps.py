@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PeerMasterConfig(AppConfig):
+    name = "tests.peers.master"
+    label = "peer_master"
