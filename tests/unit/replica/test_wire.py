@@ -1,0 +1,105 @@
+"""Incoming bodies are validated key by key; every problem names the key."""
+
+import json
+
+import pytest
+
+from cqrs_outbox.replica import wire
+from relay import contract
+from relay.exceptions import BadMessage
+from tests.integration.replica import events as ev
+
+
+def test_decode__reads_a_full_django_cqrs_body():
+    body = ev.save("author", 1, 2, name="a")
+    envelope = wire.decode(json.dumps({**body, "future_key": 1}).encode())
+    assert (envelope.signal_type, envelope.cqrs_id, envelope.instance_pk) == ("SAVE", "author", 1)
+    assert wire.revision(envelope.instance_data) == 2
+    assert envelope.extra == {"future_key": 1}
+
+
+def test_decode__defaults_the_keys_django_cqrs_may_leave_out():
+    body = {"signal_type": "SYNC", "cqrs_id": "a", "instance_pk": "x", "instance_data": {}}
+    envelope = wire.validate(body)
+    assert (envelope.retries, envelope.expires, envelope.meta, envelope.previous_data) == (
+        0, None, None, None)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"{", "not JSON"),
+        (b'"text"', "JSON object, got a string"),
+        (b"null", "JSON object, got null"),
+    ],
+)
+def test_decode__rejects_what_is_not_a_json_object(raw, message):
+    with pytest.raises(BadMessage, match=message):
+        wire.decode(raw)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"signal_type": None}, "signal_type must be one of"),
+        ({"signal_type": "UPSERT"}, "signal_type must be one of"),
+        ({"cqrs_id": 5}, "cqrs_id must be a string, got a number"),
+        ({"cqrs_id": ""}, "cqrs_id must not be empty"),
+        ({"instance_data": []}, "instance_data must be an object, got an array"),
+        ({"instance_pk": {"a": 1}}, "instance_pk must be a string or an integer"),
+        ({"previous_data": "x"}, "previous_data must be an object"),
+        ({"meta": 3}, "meta must be an object"),
+        ({"retries": -1}, "retries must be a non-negative integer"),
+        ({"retries": True}, "retries must be a non-negative integer"),
+        ({"expires": "tomorrow"}, "expires must be an ISO-8601 datetime"),
+        ({"expires": 5}, "expires must be a string"),
+    ],
+)
+def test_validate__names_the_key_with_the_wrong_type(change, message):
+    with pytest.raises(BadMessage, match=message):
+        wire.validate({**ev.save("author", 1, 0, name="a"), **change})
+
+
+@pytest.mark.parametrize("key", wire.REQUIRED_KEYS)
+def test_validate__names_a_missing_key(key):
+    body = ev.save("author", 1, 0, name="a")
+    del body[key]
+    with pytest.raises(BadMessage, match=f"'{key}' is missing"):
+        wire.validate(body)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"cqrs_updated": "x"}, "cqrs_revision is missing"),
+        ({"cqrs_revision": "1", "cqrs_updated": "x"}, "must be an integer, got '1'"),
+        ({"cqrs_revision": 1.0, "cqrs_updated": "x"}, "must be an integer"),
+        ({"cqrs_revision": False, "cqrs_updated": "x"}, "must be an integer"),
+        ({"cqrs_revision": 1}, "cqrs_updated is missing"),
+    ],
+)
+def test_revision__must_be_an_integer(data, message):
+    with pytest.raises(BadMessage, match=message):
+        wire.revision(data)
+
+
+def test_expiry__naive_means_utc_and_past_is_expired():
+    envelope = wire.validate({**ev.save("a", 1, 0), "expires": "2000-01-01T00:00:00"})
+    assert wire.is_expired(envelope)
+    assert not wire.is_expired(wire.validate(ev.save("a", 1, 0)))
+
+
+def test_with_retries__keeps_every_key_and_raises_the_counter():
+    body = {**ev.save("author", 1, 0, name="a"), "future_key": "kept"}
+    again = json.loads(wire.with_retries(wire.validate(body), 3))
+    assert again == {**body, "retries": 3}
+    assert set(contract.ENVELOPE_KEYS) <= set(again)
+
+
+def test_reset_for_retry__zeroes_retries_and_renews_expires():
+    body = {**ev.save("a", 1, 0), "retries": 5, "expires": "2000-01-01T00:00:00+00:00"}
+    fresh = json.loads(wire.reset_for_retry(json.dumps(body).encode(), 60))
+    assert fresh["retries"] == 0
+    assert not wire.is_expired(wire.validate(fresh))
+    assert wire.reset_for_retry(b"junk", 60) == b"junk"
