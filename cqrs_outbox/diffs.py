@@ -168,7 +168,12 @@ def master_missing(model: type[models.Model], lines: Iterable[str], out: TextIO)
 
 
 def delete_missing(model: type[models.Model], lines: Iterable[str]) -> DiffResult:
-    """Delete the replica rows whose keys the stream lists, a transaction per line."""
+    """Delete the replica rows whose keys the stream lists, a transaction per line.
+
+    Each row goes through the model's `cqrs_delete` as a DELETE one revision past the
+    row's own, so the replica leaves a tombstone and a late, older SAVE of the row
+    cannot bring it back.
+    """
     seen = deleted = 0
     alias = router.db_for_write(model)
     for pks in packages(lines):
@@ -180,5 +185,10 @@ def delete_missing(model: type[models.Model], lines: Iterable[str]) -> DiffResul
 
 
 def _delete(model: type[models.Model], alias: str, pks: list[Any]) -> int:
-    _, per_model = model._default_manager.using(alias).filter(pk__in=pks).delete()
-    return per_model.get(model._meta.label, 0)
+    held = model._default_manager.using(alias).filter(pk__in=pks).order_by()
+    now = str(timezone.now())
+    count = 0
+    for pk, revision in held.values_list("pk", "cqrs_revision"):
+        data = {"id": contract.json_value(pk), "cqrs_revision": revision + 1, "cqrs_updated": now}
+        count += bool(model.cqrs_delete(data))
+    return count
