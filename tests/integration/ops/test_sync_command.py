@@ -166,3 +166,11 @@ def test_sync__waits_for_a_write_in_flight_and_never_overtakes_it(authors, outbo
     assert save["id"] < sync["id"]
     assert sync["revision"] == save["revision"] == 1
     assert sync["body"]["instance_data"]["name"] == "newer"
+
+
+def test_sync__filter_across_a_to_many_relation_syncs_each_row_once(authors, outbox_rows):
+    for value in (1, 2, 3):
+        models.AllFields.objects.create(int_field=value, author=authors[0])
+    OutboxEvent.objects.all().delete()
+    _sync("--cqrs-id", "author", "-f", json.dumps({"allfields__int_field__gte": 1}), "-b", "1")
+    assert [r["instance_pk"] for r in outbox_rows()] == [str(authors[0].pk)]
