@@ -261,7 +261,9 @@ class Demo:
 
     def delete_broker_objects(self) -> None:
         """Delete the run's queues and exchange (those that exist)."""
-        names = [self.queue, f"{self.queue}_delay", f"dead_letter_{self.queue}"]
+        # The work queue, and the delay and dead-letter queues cqrs_consume declares
+        # next to it (their default names).
+        names = [self.queue, f"{self.queue}.delay", f"dead_letter_{self.queue}"]
         try:
             connection = connect(self.broker_url)
         except pika.exceptions.AMQPError:

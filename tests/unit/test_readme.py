@@ -7,8 +7,11 @@ defaults), dotted paths with what imports.
 
 from __future__ import annotations
 
+import argparse
 import ast
+import contextlib
 import importlib
+import io
 import re
 import subprocess
 import sys
@@ -62,7 +65,19 @@ def help_text(command: str) -> str:
         )
         return run.stdout
     parser = load_command_class(APP, command).create_parser("manage.py", command)
-    return parser.format_help()
+    text = parser.format_help()
+    for names in re.findall(r"\{([a-z][\w-]*(?:,[a-z][\w-]*)+)\}", text):
+        for name in names.split(","):
+            text += subcommand_help(parser, name)
+    return text
+
+
+def subcommand_help(parser: argparse.ArgumentParser, name: str) -> str:
+    """Return the `--help` text of one subcommand (`cqrs_dead_letters dump --help`)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        parser.parse_args([name, "--help"])
+    return out.getvalue()
 
 
 def command_sections() -> list[tuple[str, str]]:
