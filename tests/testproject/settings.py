@@ -5,6 +5,7 @@ services come from PGHOST/PGPORT/PGUSER and CQRS_BROKER_URL, with this machine's
 """
 
 import os
+import uuid
 
 SECRET_KEY = "test-only"
 DEBUG = False
@@ -32,6 +33,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 ROOT_URLCONF = "tests.testproject.urls"
+STATIC_URL = "/static/"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -46,8 +48,11 @@ TEMPLATES = [
     }
 ]
 
+# Names unique to this run, written back to the environment so that the processes a test
+# starts meet the same databases, exchange and queue, and parallel runs never meet.
+RUN_ID = os.environ.setdefault("CQRS_TEST_RUN_ID", uuid.uuid4().hex[:8])
 DB_KIND = os.environ.get("CQRS_TEST_DB", "postgres")
-DB_NAME = os.environ.get("CQRS_TEST_DB_NAME", "cqrs_outbox")
+DB_NAME = os.environ.setdefault("CQRS_TEST_DB_NAME", f"cqrs_outbox_{RUN_ID}")
 
 
 def _database(suffix: str) -> dict:
@@ -71,8 +76,8 @@ DATABASES = {"default": _database(""), "other": _database("_other")}
 
 CQRS = {
     "url": os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-    "exchange": os.environ.get("CQRS_TEST_EXCHANGE", "cqrs_test"),
-    "queue": os.environ.get("CQRS_TEST_QUEUE", "cqrs_test_replica"),
+    "exchange": os.environ.setdefault("CQRS_TEST_EXCHANGE", f"cqrs_test_{RUN_ID}"),
+    "queue": os.environ.setdefault("CQRS_TEST_QUEUE", f"cqrs_test_replica_{RUN_ID}"),
     "master": {"CQRS_MESSAGE_TTL": 3600},
     "replica": {"CQRS_MAX_RETRIES": 3, "CQRS_RETRY_DELAY": 1},
 }
