@@ -68,7 +68,8 @@ def summary(db: Database) -> Summary:
         f"SELECT COUNT(*) FROM {T} WHERE status = %s", (contract.STATUS_FAILED,)
     ) or (0,)
     rows = db.fetchall(
-        f"SELECT partition, owner, expires_at FROM {L} WHERE owner <> '' ORDER BY partition"
+        f"SELECT partition, owner, expires_at FROM {L} "
+        "WHERE owner <> '' AND partition >= 0 ORDER BY partition"
     )
     owners = tuple(
         PartitionOwner(p, o, _aware(e) if e is not None else None) for p, o, e in rows
@@ -154,4 +155,200 @@ def rewrite_event(db: Database, event_id: int, event: contract.NewEvent) -> bool
             (event.payload, event.revision, event.correlation_id, utcnow(), event_id,
              contract.STATUS_PENDING),
         )
+    )
+
+
+# The relay's drain path: claim pending rows of held partitions, settle them after the
+# broker answered, purge old published rows.
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A pending event as the relay publishes it."""
+
+    id: int
+    partition: int
+    routing_key: str
+    payload: str
+    attempts: int
+    available_at: datetime.datetime
+
+
+_PENDING_COLUMNS = "id, partition, routing_key, payload, attempts, available_at"
+
+# One index range scan of the partial pending index per partition, in the order given,
+# stopping as soon as `limit` rows are found: each partition yields a prefix of its
+# pending rows in id order, which is all the per-row order needs.
+_CLAIM_POSTGRESQL = (
+    f"SELECT e.{_PENDING_COLUMNS.replace(', ', ', e.')} "
+    "FROM unnest(%s::int[], %s::bigint[]) AS p(part, after) "
+    f"CROSS JOIN LATERAL (SELECT {_PENDING_COLUMNS} FROM {T} "
+    "WHERE status = %s AND partition = p.part AND id > p.after "
+    "ORDER BY id LIMIT %s) AS e LIMIT %s"
+)
+_CLAIM_ONE = (
+    f"SELECT {_PENDING_COLUMNS} FROM {T} "
+    "WHERE status = %s AND partition = %s AND id > %s ORDER BY id LIMIT %s"
+)
+
+
+def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[Pending]:
+    """Return up to `limit` pending rows: for each (partition, after_id), in the order
+    given, the partition's pending rows with an id above after_id, in id order.
+
+    Reads only; the leases make the rows this relay's to publish.
+    """
+    if not cursors or limit < 1:
+        return []
+    if db.vendor == "postgresql":
+        parts, afters = [p for p, _ in cursors], [a for _, a in cursors]
+        rows = db.fetchall(
+            _CLAIM_POSTGRESQL, (parts, afters, contract.STATUS_PENDING, limit, limit)
+        )
+    else:
+        rows = []
+        for partition, after in cursors:
+            wanted = limit - len(rows)
+            if wanted <= 0:
+                break
+            rows.extend(
+                db.fetchall(_CLAIM_ONE, (contract.STATUS_PENDING, partition, after, wanted))
+            )
+    return [Pending(int(i), int(p), k, b, int(a), _aware(t)) for i, p, k, b, a, t in rows]
+
+
+def _id_filter(db: Database, ids: Sequence[int]) -> tuple[str, list]:
+    if db.vendor == "postgresql":
+        return "id = ANY(%s)", [list(ids)]
+    return f"id IN ({placeholders(ids)})", list(ids)
+
+
+def mark_published(db: Database, ids: Sequence[int], now: datetime.datetime) -> int:
+    """Mark events the broker confirmed as published."""
+    if not ids:
+        return 0
+    where, params = _id_filter(db, ids)
+    return db.rowcount(
+        f"UPDATE {T} SET status = %s, published_at = %s WHERE {where} AND status = %s",
+        (contract.STATUS_PUBLISHED, db.timestamp(now), *params, contract.STATUS_PENDING),
+    )
+
+
+def mark_returned(db: Database, event_id: int, reason: str, now: datetime.datetime) -> int:
+    """Mark an event the broker accepted but could not route: published, with the reason.
+
+    No queue was bound for its routing key, so publishing it again would meet the same
+    fate; the reason stays on the row for the admin and the status output.
+    """
+    return db.rowcount(
+        f"UPDATE {T} SET status = %s, published_at = %s, last_error = %s "
+        "WHERE id = %s AND status = %s",
+        (contract.STATUS_PUBLISHED, db.timestamp(now), reason, event_id, contract.STATUS_PENDING),
+    )
+
+
+def mark_refused(
+    db: Database, event_id: int, reason: str, retry_at: datetime.datetime, max_attempts: int
+) -> bool:
+    """Count one broker refusal of an event; fail it at `max_attempts`. Return if it failed."""
+    row = db.fetchone(
+        f"UPDATE {T} SET attempts = attempts + 1, last_error = %s, available_at = %s, "
+        "status = CASE WHEN attempts + 1 >= %s THEN %s ELSE status END "
+        "WHERE id = %s AND status = %s RETURNING status",
+        (reason, db.timestamp(retry_at), max_attempts, contract.STATUS_FAILED, event_id,
+         contract.STATUS_PENDING),
+    )
+    return bool(row and row[0] == contract.STATUS_FAILED)
+
+
+def purge_published(db: Database, before: datetime.datetime, limit: int) -> int:
+    """Delete up to `limit` events published before `before`, oldest first."""
+    return db.rowcount(
+        f"DELETE FROM {T} WHERE id IN (SELECT id FROM {T} WHERE status = %s "
+        "AND published_at < %s ORDER BY published_at LIMIT %s)",
+        (contract.STATUS_PUBLISHED, db.timestamp(before), limit),
+    )
+
+
+def clock(db: Database) -> datetime.datetime:
+    """Return the database's current time (PostgreSQL), or this host's (SQLite)."""
+    if db.vendor != "postgresql":
+        return utcnow()
+    row = db.fetchone("SELECT statement_timestamp()")
+    return _aware(row[0]) if row else utcnow()
+
+
+# Leases. Rows 0..PARTITIONS-1 are the partitions. Rows with a negative partition
+# number are the relays' membership: each live relay keeps one, so every relay can
+# count the others and take a fair share, including relays holding no partition yet.
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    partition: int
+    owner: str
+    token: str
+    expires_at: datetime.datetime | None
+
+    def free(self, now: datetime.datetime) -> bool:
+        """Return whether nobody holds this lease at `now`."""
+        return not self.owner or self.expires_at is None or self.expires_at <= now
+
+
+def ensure_partitions(db: Database) -> None:
+    """Create the lease rows of every partition that lacks one."""
+    values = ", ".join("(%s, '', '', NULL)" for _ in range(contract.PARTITIONS))
+    db.rowcount(
+        f"INSERT INTO {L} (partition, owner, token, expires_at) VALUES {values} "
+        "ON CONFLICT (partition) DO NOTHING",
+        tuple(range(contract.PARTITIONS)),
+    )
+
+
+def leases(db: Database) -> list[LeaseRow]:
+    """Return every lease row, membership rows included."""
+    rows = db.fetchall(f"SELECT partition, owner, token, expires_at FROM {L} ORDER BY partition")
+    return [LeaseRow(int(p), o, t, _aware(e) if e else None) for p, o, t, e in rows]
+
+
+def take_lease(
+    db: Database, partition: int, owner: str, token: str, now: datetime.datetime,
+    expires: datetime.datetime,
+) -> bool:
+    """Take a lease if it is free or expired (or already ours); return whether we got it."""
+    if partition < 0:
+        db.rowcount(
+            f"INSERT INTO {L} (partition, owner, token, expires_at) VALUES (%s, '', '', NULL) "
+            "ON CONFLICT (partition) DO NOTHING",
+            (partition,),
+        )
+    return 1 == db.rowcount(
+        f"UPDATE {L} SET owner = %s, token = %s, expires_at = %s WHERE partition = %s "
+        "AND (owner = '' OR owner = %s OR expires_at IS NULL OR expires_at <= %s)",
+        (owner, token, db.timestamp(expires), partition, owner, db.timestamp(now)),
+    )
+
+
+def renew_leases(
+    db: Database, owner: str, partitions: Sequence[int], expires: datetime.datetime
+) -> set[int]:
+    """Extend the leases `owner` still holds; return the partitions it still holds."""
+    if not partitions:
+        return set()
+    rows = db.fetchall(
+        f"UPDATE {L} SET expires_at = %s WHERE owner = %s "
+        f"AND partition IN ({placeholders(partitions)}) RETURNING partition",
+        (db.timestamp(expires), owner, *partitions),
+    )
+    return {int(row[0]) for row in rows}
+
+
+def release_leases(db: Database, owner: str, partitions: Sequence[int]) -> int:
+    """Give up leases `owner` holds, so another relay can take them at once."""
+    if not partitions:
+        return 0
+    return db.rowcount(
+        f"UPDATE {L} SET owner = '', token = '', expires_at = NULL WHERE owner = %s "
+        f"AND partition IN ({placeholders(partitions)})",
+        (owner, *partitions),
     )

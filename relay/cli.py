@@ -1,0 +1,149 @@
+"""`python -m relay`: run the relay without the master's code, from two URLs.
+
+    python -m relay --database-url postgresql://user:pw@db/app --broker-url amqp://...
+
+The URLs may come from RELAY_DATABASE_URL and RELAY_BROKER_URL instead, which keeps
+passwords out of the process list. Errors are one line on stderr with a non-zero exit
+status (2 for bad usage or configuration, 1 for a database unreachable at start);
+SIGTERM and SIGINT stop the relay cleanly with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from relay import contract, engine, status, store
+from relay import db as dbapi
+from relay.exceptions import ConfigurationError, DatabaseUnavailable
+from relay.pika_publisher import PikaPublisher
+from relay.urls import parse_broker_url, redact
+
+PROG = "relay"
+EXIT_UNAVAILABLE = 1
+EXIT_USAGE = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, with any URL password masked."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(message, EXIT_USAGE)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print a one-line error (passwords masked) and exit with `code`."""
+    text = " ".join(redact(word) if "://" in word else word for word in message.split())
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+    sys.exit(code)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    defaults = engine.Config()
+    p = _Parser(prog=f"python -m {PROG}", description="Drain the CQRS outbox to RabbitMQ.")
+    p.add_argument("--database-url", default=os.environ.get("RELAY_DATABASE_URL"),
+                   help="postgresql://user:password@host:port/name or sqlite:///path")
+    p.add_argument("--broker-url", default=os.environ.get("RELAY_BROKER_URL"),
+                   help="amqp://user:password@host:port/vhost (or amqps://)")
+    p.add_argument("--exchange", default=contract.DEFAULT_EXCHANGE)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--poll-interval", type=float, default=defaults.poll_interval,
+                   help="seconds between polls when no notification arrives")
+    p.add_argument("--lease-ttl", type=float, default=defaults.lease_ttl, help="seconds")
+    p.add_argument("--max-attempts", type=int, default=defaults.max_attempts)
+    p.add_argument("--retention", type=float, default=defaults.retention,
+                   help="seconds published events are kept before they are purged")
+    p.add_argument("--purge-batch-size", type=int, default=defaults.purge_batch_size)
+    p.add_argument("--no-listen", action="store_true",
+                   help="poll only (e.g. behind PgBouncer in transaction mode)")
+    p.add_argument("--owner", default="", help="this relay's name in the lease table")
+    p.add_argument("--once", action="store_true", help="stop when nothing is pending")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--status", action="store_true", help="print the outbox status and exit")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def config(args: argparse.Namespace) -> engine.Config:
+    """Return the engine configuration the arguments ask for."""
+    for name in ("batch_size", "max_attempts", "purge_batch_size"):
+        if getattr(args, name) < 1:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("poll_interval", "lease_ttl"):
+        if getattr(args, name) <= 0:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be positive")
+    return engine.Config(
+        batch_size=args.batch_size,
+        poll_interval=args.poll_interval,
+        lease_ttl=args.lease_ttl,
+        max_attempts=args.max_attempts,
+        retention=args.retention,
+        purge_batch_size=args.purge_batch_size,
+        listen=not args.no_listen,
+        owner=args.owner,
+    )
+
+
+class _Connector:
+    """Hand out the connection opened at start first, then fresh ones after outages."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.first: dbapi.Database | None = dbapi.connect(url)
+
+    def __call__(self) -> dbapi.Database:
+        db, self.first = self.first, None
+        return db or dbapi.connect(self.url)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the relay (or print the status); return the exit status."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    try:
+        return _run(args)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except DatabaseUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.database_url:
+        raise ConfigurationError("--database-url is required (or set RELAY_DATABASE_URL)")
+    if args.status:
+        with dbapi.translated():
+            summary = store.summary(dbapi.connect(args.database_url))
+        print(f"database: {redact(args.database_url)}")
+        print(status.render(summary))
+        return 0
+    if not args.broker_url:
+        raise ConfigurationError("--broker-url is required (or set RELAY_BROKER_URL)")
+    broker = parse_broker_url(args.broker_url, "--broker-url")
+    settings = config(args)
+    relay = engine.Relay(_Connector(args.database_url), PikaPublisher(broker, args.exchange),
+                         settings)
+    _on_signals(relay)
+    relay.start()
+    logging.getLogger(__name__).info(
+        "relay %s: database %s, broker %s, exchange %s",
+        relay.owner, redact(args.database_url), broker.safe_url, args.exchange,
+    )
+    relay.run(once=args.once, seconds=args.seconds)
+    return 0
+
+
+def _on_signals(relay: engine.Relay) -> None:
+    def stop(signum: int, frame: Any) -> None:
+        relay.stop()  # only rings the relay's alarm: safe inside a signal handler
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

@@ -1,0 +1,411 @@
+"""The drain loop: claim pending events of our partitions, publish, confirm, mark.
+
+One thread, pipelined: while the broker persists batch N, the relay marks batch N-1
+published (it was confirmed) and claims batch N+1. A batch is marked only after the
+broker confirmed it; anything unconfirmed when a process dies or a connection breaks
+is published again later, so delivery is at-least-once and per-row order holds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from relay import db as dbapi
+from relay import store
+from relay.db import Database
+from relay.exceptions import (
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    MessageRejected,
+    RecoverableError,
+)
+from relay.leases import Leases
+from relay.publisher import Message, Outcome, Publisher
+from relay.wake import Alarm, Listener
+
+logger = logging.getLogger(__name__)
+
+CONFIRM_SLICE = 0.5  # seconds between checks while waiting for the broker's confirms
+CONFIRM_TIMEOUT = 30.0  # seconds without confirms before the connection counts as broken
+STOP_GRACE = 5.0  # seconds a stopping relay still waits for the batch in flight
+BACKOFF_FIRST = 0.1  # seconds before the first retry after an outage
+BACKOFF_MAX = 5.0  # seconds, the longest pause between retries
+REFUSAL_BACKOFF = 1.0  # seconds before re-publishing a refused event, doubled per attempt
+REFUSAL_BACKOFF_MAX = 60.0  # seconds
+PURGE_INTERVAL = 60.0  # seconds between purges of old published events
+PURGE_ROUNDS = 10  # purge statements per purge, so a purge never stalls the drain long
+
+
+@dataclass(frozen=True)
+class Config:
+    """How a relay drains; the defaults match the `CQRS['relay']` settings."""
+
+    batch_size: int = 500  # events per claim
+    poll_interval: float = 1.0  # seconds between polls when no notification comes
+    lease_ttl: float = 30.0  # seconds a partition lease lasts unless renewed
+    max_attempts: int = 10  # broker refusals before an event is marked failed
+    retention: float = 7 * 86400.0  # seconds published events are kept
+    purge_batch_size: int = 5000  # events per purge statement
+    listen: bool = True  # wake on PostgreSQL notifications
+    owner: str = ""  # this relay's name in the lease table; generated when empty
+
+
+@dataclass
+class Stats:
+    """What a relay did since it started."""
+
+    published: int = 0
+    returned: int = 0
+    refused: int = 0
+    failed: int = 0
+    purged: int = 0
+    batches: int = 0
+
+
+@dataclass
+class Batch:
+    """Claimed events, in id order, each partition's a prefix of its pending events."""
+
+    rows: list[store.Pending] = field(default_factory=list)
+
+    @classmethod
+    def ready(cls, rows: Sequence[store.Pending], now: datetime.datetime) -> Batch:
+        """Keep rows up to the first one of their partition that must still wait."""
+        waiting: set[int] = set()
+        kept = []
+        for row in sorted(rows, key=lambda r: r.id):
+            if row.partition in waiting or row.available_at > now:
+                waiting.add(row.partition)
+            else:
+                kept.append(row)
+        return cls(kept)
+
+    def cursors(self) -> dict[int, int]:
+        """Return, per partition, the highest event id in the batch."""
+        return {row.partition: row.id for row in self.rows}
+
+    def messages(self) -> list[Message]:
+        return [Message(row.id, row.routing_key, row.payload) for row in self.rows]
+
+
+def default_owner() -> str:
+    """Return a name for this relay process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Health:
+    """Track outages so each change of state is logged once, not each retry."""
+
+    def __init__(self) -> None:
+        self._down: dict[str, tuple[float, int]] = {}  # what -> (since, tries)
+
+    def down(self, what: str, error: Exception) -> float:
+        """Record a failed try; return how long to back off."""
+        since, tries = self._down.get(what, (time.monotonic(), 0))
+        if not tries:
+            logger.warning("%s unavailable, retrying with back-off: %s", what, error)
+        self._down[what] = (since, tries + 1)
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**tries)
+        return random.uniform(delay / 2, delay)
+
+    def up(self) -> None:
+        """Record that a turn of the loop went through."""
+        for what, (since, tries) in self._down.items():
+            elapsed = time.monotonic() - since
+            logger.warning("%s available again after %.1fs (%d tries)", what, elapsed, tries)
+        self._down.clear()
+
+
+class Relay:
+    """Drain the outbox to the broker until stopped."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Database],
+        publisher: Publisher,
+        config: Config | None = None,
+        *,
+        alarm: Alarm | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.publisher = publisher
+        self.owner = self.config.owner or default_owner()
+        self.leases = Leases(self.owner, self.config.lease_ttl)
+        self.stats = Stats()
+        self.alarm = alarm or Alarm()
+        self._own_alarm = alarm is None
+        self._connect = connect
+        self._db: Database | None = None
+        self._listener: Listener | None = None
+        self._health = Health()
+        self._careful = 0  # events still to publish one at a time after a rejection
+        self._rotation = 0
+        self._last_purge = -PURGE_INTERVAL
+        self._unroutable: set[str] = set()
+
+    # -- public ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect once and check the tables; raise at once instead of retrying.
+
+        Front ends call this to fail fast on a wrong database URL or missing tables.
+        An unreachable broker is only logged: the run loop keeps trying it.
+        """
+        with dbapi.translated():
+            self._ensure_db()
+        try:
+            self.publisher.connect()
+        except BrokerUnavailable as exc:
+            self._health.down("broker", exc)
+
+    def stop(self) -> None:
+        """Ask the relay to stop after the batch in flight; safe from signal handlers."""
+        self.alarm.ring()
+
+    def run(self, *, once: bool = False, seconds: float | None = None) -> Stats:
+        """Drain until stopped (or, with `once`, until nothing is pending; with
+        `seconds`, for at most that long). Release the leases on the way out."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        logger.info("relay %s running (batch %s)", self.owner, self.config.batch_size)
+        try:
+            while not self._leaving(deadline):
+                try:
+                    with dbapi.translated():
+                        if not self._turn(once, deadline):
+                            break
+                except RecoverableError as exc:
+                    self._outage(exc)
+        finally:
+            self._shutdown()
+        return self.stats
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _turn(self, once: bool, deadline: float | None) -> bool:
+        db = self._ensure_db()
+        if not self.publisher.is_open:
+            self.publisher.connect()
+        if self.leases.rebalance_due():
+            self.leases.tick(db)
+        moved = self._drain(db, deadline)
+        self._health.up()
+        self._purge(db)
+        if moved or self._careful:
+            return True
+        if once:
+            return False
+        self._sleep(deadline)
+        return True
+
+    def _drain(self, db: Database, deadline: float | None) -> int:
+        """Publish batches until none is left (or it is time to rebalance or stop)."""
+        moved = 0
+        confirmed: tuple[Batch, Outcome] | None = None
+        batch = self._claim(db, {})
+        try:
+            while batch.rows:
+                batch = self._guard(db, batch)
+                if not batch.rows:
+                    break
+                try:
+                    self.publisher.send(batch.messages())
+                    if confirmed:
+                        moved += self._settle(db, *confirmed)
+                        confirmed = None
+                    upcoming = self._next(db, batch, deadline)
+                    outcome = self._await(db)
+                except MessageRejected as exc:
+                    moved += self._rejected(db, batch, exc)
+                    break
+                confirmed = (batch, outcome)
+                batch = Batch() if outcome.refused else upcoming
+        finally:
+            if confirmed:
+                moved += self._settle(db, *confirmed)
+        return moved
+
+    def _next(self, db: Database, batch: Batch, deadline: float | None) -> Batch:
+        if self._careful or self._leaving(deadline) or self.leases.rebalance_due():
+            return Batch()
+        return self._claim(db, batch.cursors())
+
+    def _claim(self, db: Database, after: dict[int, int]) -> Batch:
+        held = sorted(self.leases.held)
+        if not held:
+            return Batch()
+        start = self._rotation % len(held)  # rotate, so no partition always comes last
+        self._rotation += 1
+        order = held[start:] + held[:start]
+        limit = 1 if self._careful else self.config.batch_size
+        rows = store.claim(db, [(p, after.get(p, 0)) for p in order], limit)
+        return Batch.ready(rows, self.leases.now())
+
+    def _guard(self, db: Database, batch: Batch) -> Batch:
+        """Renew the leases if due; keep only rows of partitions surely still ours."""
+        if self.leases.due() or not self.leases.safe():
+            self.leases.tick(db, rebalance=False)
+        held = self.leases.held
+        return Batch([row for row in batch.rows if row.partition in held])
+
+    def _await(self, db: Database) -> Outcome:
+        started = time.monotonic()
+        while True:
+            outcome = self.publisher.wait(CONFIRM_SLICE)
+            if outcome is not None:
+                return outcome
+            if self.leases.due():  # a slow broker must not cost us our leases
+                self.leases.tick(db, rebalance=False)
+            limit = STOP_GRACE if self.alarm.rung else CONFIRM_TIMEOUT
+            if time.monotonic() - started >= limit:
+                raise BrokerUnavailable(f"no confirmation from the broker within {limit:.0f}s")
+
+    # -- settling ----------------------------------------------------------------------
+
+    def _settle(self, db: Database, batch: Batch, outcome: Outcome) -> int:
+        """Mark a confirmed batch: published, returned, or refused per event."""
+        now = self.leases.now()
+        skip = outcome.returned.keys() | outcome.refused.keys()
+        store.mark_published(db, [r.id for r in batch.rows if r.id not in skip], now)
+        self.stats.published += len(batch.rows) - len(skip)
+        self.stats.batches += 1
+        for row in batch.rows:
+            if row.id in outcome.returned:
+                self._returned(db, row, outcome.returned[row.id], now)
+            elif row.id in outcome.refused:
+                self._refused(db, row, outcome.refused[row.id], now)
+        if self._careful:
+            self._careful = max(0, self._careful - len(batch.rows))
+        return len(batch.rows)
+
+    def _returned(
+        self, db: Database, row: store.Pending, reason: str, now: datetime.datetime
+    ) -> None:
+        store.mark_returned(db, row.id, f"returned by the broker: {reason}", now)
+        self.stats.returned += 1
+        if row.routing_key not in self._unroutable:  # once per key: it may be every event
+            self._unroutable.add(row.routing_key)
+            logger.warning(
+                "event %s returned by the broker (%s): no queue is bound to routing key %s",
+                row.id, reason, row.routing_key,
+            )
+
+    def _refused(
+        self, db: Database, row: store.Pending, reason: str, now: datetime.datetime
+    ) -> None:
+        delay = min(REFUSAL_BACKOFF_MAX, REFUSAL_BACKOFF * 2**row.attempts)
+        retry_at = now + datetime.timedelta(seconds=delay)
+        failed = store.mark_refused(
+            db, row.id, f"refused by the broker: {reason}", retry_at, self.config.max_attempts
+        )
+        self.stats.refused += 1
+        if failed:
+            self.stats.failed += 1
+            logger.error(
+                "event %s (routing key %s) failed after %s refusals: %s",
+                row.id, row.routing_key, row.attempts + 1, reason,
+            )
+        else:
+            logger.warning("event %s refused by the broker (%s); retrying in %.0fs",
+                           row.id, reason, delay)
+
+    def _rejected(self, db: Database, batch: Batch, error: MessageRejected) -> int:
+        """The broker closed the channel over a message of `batch`: find which one."""
+        if len(batch.rows) == 1:
+            self._refused(db, batch.rows[0], str(error), self.leases.now())
+            self._careful = max(0, self._careful - 1)
+            return 1
+        logger.warning(
+            "%s; publishing the next %s events one at a time to find it", error, len(batch.rows)
+        )
+        self._careful = len(batch.rows)
+        return 0
+
+    # -- idle work ---------------------------------------------------------------------
+
+    def _purge(self, db: Database) -> None:
+        if time.monotonic() - self._last_purge < PURGE_INTERVAL or 0 not in self.leases.held:
+            return  # one relay purges: the one holding partition 0
+        self._last_purge = time.monotonic()
+        before = self.leases.now() - datetime.timedelta(seconds=self.config.retention)
+        purged = purge(db, before, self.config.purge_batch_size, PURGE_ROUNDS, self.alarm)
+        self.stats.purged += purged
+        if purged:
+            logger.info("purged %s events published before %s", purged, before)
+
+    def _sleep(self, deadline: float | None) -> None:
+        seconds = self.config.poll_interval
+        if deadline is not None:
+            seconds = min(seconds, max(0.0, deadline - time.monotonic()))
+        if self._listener is not None:
+            self._listener.wait(self.alarm, seconds)
+        else:
+            self.alarm.sleep(seconds)
+        self.publisher.idle()
+
+    # -- connections, outages and shutdown ---------------------------------------------
+
+    def _ensure_db(self) -> Database:
+        if self._db is None:
+            db = self._connect()
+            store.leases(db)  # fails now, clearly, if the tables are missing
+            self._listener = Listener(db) if self.config.listen else None
+            if self._listener is not None and not self._listener.active:
+                self._listener = None
+            self._db = db
+        return self._db
+
+    def _outage(self, error: RecoverableError) -> None:
+        if isinstance(error, DatabaseUnavailable):
+            self._drop_db()
+            what = "database"
+        else:
+            self.publisher.close()
+            what = "broker"
+        self.alarm.sleep(self._health.down(what, error))
+
+    def _drop_db(self) -> None:
+        db, self._db, self._listener = self._db, None, None
+        self.leases.forget()
+        if db is not None:
+            db.close()
+
+    def _leaving(self, deadline: float | None) -> bool:
+        return self.alarm.rung or (deadline is not None and time.monotonic() >= deadline)
+
+    def _shutdown(self) -> None:
+        try:
+            if self._db is not None:
+                with dbapi.translated():
+                    self.leases.release(self._db)
+                    if self._listener is not None:
+                        self._listener.stop()
+        except RecoverableError as exc:
+            logger.warning("could not release the leases (they expire by themselves): %s", exc)
+        finally:
+            self.publisher.close()
+            if self._own_alarm:
+                self.alarm.close()
+        logger.info(
+            "relay %s stopped: %s published, %s returned, %s failed",
+            self.owner, self.stats.published, self.stats.returned, self.stats.failed,
+        )
+
+
+def purge(db: Database, before: datetime.datetime, batch_size: int, rounds: int,
+          alarm: Alarm | None = None) -> int:
+    """Delete events published before `before`, in at most `rounds` bounded statements."""
+    total = 0
+    for _ in range(rounds):
+        deleted = store.purge_published(db, before, batch_size)
+        total += deleted
+        if deleted < batch_size or (alarm is not None and alarm.rung):
+            break
+    return total

@@ -1,0 +1,307 @@
+"""Publish to RabbitMQ with pika: publisher confirms, mandatory flag, returned messages.
+
+A `SelectConnection` driven by the caller's thread: `send()` writes a whole batch to the
+socket and returns at once, so the relay can settle the previous batch and claim the
+next while the broker persists this one; `wait()` then runs the I/O loop until every
+message is acknowledged. Confirms pipeline a batch the way an AMQP transaction does,
+and also say which message the broker refused (a nack), which a transaction cannot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.utils import connection_workflow
+
+from relay import contract
+from relay.exceptions import BrokerUnavailable, ConfigurationError, MessageRejected
+from relay.publisher import Message, Outcome, Publisher
+from relay.urls import BrokerAddress
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT = 30  # seconds between AMQP heartbeats
+CONNECT_TIMEOUT = 10.0  # seconds to open connection, channel and exchange
+CLOSE_TIMEOUT = 2.0  # seconds to wait for a clean close
+BLOCKED_TIMEOUT = 60.0  # seconds the broker may block publishing before we reconnect
+
+# Channel-close codes that mean "this message" rather than "this connection":
+# 406 PRECONDITION_FAILED (e.g. over the max message size), 311 CONTENT_TOO_LARGE.
+MESSAGE_CLOSE_CODES = {311, 406}
+# Connection failures that retrying cannot fix.
+LOGIN_ERRORS = (
+    pika.exceptions.AuthenticationError,
+    pika.exceptions.ProbableAuthenticationError,
+    pika.exceptions.ProbableAccessDeniedError,
+)
+
+
+class _Flight:
+    """The batch sent last: delivery tags still waiting, and what came back."""
+
+    def __init__(self, first_tag: int) -> None:
+        self.first_tag = first_tag
+        self.ids: list[int] = []
+        self.waiting: set[int] = set()
+        self.returned: dict[int, str] = {}
+        self.refused: dict[int, str] = {}
+
+    def confirm(self, tag: int, multiple: bool, nack: bool) -> None:
+        tags = [t for t in self.waiting if t <= tag] if multiple else [tag]
+        for t in tags:
+            self.waiting.discard(t)
+            if nack and self.first_tag <= t < self.first_tag + len(self.ids):
+                self.refused[self.ids[t - self.first_tag]] = "nacked by the broker"
+
+
+class PikaPublisher(Publisher):
+    """Publish to a durable topic exchange on RabbitMQ, with publisher confirms."""
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        exchange: str = contract.DEFAULT_EXCHANGE,
+        *,
+        heartbeat: int = HEARTBEAT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.address = address
+        self.exchange = exchange
+        self.heartbeat = heartbeat
+        self.connect_timeout = connect_timeout
+        self._connection: Any = None
+        self._channel: Any = None
+        self._ready = False
+        self._closing = False
+        self._error: Exception | None = None
+        self._flight: _Flight | None = None
+        self._next_tag = 1
+
+    # -- Publisher ------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._ready and self._error is None
+
+    def connect(self) -> None:
+        self.close()
+        self._ready, self._closing, self._error, self._next_tag = False, False, None, 1
+        self._connection = pika.SelectConnection(
+            self._parameters(),
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        if not self._pump(lambda: self._ready, self.connect_timeout):
+            self._error = BrokerUnavailable(
+                f"no answer from {self.address.safe_url} within {self.connect_timeout}s"
+            )
+        self._raise_error()
+        logger.debug("connected to %s, exchange %s", self.address.safe_url, self.exchange)
+
+    def send(self, messages: Sequence[Message]) -> None:
+        if not self.is_open:
+            raise self._error or BrokerUnavailable(f"not connected to {self.address.safe_url}")
+        flight = self._flight = _Flight(self._next_tag)
+        for message in messages:
+            self._publish(flight, message)
+        self._pump(lambda: False, 0)  # one turn of the loop writes the batch to the socket
+        self._raise_error()
+
+    def wait(self, timeout: float) -> Outcome | None:
+        flight = self._flight
+        if flight is None:
+            return Outcome()
+        self._pump(lambda: not flight.waiting, timeout)
+        self._raise_error()
+        if flight.waiting:
+            return None
+        self._flight = None
+        return Outcome(returned=flight.returned, refused=flight.refused)
+
+    def idle(self) -> None:
+        if self._connection is not None:
+            self._pump(lambda: False, 0)
+            self._raise_error()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        self._ready, self._flight, self._channel = False, None, None
+        if connection is None:
+            return
+        self._closing = True
+        try:
+            if not (connection.is_closing or connection.is_closed):
+                connection.close()
+            self._drive(connection, lambda: connection.is_closed, CLOSE_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - a broken connection may fail to close
+            logger.debug("closing the broker connection failed: %s", exc)
+        finally:
+            connection.ioloop.close()
+
+    # -- publishing -----------------------------------------------------------------
+
+    def _publish(self, flight: _Flight, message: Message) -> None:
+        properties = pika.BasicProperties(
+            content_type=contract.CONTENT_TYPE,
+            delivery_mode=contract.DELIVERY_MODE_PERSISTENT,
+            message_id=str(message.event_id),
+        )
+        try:
+            self._channel.basic_publish(
+                self.exchange,
+                message.routing_key,
+                message.body.encode(),
+                properties,
+                mandatory=True,
+            )
+        except (pika.exceptions.ShortStringTooLong, ValueError, TypeError) as exc:
+            # Never left this process: refuse it here, without a delivery tag.
+            flight.refused[message.event_id] = f"cannot be encoded: {type(exc).__name__}"
+            return
+        flight.ids.append(message.event_id)
+        flight.waiting.add(self._next_tag)
+        self._next_tag += 1
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        if self._flight is not None:
+            nack = isinstance(method, pika.spec.Basic.Nack)
+            self._flight.confirm(method.delivery_tag, method.multiple, nack)
+            if not self._flight.waiting:
+                self._stop_loop()
+
+    def _on_return(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        if self._flight is not None and (properties.message_id or "").isdigit():
+            reason = f"{method.reply_code} {method.reply_text}"
+            self._flight.returned[int(properties.message_id)] = reason
+
+    # -- connection lifecycle -------------------------------------------------------
+
+    def _parameters(self) -> pika.URLParameters:
+        parameters = pika.URLParameters(self.address.url)
+        parameters.heartbeat = self.heartbeat
+        parameters.blocked_connection_timeout = BLOCKED_TIMEOUT
+        parameters.connection_attempts = 1
+        parameters.socket_timeout = self.connect_timeout
+        parameters.stack_timeout = self.connect_timeout
+        parameters.client_properties = {"connection_name": "cqrs-outbox-relay"}
+        return parameters
+
+    def _on_open(self, connection: Any) -> None:
+        connection.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, channel: Any) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._declare())
+
+    def _declare(self) -> None:
+        self._channel.exchange_declare(
+            self.exchange, "topic", durable=True, callback=lambda _frame: self._on_ready()
+        )
+
+    def _on_ready(self) -> None:
+        self._ready = True
+        self._stop_loop()
+
+    def _on_open_error(self, connection: Any, error: BaseException) -> None:
+        error = _last_attempt(error)
+        if isinstance(error, LOGIN_ERRORS):
+            self._fail(
+                ConfigurationError(
+                    f"the broker at {self.address.safe_url} refused the login of user "
+                    f"{self.address.user!r} (wrong password or no access to the vhost)"
+                )
+            )
+        else:
+            where = self.address.safe_url
+            self._fail(BrokerUnavailable(f"cannot connect to {where}: {_text(error)}"))
+
+    def _on_closed(self, connection: Any, reason: BaseException) -> None:
+        self._ready = False
+        if not self._closing:
+            where = self.address.safe_url
+            self._fail(BrokerUnavailable(f"connection to {where} lost: {_text(reason)}"))
+        self._stop_loop()
+
+    def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        self._ready = False
+        if self._closing:
+            return
+        code = getattr(reason, "reply_code", 0)
+        text = f"{code} {getattr(reason, 'reply_text', reason)}"
+        if self._channel is channel and not self._error:
+            self._fail(self._channel_error(code, text))
+        connection = self._connection
+        if connection is not None and not (connection.is_closing or connection.is_closed):
+            self._closing = True
+            connection.close()
+
+    def _channel_error(self, code: int, text: str) -> Exception:
+        if self._flight is None and code in (403, 406):
+            return ConfigurationError(
+                f"the broker refused exchange {self.exchange!r}: {text} "
+                "(it must be a durable topic exchange the user may write to)"
+            )
+        if self._flight is not None and code in MESSAGE_CLOSE_CODES:
+            return MessageRejected(f"the broker closed the channel over a message: {text}")
+        return BrokerUnavailable(f"the broker closed the channel: {text}")
+
+    def _fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        self._stop_loop()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error = self._error
+            self.close()
+            self._error = error
+            raise error
+
+    # -- driving the I/O loop from the caller's thread --------------------------------
+
+    def _pump(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Run the I/O loop until `done()`, an error, or `timeout`; return `done()`."""
+        if self._connection is None:
+            return done()
+        return self._drive(self._connection, lambda: done() or self._error is not None, timeout)
+
+    @staticmethod
+    def _drive(connection: Any, done: Callable[[], bool], timeout: float) -> bool:
+        loop = connection.ioloop
+        deadline = time.monotonic() + timeout
+        while True:
+            if done():
+                return True
+            timer = loop.call_later(max(0.0, deadline - time.monotonic()), loop.stop)
+            try:
+                loop.start()
+            finally:
+                loop.remove_timeout(timer)
+            if time.monotonic() >= deadline:
+                return done()
+
+    def _stop_loop(self) -> None:
+        if self._connection is not None:
+            self._connection.ioloop.stop()
+
+
+def _last_attempt(error: BaseException) -> BaseException:
+    if isinstance(error, connection_workflow.AMQPConnectionWorkflowFailed) and error.exceptions:
+        error = error.exceptions[-1]
+    if isinstance(error, connection_workflow.AMQPConnectorPhaseErrorBase) and error.exception:
+        error = error.exception
+    return error
+
+
+def _text(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]

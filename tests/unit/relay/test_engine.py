@@ -1,0 +1,196 @@
+"""The drain loop on SQLite with the stub broker: order, verdicts, outages, stop."""
+
+import json
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from relay import engine
+from relay.exceptions import BrokerUnavailable
+from relay.publisher import StubPublisher
+
+
+@pytest.fixture(autouse=True)
+def _no_refusal_backoff(monkeypatch):
+    monkeypatch.setattr(engine, "REFUSAL_BACKOFF", 0.0)
+
+
+def _bodies(stub):
+    return [json.loads(m.body) for m in stub.messages]
+
+
+def test_run_once__publishes_every_event_with_its_exact_body_and_marks_it(
+    outbox, stub, make_relay
+):
+    ids = [outbox.add("author", pk) for pk in range(5)]
+    stats = make_relay().run(once=True)
+    rows = outbox.rows()
+    assert sorted(m.event_id for m in stub.messages) == ids
+    assert {m.event_id: m.body for m in stub.messages} == {r["id"]: r["payload"] for r in rows}
+    assert all(m.routing_key == "author" for m in stub.messages)
+    assert [r["status"] for r in rows] == ["published"] * 5
+    assert all(r["published_at"] for r in rows)
+    assert stats.published == 5
+
+
+def test_run_once__keeps_revision_order_per_row_across_many_small_batches(
+    outbox, stub, make_relay
+):
+    for revision in range(6):
+        for pk in range(20):
+            outbox.add("author", pk, revision)
+    make_relay(batch_size=7).run(once=True)
+    seen = {}
+    for body in _bodies(stub):
+        seen.setdefault(body["instance_pk"], []).append(body["instance_data"]["cqrs_revision"])
+    assert seen == {pk: list(range(6)) for pk in range(20)}
+    assert set(outbox.statuses()) == {"published"}
+
+
+def test_unroutable__is_marked_published_with_the_reason_and_counted_not_retried(
+    outbox, stub, make_relay
+):
+    stub.unroutable = {"nobody_listens"}
+    lost = outbox.add("nobody_listens", 1)
+    kept = outbox.add("author", 1)
+    stats = make_relay().run(once=True)
+    rows = {r["id"]: r for r in outbox.rows()}
+    assert rows[lost]["status"] == "published"
+    assert "returned" in rows[lost]["last_error"] and "NO_ROUTE" in rows[lost]["last_error"]
+    assert rows[kept]["last_error"] == ""
+    assert stats.returned == 1 and stats.published == 1
+    assert [m.event_id for m in stub.messages] == [kept]
+
+
+def test_refused__is_retried_then_failed_with_the_reason_and_the_relay_moves_on(
+    outbox, stub, make_relay
+):
+    stub.nacked = {"cqrs.full_queue.author"}
+    refused = outbox.add("author", 1, 0, queue="full_queue")
+    later_same_row = outbox.add("author", 1, 1)
+    other = outbox.add("author", 2)
+    stats = make_relay(max_attempts=3).run(once=True)
+    rows = {r["id"]: r for r in outbox.rows()}
+    assert rows[refused]["status"] == "failed"
+    assert rows[refused]["attempts"] == 3
+    assert "nacked" in rows[refused]["last_error"]
+    assert rows[later_same_row]["status"] == rows[other]["status"] == "published"
+    assert stats.failed == 1 and stats.refused == 3
+    # The later event of the same row waited until the refused one was settled.
+    assert [m.event_id for m in stub.messages if m.event_id != other] == [later_same_row]
+
+
+def test_too_large__found_by_publishing_one_at_a_time_and_failed_while_the_rest_arrive(
+    outbox, stub, make_relay
+):
+    stub.max_body = 500
+    ids = [outbox.add("author", pk) for pk in range(10)]
+    big = ids[4]
+    outbox.db.rowcount(
+        "UPDATE cqrs_outbox_event SET payload = %s WHERE id = %s", ("x" * 1000, big)
+    )
+    make_relay(max_attempts=1).run(once=True)
+    rows = {r["id"]: r for r in outbox.rows()}
+    assert rows[big]["status"] == "failed"
+    assert "406" in rows[big]["last_error"]
+    assert {m.event_id for m in stub.messages} == set(ids) - {big}
+    assert all(rows[i]["status"] == "published" for i in ids if i != big)
+
+
+class FlakyBroker(StubPublisher):
+    """A stub broker refusing the first `failures` connections."""
+
+    def __init__(self, failures):
+        super().__init__()
+        self.failures = failures
+
+    def connect(self):
+        if self.failures:
+            self.failures -= 1
+            raise BrokerUnavailable("connection refused")
+        super().connect()
+
+
+def test_broker_outage__backs_off_logs_once_each_way_and_delivers_everything(
+    outbox, make_relay, relay_logs
+):
+    broker = FlakyBroker(failures=4)
+    ids = [outbox.add("author", pk) for pk in range(3)]
+    make_relay(publisher=broker).run(once=True)
+    assert sorted(m.event_id for m in broker.messages) == ids
+    messages = [r.getMessage() for r in relay_logs.records]
+    assert sum("broker unavailable" in m for m in messages) == 1
+    assert sum("broker available again" in m for m in messages) == 1
+
+
+def test_database_outage__backs_off_logs_once_each_way_and_delivers_everything(
+    outbox, stub, relay_logs
+):
+    failures = [3]
+
+    def connect():
+        if failures[0]:
+            failures[0] -= 1
+            raise sqlite3.OperationalError("unable to open database file")
+        return outbox.connect()
+
+    ids = [outbox.add("author", pk) for pk in range(3)]
+    engine.Relay(connect, stub, engine.Config(poll_interval=0.05)).run(once=True)
+    assert sorted(m.event_id for m in stub.messages) == ids
+    messages = [r.getMessage() for r in relay_logs.records]
+    assert sum("database unavailable" in m for m in messages) == 1
+    assert sum("database available again" in m for m in messages) == 1
+
+
+def test_stop__ends_the_run_and_releases_every_lease(outbox, stub, make_relay):
+    relay = make_relay()
+    outbox.add("author", 1)
+    thread = threading.Thread(target=relay.run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not stub.messages and time.monotonic() < deadline:
+        time.sleep(0.02)
+    relay.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert stub.messages
+    assert {owner for _, owner in outbox.leases()} == {""}
+
+
+def test_run_with_seconds__stops_by_itself(outbox, make_relay):
+    stats = make_relay().run(seconds=0.3)
+    assert stats.published == 0
+    assert {owner for _, owner in outbox.leases()} == {""}
+
+
+def test_missing_tables__is_a_configuration_error(tmp_path, stub):
+    from relay import db as dbapi
+    from relay.exceptions import ConfigurationError
+
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    relay = engine.Relay(lambda: dbapi.connect(f"sqlite:///{path}"), stub)
+    with pytest.raises(ConfigurationError, match="migrate"):
+        relay.start()
+
+
+def test_purge__deletes_old_published_events_in_bounded_batches_only(outbox):
+    old = [outbox.add("author", pk) for pk in range(5)]
+    fresh = outbox.add("author", 99)
+    pending = outbox.add("author", 100)
+    outbox.db.rowcount(
+        "UPDATE cqrs_outbox_event SET status = 'published', "
+        "published_at = '2000-01-01 00:00:00.000000' WHERE id <= %s",
+        (old[-1],),
+    )
+    outbox.db.rowcount(
+        "UPDATE cqrs_outbox_event SET status = 'published', "
+        "published_at = '2999-01-01 00:00:00.000000' WHERE id = %s",
+        (fresh,),
+    )
+    before = engine.store.utcnow()
+    assert engine.purge(outbox.db, before, batch_size=2, rounds=2) == 4
+    assert engine.purge(outbox.db, before, batch_size=2, rounds=10) == 1
+    assert [r["id"] for r in outbox.rows()] == [fresh, pending]
