@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections, connections, router
+from django.db import connections, router
 
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
@@ -31,6 +31,7 @@ IDLE_WAIT = 0.2  # seconds to wait for deliveries when nothing is buffered
 BACKOFF_BASE = 0.5  # seconds before the first reconnect
 BACKOFF_MAX = 30.0  # seconds, the longest wait between reconnects
 TOMBSTONE_PURGE_INTERVAL = 3600.0  # seconds between purges of old tombstones
+DB_IDLE_CLOSE = 60.0  # seconds without a batch after which database connections are closed
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Consumer:
         self.stopping = threading.Event()
         self._buffer: list[Delivery] = []
         self._next_purge = 0.0
+        self._last_batch = time.monotonic()
         self.applied = 0
 
     def stop(self, *args: Any) -> None:
@@ -131,7 +133,7 @@ class Consumer:
                 del self._buffer[: self.batch_size]
                 self._handle(channel, batch)
             elif not self._buffer:
-                self._purge_tombstones()
+                self._idle()
 
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self._buffer.append(Delivery(method.delivery_tag, method.routing_key, properties, body))
@@ -146,7 +148,7 @@ class Consumer:
             if item is not None:
                 work.append(item)
         if work:
-            close_old_connections()
+            self._last_batch = time.monotonic()
             outcomes = apply.apply([(envelope, model) for _, envelope, model in work])
             for (delivery, envelope, model), outcome in zip(work, outcomes, strict=True):
                 verdicts[delivery.tag] = self._judge(delivery, envelope, model, outcome)
@@ -222,6 +224,14 @@ class Consumer:
             ttl = self.settings.replica.dead_message_ttl
             props = broker.properties(delivery.properties, headers, ttl and ttl * 1000)
             broker.send_to_queue(channel, self.names.dead_letter_queue, verdict.body, props)
+
+    def _idle(self) -> None:
+        # A connection idle for long may have been dropped by the server or the network;
+        # starting the next batch on a fresh one beats failing it and being redelivered.
+        if time.monotonic() - self._last_batch > DB_IDLE_CLOSE:
+            connections.close_all()
+            self._last_batch = time.monotonic()
+        self._purge_tombstones()
 
     def _purge_tombstones(self) -> None:
         now = time.monotonic()

@@ -63,7 +63,16 @@ def _own_code_free(model: type[models.Model]) -> bool:
         for name in ("save_instance", "create_instance", "update_instance", "delete_instance")
     )
     same = same and model.save is models.Model.save and model.delete is models.Model.delete
+    same = same and not any(_fills_itself(f) for f in model._meta.concrete_fields)
     return same and not model.CQRS_CUSTOM_SERIALIZATION and not model._meta.parents
+
+
+def _fills_itself(field: models.Field) -> bool:
+    # Values Django computes on save (auto_now) or the database supplies (db_default)
+    # need the model's own save path.
+    return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)) or (
+        getattr(field, "db_default", models.NOT_PROVIDED) is not models.NOT_PROVIDED
+    )
 
 
 def _has_receivers(model: type[models.Model]) -> bool:

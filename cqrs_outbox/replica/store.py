@@ -18,6 +18,7 @@ from cqrs_outbox.models import Tombstone
 # First half of the two-int advisory lock key, so our locks never meet other users' ones.
 LOCK_NAMESPACE = 0x43515253  # "CQRS"
 PURGE_BATCH_SIZE = 5000  # tombstones per purge statement
+MAX_PARAMS = 60000  # bind parameters per statement (PostgreSQL allows 65535)
 
 
 def lock_key(cqrs_id: str, key: str) -> int:
@@ -86,6 +87,39 @@ def save_tombstones(alias: str, cqrs_id: str, revisions_by_key: dict[str, int]) 
         unique_fields=["cqrs_id", "instance_pk"],
         update_fields=["revision", "deleted_at"],
     )
+
+
+def upsert(model: type[models.Model], alias: str, rows: list[dict], update: list[str]) -> None:
+    """Insert rows given by attname, or update the `update` columns of those that exist.
+
+    Columns a row does not give take their default on insert and are left alone on
+    update. One statement per chunk, with the values prepared as Django would save them.
+    """
+    connection = connections[alias]
+    fields = model._meta.concrete_fields
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    by_attname = {f.attname: f for f in fields}
+    assignments = ", ".join(
+        f"{qn(by_attname[a].column)} = excluded.{qn(by_attname[a].column)}" for a in update
+    )
+    row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
+    limit = getattr(connection.features, "max_query_params", None) or MAX_PARAMS
+    chunk = max(1, min(limit, MAX_PARAMS) // len(fields))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            params = [
+                f.get_db_prep_save(row[f.attname] if f.attname in row else f.get_default(),
+                                   connection)
+                for row in part for f in fields
+            ]
+            cursor.execute(
+                f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
+                f"{', '.join(row_sql for _ in part)} "
+                f"ON CONFLICT ({qn(model._meta.pk.column)}) DO UPDATE SET {assignments}",
+                params,
+            )
 
 
 def tombstone_revision(alias: str, cqrs_id: str, key: str) -> Any:

@@ -8,7 +8,6 @@ the same batch is deleted and inserted afresh, as one event after the other woul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import models
 
@@ -61,11 +60,5 @@ def execute(model: type[models.Model], alias: str, plan: Plan) -> None:
 
 
 def _upsert(model: type[models.Model], alias: str, columns: frozenset, rows: list[dict]) -> None:
-    facts = data.fields(model)
-    names = {attname: name for name, attname in facts.attnames.items()}
-    update = [names[c] for c in columns if c != facts.pk_attname]
-    objs = [model(**values) for values in rows]
-    manager: Any = model._default_manager.using(alias)
-    manager.bulk_create(
-        objs, update_conflicts=True, unique_fields=[facts.pk_name], update_fields=update
-    )
+    pk_attname = data.fields(model).pk_attname
+    store.upsert(model, alias, rows, sorted(c for c in columns if c != pk_attname))

@@ -34,16 +34,22 @@ class Command(BaseCommand):
             default=None,
             help="Events per transaction (default: CQRS['replica']['batch_size']).",
         )
+        parser.add_argument(
+            "--prefetch-count", type=int, default=None,
+            help="Unacknowledged messages per worker (default: "
+                 "CQRS['replica']['prefetch_count']).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         count, cqrs_ids, batch_size = options["workers"], options["cqrs_ids"], options["batch_size"]
-        if count < 1 or (batch_size is not None and batch_size < 1):
-            raise CommandError("--workers and --batch-size must be at least 1.")
+        prefetch = options["prefetch_count"]
+        if count < 1 or any(n is not None and n < 1 for n in (batch_size, prefetch)):
+            raise CommandError("--workers, --batch-size and --prefetch-count must be at least 1.")
         _check_cqrs_ids(cqrs_ids)
         try:
             if not conf.get().queue:
                 raise CommandError("CQRS['queue'] is not set: name this replica's queue.")
-            worker_pool.run(count, _target(cqrs_ids or None, batch_size))
+            worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch))
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
 
@@ -57,9 +63,9 @@ def _check_cqrs_ids(cqrs_ids: list[str]) -> None:
         raise CommandError(f"Unknown CQRS ID: {', '.join(unknown)}. Replica models: {known}.")
 
 
-def _target(cqrs_ids: list[str] | None, batch_size: int | None) -> Any:
+def _target(cqrs_ids: list[str] | None, batch_size: int | None, prefetch: int | None) -> Any:
     def run() -> None:
-        worker = consumer.Consumer(cqrs_ids=cqrs_ids, batch_size=batch_size)
+        worker = consumer.Consumer(cqrs_ids, batch_size, prefetch)
         worker.install_signal_handlers()
         worker.run()
 

@@ -1,0 +1,236 @@
+"""Events applied per second: our `cqrs_consume` against django-cqrs's, on PostgreSQL.
+
+The same events (rows x revisions SAVEs, as a master sends them) are queued twice, once
+for each consumer, each consumer runs as one worker process with its own database,
+and the clock runs from the first message taken off its queue until its database holds
+every row at its last revision. Then 200,000 events are queued for our worker alone,
+and its peak resident memory is read while it drains them: the prefetch window bounds
+it, not the queue.
+
+    python bench/replica.py [--rows 4000] [--revisions 5] [--big 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import psycopg2
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+PG = {
+    "host": os.environ.get("PGHOST", "127.0.0.1"),
+    "port": os.environ.get("PGPORT", "5432"),
+    "user": os.environ.get("PGUSER", "postgres"),
+    "password": os.environ.get("PGPASSWORD", ""),
+}
+OURS = "tests.testproject.settings"
+THEIRS = "tests.peers.replica_settings"
+POLL = 0.02  # seconds between progress checks
+TIMEOUT = 900  # seconds a consumer may take before the run is abandoned
+RUN = uuid.uuid4().hex[:8]
+EXTRA = os.environ.get("BENCH_EXTRA", "").split()
+
+
+def body(pk: int, revision: int) -> bytes:
+    """Return the body a master sends for row `pk` saved at `revision`."""
+    now = datetime.datetime.now(datetime.UTC)
+    return json.dumps({
+        "signal_type": "SAVE", "cqrs_id": "author",
+        "instance_data": {"id": pk, "name": f"author {pk} r{revision}",
+                          "cqrs_revision": revision, "cqrs_updated": str(now)},
+        "previous_data": None, "instance_pk": pk, "correlation_id": None, "retries": 0,
+        "expires": (now + datetime.timedelta(days=1)).replace(microsecond=0).isoformat(),
+        "meta": None,
+    }).encode()
+
+
+def sql(database: str, statement: str, autocommit: bool = False) -> list:
+    conn = psycopg2.connect(dbname=database, **PG)
+    conn.autocommit = autocommit
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def django(settings: str, env: dict, *args: str, **popen: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "django", args[0], f"--settings={settings}",
+                             *args[1:]], cwd=ROOT, env={**os.environ, **env}, **popen)
+
+
+@contextlib.contextmanager
+def database(settings: str, env_key: str, *migrate_args: str) -> Iterator[str]:
+    """Create a database, build the project's tables in it, drop it afterwards."""
+    name = f"cqrs_bench_{RUN}_{len(migrate_args)}"
+    sql("postgres", f'CREATE DATABASE "{name}"', autocommit=True)
+    try:
+        done = django(settings, {env_key: name}, "migrate", "-v", "0", *migrate_args)
+        assert done.wait() == 0, f"migrate failed for {settings}"
+        yield name
+    finally:
+        sql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', autocommit=True)
+
+
+class Broker:
+    def __init__(self) -> None:
+        self.connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
+        self.channel = self.connection.channel()
+        self.exchange = f"cqrs_bench_{RUN}"
+        self.channel.exchange_declare(self.exchange, "topic", durable=True)
+        self.queues: list[str] = []
+
+    def queue(self, name: str) -> str:
+        """Declare a queue as both consumers do (durable, no arguments), bound to 'author'."""
+        self.channel.queue_declare(name, durable=True)
+        self.channel.queue_bind(name, self.exchange, "author")
+        self.queues += [name, f"dead_letter_{name}", f"{name}.delay"]
+        return name
+
+    def fill(self, rows: int, revisions: int, expect: dict[str, int]) -> None:
+        """Publish rows x revisions events (revision by revision) to every bound queue."""
+        props = pika.BasicProperties(content_type="text/plain", delivery_mode=2)
+        for revision in range(revisions):
+            for pk in range(1, rows + 1):
+                self.channel.basic_publish(self.exchange, "author", body(pk, revision), props)
+        for name, count in expect.items():
+            while self.count(name) < count:
+                self.connection.sleep(0.2)
+
+    def count(self, name: str) -> int:
+        return self.channel.queue_declare(name, passive=True).method.message_count
+
+    def unbind(self, name: str) -> None:
+        self.channel.queue_unbind(name, self.exchange, "author")
+
+    def close(self) -> None:
+        for name in self.queues:
+            self.channel.queue_delete(name)
+        self.channel.exchange_delete(self.exchange)
+        self.connection.close()
+
+
+def rss(pid: int) -> tuple[int, int]:
+    """Return (current, peak) resident memory of a process, in KiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields.get("VmRSS", "0 kB").split()[0]), int(fields.get("VmHWM", "0 kB").split()[0])
+
+
+def drain(broker: Broker, queue: str, total: int, done: callable, proc: subprocess.Popen
+          ) -> tuple[float, int]:
+    """Time a consumer from its first taken message until `done()`; return (s, peak KiB)."""
+    deadline = time.monotonic() + TIMEOUT
+    peak = 0
+    while broker.count(queue) >= total:
+        assert proc.poll() is None and time.monotonic() < deadline, "consumer did not start"
+        time.sleep(POLL)
+    start = time.perf_counter()
+    while not done():
+        assert proc.poll() is None and time.monotonic() < deadline, "consumer did not finish"
+        peak = max(peak, rss(proc.pid)[1])
+        time.sleep(POLL)
+    elapsed = time.perf_counter() - start
+    peak = max(peak, rss(proc.pid)[1])
+    return elapsed, peak
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def at_last_revision(database: str, table: str, rows: int, revision: int) -> callable:
+    query = f"SELECT count(*) FROM {table} WHERE cqrs_revision = {revision}"
+    return lambda: sql(database, query)[0][0] == rows
+
+
+def run_ours(broker: Broker, queue: str, db: str, rows: int, revisions: int,
+             extra: tuple = ()) -> tuple[float, int]:
+    env = {"CQRS_TEST_DB_NAME": db, "CQRS_TEST_EXCHANGE": broker.exchange,
+           "CQRS_TEST_QUEUE": queue}
+    proc = django(OURS, env, "cqrs_consume", "--cqrs-id", "author", *EXTRA, *extra)
+    try:
+        done = at_last_revision(db, "replica_authorref", rows, revisions - 1)
+        return drain(broker, queue, rows * revisions, done, proc)
+    finally:
+        stop(proc)
+
+
+def run_theirs(broker: Broker, queue: str, db: str, rows: int, revisions: int
+               ) -> tuple[float, int]:
+    env = {"CQRS_PEER_DB_NAME": db, "CQRS_TEST_EXCHANGE": broker.exchange,
+           "CQRS_TEST_QUEUE": queue}
+    proc = django(THEIRS, env, "cqrs_consume", "--cqrs-id", "author")
+    try:
+        done = at_last_revision(db, "peer_replica_authorref", rows, revisions - 1)
+        # django-cqrs's worker is a child of the command process; its peak is not read.
+        return drain(broker, queue, rows * revisions, done, proc)[0], 0
+    finally:
+        stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--revisions", type=int, default=5)
+    parser.add_argument("--big", type=int, default=200000, help="events queued for the RSS run")
+    parser.add_argument("--skip-theirs", action="store_true")
+    args = parser.parse_args()
+    total = args.rows * args.revisions
+    broker = Broker()
+    try:
+        with database(OURS, "CQRS_TEST_DB_NAME") as ours, \
+                database(THEIRS, "CQRS_PEER_DB_NAME", "--run-syncdb") as theirs:
+            q_ours, q_theirs = broker.queue(f"bench_ours_{RUN}"), broker.queue(f"bench_dj_{RUN}")
+            if args.skip_theirs:
+                broker.unbind(q_theirs)
+            broker.fill(args.rows, args.revisions,
+                        {q_ours: total, **({} if args.skip_theirs else {q_theirs: total})})
+            broker.unbind(q_ours)
+            broker.unbind(q_theirs)
+            our_s, our_peak = run_ours(broker, q_ours, ours, args.rows, args.revisions)
+            print(f"{total} events ({args.rows} rows x {args.revisions} revisions), "
+                  f"one worker each, PostgreSQL {sql(ours, 'SHOW server_version')[0][0]}")
+            print(f"cqrs-outbox cqrs_consume: {total / our_s:9.0f} events/s "
+                  f"({our_s:.2f} s, peak RSS {our_peak / 1024:.1f} MiB)")
+            if not args.skip_theirs:
+                their_s, _ = run_theirs(broker, q_theirs, theirs, args.rows, args.revisions)
+                print(f"django-cqrs cqrs_consume: {total / their_s:9.0f} events/s "
+                      f"({their_s:.2f} s)")
+                print(f"ratio: {their_s / our_s:.1f}x")
+            big_rows = args.big // args.revisions
+            q_big = broker.queue(f"bench_big_{RUN}")
+            broker.fill(big_rows, args.revisions, {q_big: big_rows * args.revisions})
+            broker.unbind(q_big)
+            sql(ours, "TRUNCATE replica_authorref", autocommit=True)
+            big_s, big_peak = run_ours(broker, q_big, ours, big_rows, args.revisions)
+            print(f"cqrs-outbox with {big_rows * args.revisions} queued: "
+                  f"{big_rows * args.revisions / big_s:9.0f} events/s, "
+                  f"peak RSS {big_peak / 1024:.1f} MiB (prefetch window bounds it)")
+    finally:
+        broker.close()
+
+
+if __name__ == "__main__":
+    main()
