@@ -80,6 +80,7 @@ class Consumer:
         self._buffer: list[Delivery] = []
         self._next_purge = 0.0
         self._last_batch = time.monotonic()
+        self._consuming = False
         self.applied = 0
 
     def stop(self, *args: Any) -> None:
@@ -95,11 +96,12 @@ class Consumer:
         """Consume until `stop()`; a lost broker or database is waited for, then reconnected."""
         failures = 0
         while not self.stopping.is_set():
+            self._consuming = False
             try:
                 self._session()
-                failures = 0
             except (BrokerUnavailable, DatabaseUnavailable, MessageRejected) as exc:
-                failures += 1
+                # A session that got to consume ends an outage: back off from the start.
+                failures = 1 if self._consuming else failures + 1
                 delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
                 delay *= random.uniform(0.5, 1.0)
                 logger.warning("%s; reconnecting in %.1fs", exc, delay)
@@ -121,6 +123,7 @@ class Consumer:
         channel.basic_qos(prefetch_count=self.prefetch_count)
         topology.declare(channel, self.names, self.cqrs_ids)
         channel.basic_consume(self.names.queue, self._on_message, auto_ack=False)
+        self._consuming = True
         logger.info("Consuming %s from %s on %s (batch %s, prefetch %s)",
                     ", ".join(self.cqrs_ids), self.names.queue, self.settings.broker.safe_url,
                     self.batch_size, self.prefetch_count)
