@@ -18,10 +18,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from relay import contract, engine, status, store
+from relay import contract, engine, pika_publisher, status, store
 from relay import db as dbapi
 from relay.exceptions import ConfigurationError, DatabaseUnavailable
-from relay.pika_publisher import PikaPublisher
 from relay.urls import parse_broker_url, redact
 
 PROG = "relay"
@@ -108,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the relay (or print the status); return the exit status."""
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    if args.log_level != "DEBUG":
+        pika_publisher.quiet_pika()
     try:
         return _run(args)
     except ConfigurationError as exc:
@@ -129,8 +130,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigurationError("--broker-url is required (or set RELAY_BROKER_URL)")
     broker = parse_broker_url(args.broker_url, "--broker-url")
     settings = config(args)
-    relay = engine.Relay(_Connector(args.database_url), PikaPublisher(broker, args.exchange),
-                         settings)
+    publisher = pika_publisher.PikaPublisher(broker, args.exchange)
+    relay = engine.Relay(_Connector(args.database_url), publisher, settings)
     _on_signals(relay)
     relay.start()
     logging.getLogger(__name__).info(

@@ -294,6 +294,15 @@ class PikaPublisher(Publisher):
             self._connection.ioloop.stop()
 
 
+def quiet_pika() -> None:
+    """Silence pika's own logging below CRITICAL.
+
+    It logs every failed connection attempt; the relay reports broker trouble itself,
+    once per change of state, and without the URL's password.
+    """
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+
 def _last_attempt(error: BaseException) -> BaseException:
     if isinstance(error, connection_workflow.AMQPConnectionWorkflowFailed) and error.exceptions:
         error = error.exceptions[-1]

@@ -1,0 +1,97 @@
+"""Run the relay on this project's database: `manage.py cqrs_relay [--once] [--status]`."""
+
+from __future__ import annotations
+
+import functools
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from cqrs_outbox import conf, dbapi
+from relay import db as relay_db
+from relay import engine, pika_publisher, status, store
+from relay.exceptions import ConfigurationError, DatabaseUnavailable
+
+
+def build_relay(database: str = "default", **overrides: Any) -> engine.Relay:
+    """Return a relay on Django's connection `database`, configured by `CQRS` settings.
+
+    `overrides` replace fields of `relay.engine.Config` (batch_size, poll_interval, ...).
+    """
+    settings = conf.get()
+    values = dict(
+        batch_size=settings.relay.batch_size,
+        poll_interval=settings.relay.poll_interval,
+        lease_ttl=settings.relay.lease_ttl,
+        max_attempts=settings.relay.max_attempts,
+        retention=settings.relay.retention,
+        purge_batch_size=settings.relay.purge_batch_size,
+    )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    publisher = pika_publisher.PikaPublisher(settings.broker, settings.exchange)
+    return engine.Relay(
+        functools.partial(dbapi.database, database), publisher, engine.Config(**values)
+    )
+
+
+class Command(BaseCommand):
+    help = "Publish the outbox's pending events to RabbitMQ, in order, with confirms."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--once", action="store_true",
+                            help="Stop when nothing is pending instead of waiting.")
+        parser.add_argument("--seconds", type=float, default=None,
+                            help="Stop after this many seconds.")
+        parser.add_argument("--batch-size", type=int, default=None,
+                            help="Events per batch (default: CQRS['relay']['batch_size']).")
+        parser.add_argument("--poll-interval", type=float, default=None,
+                            help="Seconds between polls (default: "
+                                 "CQRS['relay']['poll_interval']).")
+        parser.add_argument("--lease-ttl", type=float, default=None,
+                            help="Seconds a partition lease lasts (default: "
+                                 "CQRS['relay']['lease_ttl']).")
+        parser.add_argument("--no-listen", action="store_true",
+                            help="Poll only; do not LISTEN for notifications (PgBouncer).")
+        parser.add_argument("--database", default="default",
+                            help="Database alias whose outbox to drain (default: default).")
+        parser.add_argument("--status", action="store_true",
+                            help="Print pending and failed counts, the oldest pending "
+                                 "age and partition owners, then exit.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            if options["status"]:
+                self._status(options["database"])
+            else:
+                self._run(options)
+        except (ConfigurationError, DatabaseUnavailable) as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _status(self, database: str) -> None:
+        with relay_db.translated():
+            summary = store.summary(dbapi.database(database))
+        self.stdout.write(f"database: {database}")
+        self.stdout.write(status.render(summary))
+
+    def _run(self, options: dict) -> None:
+        for name in ("batch_size", "poll_interval", "lease_ttl", "seconds"):
+            if options[name] is not None and options[name] <= 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be positive.")
+        if options["verbosity"] < 3:
+            pika_publisher.quiet_pika()
+        relay = build_relay(
+            options["database"],
+            batch_size=options["batch_size"],
+            poll_interval=options["poll_interval"],
+            lease_ttl=options["lease_ttl"],
+            listen=False if options["no_listen"] else None,
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: relay.stop())
+        relay.start()
+        stats = relay.run(once=options["once"], seconds=options["seconds"])
+        self.stdout.write(
+            f"published {stats.published}, returned {stats.returned}, "
+            f"failed {stats.failed}, purged {stats.purged}"
+        )

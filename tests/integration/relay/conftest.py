@@ -1,0 +1,44 @@
+"""Fixtures of the relay tests: a collecting queue, relay processes cleaned up after."""
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from tests.integration.relay import support
+
+
+@pytest.fixture
+def exchange():
+    """A topic exchange of this test only; the project's settings point at it."""
+    name = support.unique("relay_test_ex")
+    with override_settings(CQRS={**settings.CQRS, "exchange": name}):
+        yield name
+
+
+@pytest.fixture
+def collector(exchange):
+    """A queue bound to every routing key of the test's exchange."""
+    box = support.Collector(exchange)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def relays(tmp_path, exchange):
+    """Return a function starting `python -m relay` processes; all are stopped after."""
+    started = []
+
+    def start(name, *extra, database=None, broker=support.BROKER_URL):
+        process = support.RelayProcess(
+            tmp_path, name, database or support.database_url(), exchange, *extra, broker=broker
+        )
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        if process.alive():
+            try:
+                process.terminate(timeout=15)
+            except Exception:  # noqa: BLE001 - make sure it is gone whatever happened
+                process.kill()

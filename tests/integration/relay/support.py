@@ -1,0 +1,228 @@
+"""Helpers for relay tests on the real PostgreSQL and RabbitMQ: write events, run relays
+as processes, collect what reaches a queue."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pika
+
+from relay import contract, store
+
+ROOT = Path(__file__).resolve().parents[3]
+BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+WAIT = 60.0  # seconds a test waits for something before it fails
+
+
+def unique(prefix: str) -> str:
+    """Return a broker object name of this run and this test only."""
+    return f"{prefix}_{os.environ.get('CQRS_TEST_RUN_ID', 'x')}_{uuid.uuid4().hex[:6]}"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+def database_url(host: str | None = None, port: int | None = None, password: str = "") -> str:
+    """Return a postgresql:// URL of the test database (optionally via a proxy)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{password or s['PASSWORD']}" if password or s["PASSWORD"] else "")
+    return f"postgresql://{auth}@{host or s['HOST']}:{port or s['PORT']}/{s['NAME']}"
+
+
+def envelope_json(cqrs_id: str, pk: Any, revision: int) -> str:
+    return contract.Envelope(
+        signal_type="SAVE",
+        cqrs_id=cqrs_id,
+        instance_data={"id": pk, "cqrs_revision": revision},
+        instance_pk=pk,
+    ).to_json()
+
+
+def write_events(keys: Iterable[tuple[str, Any, int]], chunk: int = 1000) -> list[int]:
+    """Insert pending events for (cqrs_id, pk, revision) and commit; return their ids."""
+    from cqrs_outbox import dbapi
+
+    db = dbapi.database()
+    ids: list[int] = []
+    batch: list[contract.NewEvent] = []
+    for cqrs_id, pk, revision in keys:
+        batch.append(
+            contract.NewEvent(
+                cqrs_id=cqrs_id,
+                instance_pk=str(pk),
+                signal_type="SAVE",
+                revision=revision,
+                partition=contract.partition_for(cqrs_id, pk),
+                routing_key=contract.routing_key(cqrs_id),
+                payload=envelope_json(cqrs_id, pk, revision),
+            )
+        )
+        if len(batch) >= chunk:
+            ids += store.insert_events(db, batch)
+            batch = []
+    ids += store.insert_events(db, batch)
+    return ids
+
+
+def outbox_counts() -> dict[str, int]:
+    from cqrs_outbox.models import OutboxEvent
+
+    counts = collections.Counter(OutboxEvent.objects.values_list("status", flat=True))
+    return dict(counts)
+
+
+@dataclass(frozen=True)
+class Received:
+    event_id: int
+    routing_key: str
+    body: bytes
+    properties: Any
+
+
+class Collector:
+    """A queue bound to every routing key of an exchange, and what arrived in it."""
+
+    def __init__(self, exchange: str, url: str = BROKER_URL) -> None:
+        self.exchange = exchange
+        self.queue = unique("relay_test_q")
+        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.channel = self.connection.channel()
+        self.channel.exchange_declare(exchange, "topic", durable=True)
+        self.channel.queue_declare(self.queue, durable=True)
+        self.channel.queue_bind(self.queue, exchange, "#")
+        self.channel.basic_qos(prefetch_count=2000)
+        self.received: list[Received] = []
+        self.channel.basic_consume(self.queue, self._on_message, auto_ack=True)
+
+    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        self.received.append(
+            Received(int(properties.message_id), method.routing_key, body, properties)
+        )
+
+    def collect(self, expected: Iterable[int], timeout: float = WAIT) -> list[Received]:
+        """Read until every expected event id arrived; return everything received so far."""
+        wanted = set(expected)
+        deadline = time.monotonic() + timeout
+        while not wanted <= self.ids():
+            if time.monotonic() > deadline:
+                missing = sorted(wanted - self.ids())
+                raise AssertionError(f"{len(missing)} events never arrived: {missing[:10]}")
+            self.connection.process_data_events(time_limit=0.2)
+        return self.received
+
+    def settle(self, quiet: float = 1.0) -> list[Received]:
+        """Read until nothing arrived for `quiet` seconds (late duplicates, say)."""
+        count = -1
+        while count != len(self.received):
+            count = len(self.received)
+            self.connection.process_data_events(time_limit=quiet)
+        return self.received
+
+    def ids(self) -> set[int]:
+        return {r.event_id for r in self.received}
+
+    def duplicates(self) -> int:
+        return len(self.received) - len(self.ids())
+
+    def close(self) -> None:
+        try:
+            self.channel.queue_delete(self.queue)
+            self.channel.exchange_delete(self.exchange)
+        finally:
+            self.connection.close()
+
+
+def revisions_by_row(received: Iterable[Received]) -> dict[tuple[str, Any], list[int]]:
+    """Return, per (cqrs_id, pk), the revisions in the order they arrived."""
+    import json
+
+    rows: dict[tuple[str, Any], list[int]] = {}
+    for item in received:
+        body = json.loads(item.body)
+        key = (body["cqrs_id"], body["instance_pk"])
+        rows.setdefault(key, []).append(body["instance_data"]["cqrs_revision"])
+    return rows
+
+
+def first_seen(values: list[int]) -> list[int]:
+    """Drop repeats, keeping each value where it first appeared."""
+    seen: set[int] = set()
+    return [v for v in values if not (v in seen or seen.add(v))]
+
+
+class RelayProcess:
+    """`python -m relay` as a child process, its output in a file."""
+
+    def __init__(self, log_dir: Path, name: str, database: str, exchange: str,
+                 *extra: str, broker: str = BROKER_URL) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self.args = [
+            sys.executable, "-m", "relay", "--database-url", database, "--broker-url", broker,
+            "--exchange", exchange, "--owner", name, *extra,
+        ]
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> RelayProcess:
+        self.starts += 1
+        log = open(self.log_path, "a")  # noqa: SIM115 - the child writes it until it ends
+        self.process = subprocess.Popen(
+            self.args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ)
+        )
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to release leases or mark the batch in flight."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(WAIT)
+
+    def terminate(self, timeout: float = WAIT) -> int:
+        """SIGTERM and wait; return the exit status."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return bool(self.process and self.process.poll() is None)
+
+
+def leases_by_owner() -> dict[str, set[int]]:
+    """Return the partitions each relay holds with a lease that has not expired."""
+    from cqrs_outbox import dbapi
+    from relay import store as relay_store
+
+    db = dbapi.database()
+    now = relay_store.clock(db)
+    held: dict[str, set[int]] = {}
+    for row in relay_store.leases(db):
+        if row.partition >= 0 and not row.free(now):
+            held.setdefault(row.owner, set()).add(row.partition)
+    return held

@@ -1,0 +1,178 @@
+"""The relay against real PostgreSQL and RabbitMQ: bodies, order, verdicts, stop, status."""
+
+import io
+import json
+
+import pika
+import pytest
+from django.core.management import call_command
+
+from cqrs_outbox.models import OutboxEvent
+from tests.integration.relay import support
+from tests.testproject.master import models
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgres,
+    pytest.mark.broker,
+]
+
+FAST = ("--poll-interval", "0.2", "--lease-ttl", "3")
+
+
+def test_master_api_events__arrive_with_the_exact_body_in_revision_order(collector):
+    authors = [models.Author.objects.create(name=f"a{i}") for i in range(5)]
+    for round_ in range(3):
+        for author in authors:
+            author.name = f"{author.name}-{round_}"
+            author.save()
+    deleted_pk = authors[0].pk
+    authors[0].delete()
+    call_command("cqrs_relay", "--once", "--batch-size", "4", stdout=io.StringIO())
+    rows = list(OutboxEvent.objects.order_by("id"))
+    received = collector.collect([r.id for r in rows])
+    assert {r.event_id: r.body for r in received} == {r.id: r.payload.encode() for r in rows}
+    assert {r.status for r in OutboxEvent.objects.all()} == {"published"}
+    for item in received:
+        assert item.properties.delivery_mode == 2
+        assert item.properties.content_type == "text/plain"
+        assert item.routing_key == "author"
+    order = support.revisions_by_row(received)
+    assert order[("author", authors[1].pk)] == [0, 1, 2, 3]
+    assert order[("author", deleted_pk)] == [0, 1, 2, 3, 4]  # the DELETE comes last
+    last = [json.loads(r.body) for r in received if json.loads(r.body)["instance_pk"] == deleted_pk]
+    assert last[-1]["signal_type"] == "DELETE"
+
+
+def test_standalone_relay__drains_what_the_master_wrote_and_stops_on_sigterm(
+    collector, relays
+):
+    ids = support.write_events(("author", pk, rev) for rev in range(3) for pk in range(50))
+    relay = relays("standalone", *FAST)
+    received = collector.collect(ids)
+    assert all(v == [0, 1, 2] for v in support.revisions_by_row(received).values())
+    support.wait_until(lambda: support.outbox_counts() == {"published": len(ids)})
+    assert relay.terminate() == 0
+    assert support.leases_by_owner() == {}
+    assert "stopped: 150 published" in relay.log()
+
+
+def test_notify__wakes_a_relay_that_polls_only_every_ten_minutes(collector, relays):
+    relay = relays("listener", "--poll-interval", "600")
+    support.wait_until(lambda: "standalone" in relay.log() or support.leases_by_owner())
+    author = models.Author.objects.create(name="wake up")
+    [event] = OutboxEvent.objects.filter(instance_pk=str(author.pk))
+    collector.collect([event.id], timeout=30)
+
+
+def test_unroutable_and_refused_events__are_recorded_on_their_rows(exchange, collector):
+    from cqrs_outbox.management.commands import cqrs_relay
+
+    channel = collector.channel
+    full = support.unique("relay_full_q")
+    channel.queue_declare(
+        full, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}, auto_delete=True
+    )
+    channel.queue_bind(full, exchange, "refused_here")
+    channel.queue_unbind(collector.queue, exchange, "#")
+    channel.queue_bind(collector.queue, exchange, "author")
+    [unroutable, refused, fine] = support.write_events(
+        [("nobody_binds", 1, 0), ("refused_here", 1, 0), ("author", 1, 0)]
+    )
+    stats = cqrs_relay.build_relay(max_attempts=2, poll_interval=0.05).run(seconds=5)
+    collector.collect([fine])
+    rows = {e.id: e for e in OutboxEvent.objects.all()}
+    assert rows[unroutable].status == "published"
+    assert "NO_ROUTE" in rows[unroutable].last_error
+    assert rows[refused].status == "failed" and rows[refused].attempts == 2
+    assert "nacked" in rows[refused].last_error
+    assert rows[fine].status == "published" and rows[fine].last_error == ""
+    assert stats.returned == 1 and stats.failed == 1
+
+
+def test_routing_key_too_long_for_amqp__fails_without_blocking_the_rest(collector):
+    from cqrs_outbox.management.commands import cqrs_relay
+
+    [too_long, fine] = support.write_events([("author", 1, 0), ("author", 2, 0)])
+    # A SYNC aimed at a queue whose name makes `cqrs.<queue>.<id>` exceed AMQP's 255 bytes.
+    OutboxEvent.objects.filter(id=too_long).update(routing_key=f"cqrs.{'q' * 300}.author")
+    cqrs_relay.build_relay(max_attempts=1).run(once=True)
+    collector.collect([fine])
+    row = OutboxEvent.objects.get(id=too_long)
+    assert row.status == "failed" and "cannot be encoded" in row.last_error
+
+
+def test_status_command__shows_pending_failed_lag_and_owners(relays, collector):
+    support.write_events([("author", 1, 0)])
+    OutboxEvent.objects.update(status="failed")
+    support.write_events([("author", 2, 0)])
+    out = _status()
+    assert "pending: 1" in out and "failed: 1" in out
+    assert "oldest pending age: " in out and "oldest pending age: -" not in out
+    relays("status-probe", *FAST)
+    support.wait_until(lambda: "status-probe: 64 partitions (0-63)" in _status())
+
+
+def _status():
+    out = io.StringIO()
+    call_command("cqrs_relay", "--status", stdout=out)
+    return out.getvalue()
+
+
+def test_drain_task__runs_the_relay_for_a_bounded_time(collector):
+    from cqrs_outbox import tasks
+
+    ids = support.write_events(("author", pk, 0) for pk in range(20))
+    stats = tasks.drain_outbox(seconds=30, once=True)
+    collector.collect(ids)
+    assert stats["published"] == 20
+
+
+def test_purge_task__deletes_published_events_past_retention_only(settings):
+    from cqrs_outbox import tasks
+
+    old, fresh, pending = support.write_events([("author", i, 0) for i in range(3)])
+    OutboxEvent.objects.filter(id=old).update(
+        status="published", published_at="2000-01-01T00:00:00Z"
+    )
+    OutboxEvent.objects.filter(id=fresh).update(
+        status="published", published_at="2999-01-01T00:00:00Z"
+    )
+    assert tasks.purge_outbox() == 1
+    assert sorted(OutboxEvent.objects.values_list("id", flat=True)) == [fresh, pending]
+
+
+def test_broker_url_with_wrong_password__one_line_error_without_it(exchange):
+    bad = "amqp://guest:Wr0ngSecret@127.0.0.1:5672/%2F"
+    result = _cli("--database-url", support.database_url(), "--broker-url", bad, "--once")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "refused the login" in result.stderr
+    assert "Wr0ngSecret" not in result.stderr + result.stdout
+
+
+def test_passwords__never_appear_in_debug_logs_or_status(collector, exchange):
+    support.write_events([("author", 1, 0)])
+    url = support.database_url(password="Db-S3cret")  # trust auth ignores it
+    run = _cli("--database-url", url, "--broker-url", support.BROKER_URL, "--exchange",
+               exchange, "--once", "--log-level", "DEBUG")
+    status = _cli("--database-url", url, "--status")
+    assert run.returncode == 0 and status.returncode == 0, run.stderr + status.stderr
+    assert "published" in run.stderr and "pending: 0" in status.stdout
+    everything = run.stdout + run.stderr + status.stdout + status.stderr
+    for secret in ("Db-S3cret", "guest:guest"):
+        assert secret not in everything
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "relay", *args], capture_output=True,
+                          text=True, timeout=60, cwd=support.ROOT)
+
+
+def test_collector_queue__is_a_plain_durable_queue(collector):
+    # Guard for the helper itself: a passive declare must succeed.
+    collector.channel.queue_declare(collector.queue, passive=True)
+    assert isinstance(collector.connection, pika.BlockingConnection)
