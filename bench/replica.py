@@ -177,10 +177,10 @@ def run_ours(broker: Broker, queue: str, db: str, rows: int, revisions: int,
         stop(proc)
 
 
-def run_theirs(broker: Broker, queue: str, db: str, rows: int, revisions: int
-               ) -> tuple[float, int]:
+def run_theirs(broker: Broker, queue: str, db: str, rows: int, revisions: int,
+               persistent: bool) -> tuple[float, int]:
     env = {"CQRS_PEER_DB_NAME": db, "CQRS_TEST_EXCHANGE": broker.exchange,
-           "CQRS_TEST_QUEUE": queue}
+           "CQRS_TEST_QUEUE": queue, "CQRS_PEER_PERSISTENT_DB": "1" if persistent else ""}
     proc = django(THEIRS, env, "cqrs_consume", "--cqrs-id", "author")
     try:
         done = at_last_revision(db, "peer_replica_authorref", rows, revisions - 1)
@@ -197,39 +197,50 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=200000, help="events queued for the RSS run")
     parser.add_argument("--skip-theirs", action="store_true")
     args = parser.parse_args()
-    total = args.rows * args.revisions
     broker = Broker()
     try:
         with database(OURS, "CQRS_TEST_DB_NAME") as ours, \
                 database(THEIRS, "CQRS_PEER_DB_NAME", "--run-syncdb") as theirs:
-            q_ours, q_theirs = broker.queue(f"bench_ours_{RUN}"), broker.queue(f"bench_dj_{RUN}")
-            if args.skip_theirs:
-                broker.unbind(q_theirs)
-            broker.fill(args.rows, args.revisions,
-                        {q_ours: total, **({} if args.skip_theirs else {q_theirs: total})})
-            broker.unbind(q_ours)
-            broker.unbind(q_theirs)
-            our_s, our_peak = run_ours(broker, q_ours, ours, args.rows, args.revisions)
-            print(f"{total} events ({args.rows} rows x {args.revisions} revisions), "
-                  f"one worker each, PostgreSQL {sql(ours, 'SHOW server_version')[0][0]}")
-            print(f"cqrs-outbox cqrs_consume: {total / our_s:9.0f} events/s "
-                  f"({our_s:.2f} s, peak RSS {our_peak / 1024:.1f} MiB)")
-            if not args.skip_theirs:
-                their_s, _ = run_theirs(broker, q_theirs, theirs, args.rows, args.revisions)
-                print(f"django-cqrs cqrs_consume: {total / their_s:9.0f} events/s "
-                      f"({their_s:.2f} s)")
-                print(f"ratio: {their_s / our_s:.1f}x")
-            big_rows = args.big // args.revisions
-            q_big = broker.queue(f"bench_big_{RUN}")
-            broker.fill(big_rows, args.revisions, {q_big: big_rows * args.revisions})
-            broker.unbind(q_big)
-            sql(ours, "TRUNCATE replica_authorref", autocommit=True)
-            big_s, big_peak = run_ours(broker, q_big, ours, big_rows, args.revisions)
-            print(f"cqrs-outbox with {big_rows * args.revisions} queued: "
-                  f"{big_rows * args.revisions / big_s:9.0f} events/s, "
-                  f"peak RSS {big_peak / 1024:.1f} MiB (prefetch window bounds it)")
+            compare(broker, ours, theirs, args)
+            memory(broker, ours, args)
     finally:
         broker.close()
+
+
+def compare(broker: Broker, ours: str, theirs: str, args: argparse.Namespace) -> None:
+    """Print events/s of both consumers on the same events, and the ratio."""
+    total = args.rows * args.revisions
+    variants = [] if args.skip_theirs else [False, True]
+    queues = {q: total for q in [broker.queue(f"bench_ours_{RUN}")]
+              + [broker.queue(f"bench_dj{int(p)}_{RUN}") for p in variants]}
+    broker.fill(args.rows, args.revisions, queues)
+    names = list(queues)
+    for name in names:
+        broker.unbind(name)
+    our_s, our_peak = run_ours(broker, names[0], ours, args.rows, args.revisions)
+    print(f"{total} events ({args.rows} rows x {args.revisions} revisions, SAVE), one worker "
+          f"each, PostgreSQL {sql(ours, 'SHOW server_version')[0][0].split()[0]}")
+    print(f"cqrs-outbox  cqrs_consume: {total / our_s:8.0f} events/s ({our_s:6.2f} s, "
+          f"peak RSS {our_peak / 1024:.1f} MiB)")
+    for persistent, name in zip(variants, names[1:], strict=True):
+        sql(theirs, "TRUNCATE peer_replica_authorref", autocommit=True)
+        their_s, _ = run_theirs(broker, name, theirs, args.rows, args.revisions, persistent)
+        label = "persistent connections" if persistent else "CONN_MAX_AGE=0, Django's default"
+        print(f"django-cqrs  cqrs_consume: {total / their_s:8.0f} events/s ({their_s:6.2f} s, "
+              f"{label}); ratio {their_s / our_s:.1f}x")
+
+
+def memory(broker: Broker, ours: str, args: argparse.Namespace) -> None:
+    """Print our worker's peak resident memory while it drains `args.big` queued events."""
+    rows = args.big // args.revisions
+    queue = broker.queue(f"bench_big_{RUN}")
+    broker.fill(rows, args.revisions, {queue: rows * args.revisions})
+    broker.unbind(queue)
+    sql(ours, "TRUNCATE replica_authorref", autocommit=True)
+    seconds, peak = run_ours(broker, queue, ours, rows, args.revisions)
+    total = rows * args.revisions
+    print(f"cqrs-outbox  with {total} queued: {total / seconds:8.0f} events/s, "
+          f"worker peak RSS {peak / 1024:.1f} MiB (prefetch window 1000)")
 
 
 if __name__ == "__main__":

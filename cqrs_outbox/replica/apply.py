@@ -61,6 +61,13 @@ class _Run:
     outcomes: dict = field(default_factory=dict)
     plans: dict = field(default_factory=dict)  # model -> writes.Plan
     hooked: list = field(default_factory=list)  # items whose model's handlers run
+    bulk: dict = field(default_factory=dict)  # model -> whether it is applied in bulk
+
+    def in_bulk(self, model: Any) -> bool:
+        """Tell (once per batch) whether the model's events are written in bulk."""
+        if model not in self.bulk:
+            self.bulk[model] = hooks.uses_bulk_path(model)
+        return self.bulk[model]
 
 
 def apply(batch: list[tuple[contract.Envelope, Any]]) -> list[Outcome]:
@@ -169,7 +176,7 @@ def _decide(item: _Item, states: dict, run: _Run) -> None:
         return
     states[(model, change.key)] = rules.after(change.signal_type, change.revision, state)
     run.outcomes[item.index] = Outcome(APPLIED)
-    if hooks.uses_bulk_path(model):
+    if run.in_bulk(model):
         run.plans.setdefault(model, writes.Plan()).add(change, existed=state.row is not None)
     else:
         run.hooked.append(item)

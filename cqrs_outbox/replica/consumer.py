@@ -142,6 +142,7 @@ class Consumer:
         self._buffer.append(Delivery(method.delivery_tag, method.routing_key, properties, body))
 
     def _handle(self, channel: Any, batch: list[Delivery]) -> None:
+        started = time.monotonic()
         verdicts: dict[int, _Verdict] = {}
         work: list[tuple[Delivery, contract.Envelope, Any]] = []
         for delivery in batch:
@@ -158,6 +159,8 @@ class Consumer:
         for delivery in batch:
             self._forward(channel, verdicts[delivery.tag])
         channel.basic_ack(delivery_tag=batch[-1].tag, multiple=True)
+        logger.debug("Batch of %s acknowledged in %.1f ms", len(batch),
+                     (time.monotonic() - started) * 1000)
 
     def _triage(self, delivery: Delivery) -> tuple[_Verdict | None, Any]:
         try:
@@ -190,8 +193,13 @@ class Consumer:
         if outcome.status == apply.BAD:
             return self._dead(delivery, f"bad message: {outcome.reason}", envelope)
         retries = envelope.retries
-        if model.should_retry_cqrs(retries, outcome.error):
-            delay = float(model.get_cqrs_retry_delay(retries))
+        try:
+            again = model.should_retry_cqrs(retries, outcome.error)
+            delay = float(model.get_cqrs_retry_delay(retries)) if again else 0.0
+        except Exception as exc:  # the model's own retry policy: its failure ends the retries
+            reason = f"failed ({outcome.reason}) and the retry policy raised {exc!r}"
+            return self._dead(delivery, reason, envelope)
+        if again:
             logger.warning("%s %s:%s failed (%s); retry %s in %ss", delivery.label,
                            envelope.cqrs_id, envelope.instance_pk, outcome.reason, retries + 1,
                            delay)

@@ -15,6 +15,9 @@ DATABASES = {
         "PORT": os.environ.get("PGPORT", "5432"),
         "USER": os.environ.get("PGUSER", "postgres"),
         "PASSWORD": os.environ.get("PGPASSWORD", ""),
+        # Django's default is 0 (a new connection per request, or per message in
+        # django-cqrs's consumer); the benchmark also runs it with persistent ones.
+        "CONN_MAX_AGE": None if os.environ.get("CQRS_PEER_PERSISTENT_DB") else 0,
     }
 }
 
