@@ -235,10 +235,13 @@ class PikaPublisher(Publisher):
         self._ready = False
         if self._closing:
             return
-        code = getattr(reason, "reply_code", 0)
-        text = f"{code} {getattr(reason, 'reply_text', reason)}"
         if self._channel is channel and not self._error:
-            self._fail(self._channel_error(code, text))
+            if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
+                text = f"{reason.reply_code} {reason.reply_text}"
+                self._fail(self._channel_error(reason.reply_code, text))
+            else:  # the connection under it went away
+                where = self.address.safe_url
+                self._fail(BrokerUnavailable(f"connection to {where} lost: {_text(reason)}"))
         connection = self._connection
         if connection is not None and not (connection.is_closing or connection.is_closed):
             self._closing = True
@@ -312,5 +315,7 @@ def _last_attempt(error: BaseException) -> BaseException:
 
 
 def _text(error: BaseException) -> str:
+    while error.args and isinstance(error.args[0], BaseException):
+        error = _last_attempt(error.args[0])  # pika wraps the cause, sometimes twice
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0][:300]

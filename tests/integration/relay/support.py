@@ -139,6 +139,11 @@ class Collector:
             self.connection.process_data_events(time_limit=quiet)
         return self.received
 
+    def pump(self, seconds: float = 0.2) -> int:
+        """Read for `seconds`; return how many distinct events arrived so far."""
+        self.connection.process_data_events(time_limit=seconds)
+        return len(self.ids())
+
     def ids(self) -> set[int]:
         return {r.event_id for r in self.received}
 
@@ -226,3 +231,47 @@ def leases_by_owner() -> dict[str, set[int]]:
         if row.partition >= 0 and not row.free(now):
             held.setdefault(row.owner, set()).add(row.partition)
     return held
+
+
+class Writer:
+    """A thread that keeps saving master models through the master API until stopped."""
+
+    def __init__(self, pause: float = 0.02) -> None:
+        import threading
+
+        self.pause = pause
+        self.saves = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        if self.error is not None:
+            raise AssertionError(f"the writer failed: {self.error!r}") from self.error
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        from tests.testproject.master import models
+
+        try:
+            authors: list[Any] = []
+            while not self._stop.is_set():
+                if len(authors) < 20:
+                    authors.append(models.Author.objects.create(name="new"))
+                else:
+                    author = authors[self.saves % len(authors)]
+                    author.name = f"save {self.saves}"
+                    author.save()
+                self.saves += 1
+                self._stop.wait(self.pause)
+        except BaseException as exc:  # noqa: BLE001 - reported by __exit__
+            self.error = exc
+        finally:
+            connection.close()

@@ -1,0 +1,1 @@
+from tests.integration.relay.conftest import collector, exchange, relays  # noqa: F401
