@@ -50,10 +50,17 @@ def purge_outbox(database: str = "default") -> int:
 
 
 def schedule_drain(
-    every: int = DEFAULT_EVERY, database: str = "default", queue: str | None = None
+    every: int = DEFAULT_EVERY,
+    database: str = "default",
+    queue: str | None = None,
+    seconds: float | None = None,
 ) -> Any:
-    """Create (or update) the django-celery-beat periodic task that drains the outbox."""
-    seconds = max(1.0, every * RUN_SHARE)
+    """Create (or update) the django-celery-beat periodic task that drains the outbox.
+
+    Each run drains for `seconds` (default: most of the interval). Runs may overlap;
+    the leases keep them from publishing the same event twice.
+    """
+    seconds = seconds or max(1.0, every * RUN_SHARE)
     return _schedule(DRAIN_TASK, every, {"seconds": seconds, "database": database}, queue)
 
 

@@ -229,7 +229,7 @@ class PikaPublisher(Publisher):
         if not self._closing:
             where = self.address.safe_url
             self._fail(BrokerUnavailable(f"connection to {where} lost: {_text(reason)}"))
-        self._stop_loop()
+        connection.ioloop.stop()  # also when close() already let go of the connection
 
     def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
         self._ready = False
