@@ -233,15 +233,15 @@ class Demo:
         print("\nArrived at the replica, library.PublisherRef (CQRS_MAPPING name -> title):")
         query = "SELECT id, title, cqrs_revision FROM library_publisherref ORDER BY id"
         for pk, (title, revision) in self.rows(REPLICA, query).items():
-            print(f"  id={pk:<3} title={title!r:<20} revision={revision}")
+            print(f"  id={pk:<3} title={title!r:<24} revision={revision}")
         print("Arrived at the replica, library.BookRef (from the master's CQRS_SERIALIZER):")
         query = (
             "SELECT id, title, price, publisher_name, cqrs_revision FROM library_bookref"
             " ORDER BY id"
         )
         for pk, (title, price, publisher, revision) in self.rows(REPLICA, query).items():
-            print(f"  id={pk:<3} title={title!r:<28} price={price:<6} "
-                  f"publisher={publisher!r:<22} revision={revision}")
+            print(f"  id={pk:<3} title={title!r:<28} price={float(price):<6.2f} "
+                  f"publisher={publisher!r:<24} revision={revision}")
         query = f"SELECT status, count(*) FROM {contract.OUTBOX_TABLE} GROUP BY status"
         counts = ", ".join(f"{n} {status}" for status, (n,) in self.rows(MASTER, query).items())
         print(f"Master outbox: {counts} events. The deleted book is gone from the replica; "
@@ -250,7 +250,7 @@ class Demo:
     def stop(self) -> None:
         """Stop the child processes, remove the run's broker objects and files."""
         for name, process in self.processes.items():
-            stop_process(process)
+            print(f"      {name}: {stop_process(process)}")
             if self.failed:
                 show_log(self.workdir / f"{name}.log", name)
         self.delete_broker_objects()
@@ -277,16 +277,26 @@ class Demo:
             connection.close()
 
 
-def stop_process(process: subprocess.Popen) -> None:
-    """Send SIGTERM to a child's process group; SIGKILL it if it does not exit in time."""
+def stop_process(process: subprocess.Popen) -> str:
+    """Send SIGTERM to a child's process group, SIGKILL if it lingers; say how it ended."""
     if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
+        signal_group(process, signal.SIGKILL)  # whatever it left behind in its group
+        return f"had already exited with status {process.returncode}"
+    signal_group(process, signal.SIGTERM)
     try:
-        process.wait(STOP_TIMEOUT)
+        return f"stopped by SIGTERM, exit status {process.wait(STOP_TIMEOUT)}"
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        signal_group(process, signal.SIGKILL)
         process.wait()
+        return f"did not stop within {STOP_TIMEOUT} s of SIGTERM: killed"
+
+
+def signal_group(process: subprocess.Popen, signum: int) -> None:
+    """Send `signum` to the process group the child leads, if anything is left in it."""
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def show_log(path: Path, name: str) -> None:
@@ -319,7 +329,7 @@ def main() -> int:
         return 130
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
-        print("Stopping the relay and the consumer...")
+        print("Stopping what the demo started:")
         demo.stop()
 
 

@@ -87,9 +87,21 @@ CQRS = {
     },
 }
 
-# Celery runs the outbox drain task on a beat schedule (see master_service/celery.py).
+# Celery can drain the outbox instead of (or besides) `manage.py cqrs_relay`: beat starts
+# the drain task every 10 s and each run drains for up to 9 s. Overlapping runs and a
+# running relay share the outbox through partition leases, so nothing is sent twice.
+# With django-celery-beat, `cqrs_outbox.tasks.schedule_drain()` creates the same schedule
+# in the database instead.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", CQRS["url"])
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "master_service")
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE = {
+    "drain-cqrs-outbox": {
+        "task": "cqrs_outbox.drain_outbox",
+        "schedule": 10.0,  # seconds
+        "kwargs": {"seconds": 9.0},
+    },
+}
 
 LOGGING = {
     "version": 1,
