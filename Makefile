@@ -18,7 +18,7 @@ venv: $(STAMP)
 test: $(STAMP) lint test-postgres test-sqlite
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cqrs_outbox relay tests bench
+	$(VENV)/bin/ruff check cqrs_outbox relay tests bench examples
 	$(VENV)/bin/mypy relay
 
 test-postgres: $(STAMP)
@@ -29,7 +29,7 @@ test-sqlite: $(STAMP)
 	CQRS_TEST_DB=sqlite $(PY) -m pytest -q -m "not postgres" tests/unit tests/integration/master
 
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	@$(PY) examples/demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
