@@ -121,7 +121,10 @@ class Consumer:
 
     def _consume(self, connection: Any, channel: Any) -> None:
         channel.basic_qos(prefetch_count=self.prefetch_count)
-        topology.declare(channel, self.names, self.cqrs_ids)
+        try:
+            topology.declare(channel, self.names, self.cqrs_ids)
+        except broker.ERRORS as exc:
+            raise broker.translate(exc, "declare the replica queues") from exc
         channel.basic_consume(self.names.queue, self._on_message, auto_ack=False)
         self._consuming = True
         logger.info("Consuming %s from %s on %s (batch %s, prefetch %s)",

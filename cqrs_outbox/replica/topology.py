@@ -13,6 +13,7 @@ from typing import Any
 
 from cqrs_outbox import conf
 from relay import contract
+from relay.exceptions import ConfigurationError
 
 DELAY_SUFFIX = ".delay"
 
@@ -28,8 +29,10 @@ class Names:
 
 
 def names(settings: conf.Settings) -> Names:
-    """Return the names the settings give (the queue must be set)."""
-    queue = settings.queue or ""
+    """Return the names the settings give; raise ConfigurationError without a queue."""
+    queue = settings.queue
+    if not queue:
+        raise ConfigurationError("CQRS['queue'] is not set: name this replica service's queue.")
     return Names(
         exchange=settings.exchange,
         queue=queue,

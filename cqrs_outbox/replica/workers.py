@@ -11,16 +11,20 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from django.db import connections
 
+from relay.exceptions import ConfigurationError, FatalError
+
 logger = logging.getLogger(__name__)
 
 JOIN_INTERVAL = 0.5  # seconds between checks on the children
 RESTART_DELAY = 1.0  # seconds before a crashed worker is started again
+FATAL_EXIT = 3  # exit status of a worker that restarting cannot help (bad configuration)
 
 
 def run(count: int, target: Callable[[], None]) -> None:
@@ -28,7 +32,10 @@ def run(count: int, target: Callable[[], None]) -> None:
     if count <= 1:
         target()
         return
-    Supervisor(count, target).run()
+    supervisor = Supervisor(count, target)
+    supervisor.run()
+    if supervisor.failed:
+        raise ConfigurationError("a worker stopped on an error restarting cannot fix; see its log")
 
 
 class Supervisor:
@@ -40,6 +47,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self.children: list[Any] = []
         self.context = multiprocessing.get_context("fork")
+        self.failed = False
 
     def run(self) -> None:
         """Start the workers and wait for them; return after all have exited."""
@@ -53,7 +61,10 @@ class Supervisor:
                 if child.exitcode is None:
                     continue
                 self.children.remove(child)
-                if not self.stopping.is_set():
+                if child.exitcode == FATAL_EXIT:
+                    self._stop()
+                    self.failed = True
+                elif not self.stopping.is_set():
                     logger.error("Worker %s exited with %s; restarting it", child.pid,
                                  child.exitcode)
                     self.stopping.wait(RESTART_DELAY)
@@ -69,7 +80,11 @@ class Supervisor:
     def _child(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
-        self.target()
+        try:
+            self.target()
+        except FatalError as exc:
+            logger.error("Worker stopped: %s", exc)
+            sys.exit(FATAL_EXIT)
 
     def _stop(self, *args: Any) -> None:
         self.stopping.set()

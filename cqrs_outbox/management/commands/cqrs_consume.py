@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import consumer
+from cqrs_outbox.replica import consumer, topology
 from cqrs_outbox.replica import workers as worker_pool
 from relay.exceptions import ConfigurationError
 
@@ -47,8 +47,7 @@ class Command(BaseCommand):
             raise CommandError("--workers, --batch-size and --prefetch-count must be at least 1.")
         _check_cqrs_ids(cqrs_ids)
         try:
-            if not conf.get().queue:
-                raise CommandError("CQRS['queue'] is not set: name this replica's queue.")
+            topology.names(conf.get())
             worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch))
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc

@@ -54,3 +54,17 @@ def _routed(client, body, routing_key):
             client.channel = client.connection.channel()
             client.channel.confirm_delivery()
         return False
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_conflicting_delay_queue__workers_stop_with_the_reason(names, start_worker, workers):
+    client = support.Broker(names.exchange)
+    client.channel.queue_declare(names.delay_queue, durable=True)  # without our arguments
+    try:
+        worker = start_worker("-w", workers)
+        assert worker.wait() != 0
+        assert "the broker refused to declare the replica queues" in worker.log
+        assert "PRECONDITION_FAILED" in worker.log
+    finally:
+        client.delete(names.queue, names.dead_letter_queue, names.delay_queue)
+        client.close()

@@ -24,3 +24,12 @@ def test_delay_queue__dead_letters_back_to_the_work_queue():
     names = topology.Names("ex", "q", "dead_letter_q", "q.delay")
     assert topology.delay_arguments(names) == {
         "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "q"}
+
+
+def test_names__need_a_queue():
+    import pytest
+
+    from relay.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"CQRS\['queue'\] is not set"):
+        topology.names(conf.build({}))
