@@ -2,7 +2,7 @@
 
 Run as a process of its own with the test project's settings:
 
-    python -m tests.faults.chaos.writer --seconds 60 --seed 7
+    python -m tests.faults.chaos.writer --seconds 60 --seed 7 [--pause 0.01]
 
 It creates, updates (one or two saves per transaction), rolls back whole transactions
 and savepoints, deletes, bulk-updates and resends (cqrs_sync) rows of chaos.Item, picked
@@ -30,7 +30,7 @@ from django.db import DatabaseError, transaction  # noqa: E402
 
 from tests.testproject.chaos.models import Item  # noqa: E402
 
-PAUSE = 0.002  # seconds between operations, so writers leave the relays some CPU
+PAUSE = 0.002  # seconds between operations by default, so writers leave the relays some CPU
 
 
 class Rollback(Exception):
@@ -46,12 +46,14 @@ def create(rng: random.Random) -> None:
     Item.objects.create(name=f"n{rng.randrange(10**6)}", counter=0)
 
 
+# Saves of rows read earlier use force_update: when another writer deleted the row in
+# between, the save fails (and is counted) instead of trying to insert it again.
 def update(rng: random.Random) -> None:
     with transaction.atomic():
         item = _pick(rng)
         if item:
             item.counter += 1
-            item.save()
+            item.save(force_update=True)
 
 
 def update_twice(rng: random.Random) -> None:
@@ -59,9 +61,9 @@ def update_twice(rng: random.Random) -> None:
         item = _pick(rng)
         if item:
             item.counter += 1
-            item.save()
+            item.save(force_update=True)
             item.name = f"twice{rng.randrange(1000)}"
-            item.save()
+            item.save(force_update=True)
 
 
 def savepoint_rollback(rng: random.Random) -> None:
@@ -70,16 +72,16 @@ def savepoint_rollback(rng: random.Random) -> None:
         if not item:
             return
         item.note = f"kept{rng.randrange(1000)}"
-        item.save()
+        item.save(force_update=True)
         try:
             with transaction.atomic():
                 item.note = "rolled back"
-                item.save()
+                item.save(force_update=True)
                 raise Rollback
         except Rollback:
             item.refresh_from_db()
         item.counter += 1
-        item.save()
+        item.save(force_update=True)
 
 
 def rollback(rng: random.Random) -> None:
@@ -88,7 +90,7 @@ def rollback(rng: random.Random) -> None:
             item = _pick(rng)
             if item:
                 item.name = "never"
-                item.save()
+                item.save(force_update=True)
             Item.objects.create(name="never", counter=-1)
             raise Rollback
     except Rollback:
@@ -120,7 +122,7 @@ OPERATIONS = [
 ]
 
 
-def run(seconds: float, seed: int) -> dict:
+def run(seconds: float, seed: int, pause: float = PAUSE) -> dict:
     """Write until `seconds` pass or SIGTERM arrives; return counts per operation."""
     rng = random.Random(seed)
     stop = {"now": False}
@@ -133,9 +135,9 @@ def run(seconds: float, seed: int) -> dict:
         try:
             operation(rng)
             counts[operation.__name__] = counts.get(operation.__name__, 0) + 1
-        except DatabaseError:  # deadlocks between writers on the same rows: try another
+        except DatabaseError:  # a deadlock, or a row another writer deleted meanwhile
             counts["errors"] += 1
-        time.sleep(PAUSE)
+        time.sleep(pause)
     return counts
 
 
@@ -143,8 +145,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="chaos writer")
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--pause", type=float, default=PAUSE, help="seconds between operations")
     args = parser.parse_args()
-    print(json.dumps(run(args.seconds, args.seed)), flush=True)
+    print(json.dumps(run(args.seconds, args.seed, args.pause)), flush=True)
     sys.exit(0)
 
 
