@@ -33,3 +33,7 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# make chaos MINUTES=20: the long chaos profile, writers and faults for that many minutes.
+chaos: $(STAMP)
+	$(PY) -m tests.faults.chaos --minutes $(or $(MINUTES),20)
