@@ -58,8 +58,8 @@ def test_standalone_relay__drains_what_the_master_wrote_and_stops_on_sigterm(
 
 
 def test_notify__wakes_a_relay_that_polls_only_every_ten_minutes(collector, relays):
-    relay = relays("listener", "--poll-interval", "600")
-    support.wait_until(lambda: "standalone" in relay.log() or support.leases_by_owner())
+    relays("listener", "--poll-interval", "600")
+    support.wait_until(support.leases_by_owner, what="the relay listening, leases taken")
     author = models.Author.objects.create(name="wake up")
     [event] = OutboxEvent.objects.filter(instance_pk=str(author.pk))
     collector.collect([event.id], timeout=30)
@@ -182,3 +182,17 @@ def test_collector_queue__is_a_plain_durable_queue(collector):
     # Guard for the helper itself: a passive declare must succeed.
     collector.channel.queue_declare(collector.queue, passive=True)
     assert isinstance(collector.connection, pika.BlockingConnection)
+
+
+def test_sqlite_outbox__standalone_relay_polls_and_drains_it(tmp_path, exchange, collector):
+    from tests.unit.relay.conftest import Outbox
+
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    ids = [outbox.add("author", pk, rev) for rev in range(2) for pk in range(30)]
+    result = _cli("--database-url", outbox.url, "--broker-url", support.BROKER_URL,
+                  "--exchange", exchange, "--once", "--batch-size", "7")
+    assert result.returncode == 0, result.stderr
+    received = collector.collect(ids)
+    assert all(v == [0, 1] for v in support.revisions_by_row(received).values())
+    assert set(outbox.statuses()) == {"published"}
+    outbox.db.close()

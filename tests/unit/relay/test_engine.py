@@ -194,3 +194,16 @@ def test_purge__deletes_old_published_events_in_bounded_batches_only(outbox):
     assert engine.purge(outbox.db, before, batch_size=2, rounds=2) == 4
     assert engine.purge(outbox.db, before, batch_size=2, rounds=10) == 1
     assert [r["id"] for r in outbox.rows()] == [fresh, pending]
+
+
+def test_relay__purges_published_events_past_retention_as_it_goes(outbox, make_relay):
+    old = outbox.add("author", 1)
+    outbox.db.rowcount(
+        "UPDATE cqrs_outbox_event SET status = 'published', "
+        "published_at = '2000-01-01 00:00:00.000000' WHERE id = %s",
+        (old,),
+    )
+    fresh = outbox.add("author", 2)
+    stats = make_relay(retention=3600).run(once=True)
+    assert stats.purged == 1
+    assert [(r["id"], r["status"]) for r in outbox.rows()] == [(fresh, "published")]
