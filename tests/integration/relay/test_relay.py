@@ -196,3 +196,28 @@ def test_sqlite_outbox__standalone_relay_polls_and_drains_it(tmp_path, exchange,
     assert all(v == [0, 1] for v in support.revisions_by_row(received).values())
     assert set(outbox.statuses()) == {"published"}
     outbox.db.close()
+
+
+def test_manage_py_cqrs_relay__drains_and_exits_0_on_sigterm(collector, exchange):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    ids = support.write_events(("author", pk, 0) for pk in range(40))
+    env = dict(os.environ, CQRS_TEST_DB_NAME=connection.settings_dict["NAME"],
+               CQRS_TEST_EXCHANGE=exchange, DJANGO_SETTINGS_MODULE="tests.testproject.settings")
+    command = subprocess.Popen(
+        [sys.executable, "-m", "django", "cqrs_relay", "--poll-interval", "0.2"],
+        env=env, cwd=support.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        collector.collect(ids)
+    finally:
+        command.send_signal(signal.SIGTERM)
+        out, err = command.communicate(timeout=60)
+    assert command.returncode == 0, err
+    assert "published 40" in out
+    assert support.leases_by_owner() == {}
