@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import collections
+import datetime
 from dataclasses import dataclass, field
 
 from tests.faults.chaos import resources
@@ -89,7 +90,7 @@ def compare(master: dict[int, tuple], replica: dict[int, tuple], deleted: dict[i
     differing = []
     for pk in sorted(master.keys() & replica.keys()):
         if master[pk] != replica[pk]:
-            changed = [f"{name} {a!r} != {b!r}" for name, a, b
+            changed = [f"{name} {_show(a)} != {_show(b)}" for name, a, b
                        in zip(FIELDS[1:], master[pk], replica[pk], strict=True) if a != b]
             differing.append(f"pk {pk}: master {', '.join(changed)} at replica")
     outcome.add("rows differing from the master", differing)
@@ -103,6 +104,10 @@ def compare(master: dict[int, tuple], replica: dict[int, tuple], deleted: dict[i
     outcome.add("replica rows the master never committed", unknown)
     outcome.figures["rows equal"] = len(master) - len(differing) - len(missing)
     outcome.figures["deleted rows absent"] = len(deleted.keys() - replica.keys())
+
+
+def _show(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime.datetime) else repr(value)
 
 
 def replay_log(log: list[tuple], deleted: dict[int, int], outcome: Outcome) -> None:

@@ -49,7 +49,7 @@ class Profile:
     tuning: Tuning = field(default_factory=Tuning)
 
 
-FAST = Profile("fast", seconds=60.0)
+FAST = Profile("fast", seconds=60.0, converge_timeout=60.0)
 
 
 def long_profile(minutes: float) -> Profile:
@@ -148,11 +148,13 @@ def _play(cluster: Cluster, names: resources.Names, tap: Tap, profile: Profile,
     problems += _finish_consumers(cluster, names)
     tap.drain()
     outcome = checks.judge(names, tap.ids())
-    report.kills, report.exits = dict(monkey.kills), monkey.exits
+    report.kills = dict(monkey.kills)
+    report.exits = [f"{node.name} exited with {code}" for node, code in monkey.exits]
     report.cuts, report.cut_targets = dict(monkey.cuts), dict(monkey.cut_targets)
     report.deliveries, report.duplicates = tap.total, tap.duplicates
     report.figures = outcome.figures
-    report.problems = problems + outcome.problems + _queue_problems(names)
+    report.problems = [*problems, *outcome.problems, *_queue_problems(names),
+                       *_crashes(cluster, monkey)]
 
 
 def _populate(cluster: Cluster, profile: Profile, rng: random.Random) -> None:
@@ -224,6 +226,22 @@ def _queues_quiet(names: resources.Names) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def _crashes(cluster: Cluster, monkey: Monkey) -> list[str]:
+    """List unhandled errors, and consumers that stopped by themselves.
+
+    A relay exits by design when its database is unreachable at start; a consumer waits
+    for its services instead, so its exit is a failure, and so is any traceback.
+    """
+    problems = [f"{node.name} exited by itself with status {code}"
+                for node, code in monkey.exits if node.role == "consumer"]
+    for node in cluster.nodes:
+        tracebacks = node.service.log().count("Traceback (most recent call last)")
+        if tracebacks:
+            problems.append(f"{node.name} logged {tracebacks} tracebacks: see "
+                            f"{node.service.log_path}")
+    return problems
 
 
 def _queue_problems(names: resources.Names) -> list[str]:

@@ -41,7 +41,7 @@ class Monkey:
         self.kills: collections.Counter[str] = collections.Counter()  # by node name
         self.cuts: collections.Counter[str] = collections.Counter()  # by kind
         self.cut_targets: collections.Counter[str] = collections.Counter()  # 'relay db', ...
-        self.exits: list[str] = []  # processes that exited without being killed
+        self.exits: list[tuple[Node, int | None]] = []  # exits without a kill, and the status
         self._agenda: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._restarting: set[str] = set()
@@ -116,7 +116,7 @@ class Monkey:
         for node in self.nodes:
             if node.name in self._restarting or node.service.alive:
                 continue
-            self.exits.append(f"{node.name} exited with {node.service.exit_code}")
+            self.exits.append((node, node.service.exit_code))
             self._restarting.add(node.name)
             self._later(CRASH_RESTART, lambda node=node: self._restart(node))
 
