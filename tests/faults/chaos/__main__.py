@@ -38,8 +38,13 @@ def main() -> int:
     profile = harness.long_profile(args.minutes)
     profile = harness.Profile(**{**profile.__dict__, "writers": args.writers})
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="chaos-"))
-    report = harness.run(profile, log_dir, seed=args.seed,
-                         say=lambda line: print(line, flush=True))
+    try:
+        report = harness.run(profile, log_dir, seed=args.seed,
+                             say=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print(f"interrupted; the run's processes, databases and queues are gone; logs in "
+              f"{log_dir}", file=sys.stderr)
+        return 130
     print("\n".join(report.lines()), flush=True)
     return 0 if report.passed else 1
 
