@@ -36,8 +36,12 @@ class _Link:
     def run(self) -> None:
         peers = {self.client: self.upstream, self.upstream: self.client}
         with selectors.DefaultSelector() as selector:
-            for sock in peers:
-                selector.register(sock, selectors.EVENT_READ)
+            try:
+                for sock in peers:
+                    selector.register(sock, selectors.EVENT_READ)
+            except (ValueError, OSError):  # cut before this thread began: sockets closed
+                self.kill()
+                return
             while not self.dead.is_set():
                 if self.proxy.frozen:
                     self.dead.wait(TICK)

@@ -59,6 +59,23 @@ def test_cut__drops_open_connections_but_accepts_new_ones(echo):
         assert _roundtrip(proxy.port) == b"ping"
 
 
+def test_cut__racing_new_connections_leaves_no_thread_failing(echo, monkeypatch):
+    failures = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    with TcpProxy(*echo) as proxy:
+        stop = threading.Event()
+        cutter = threading.Thread(target=lambda: [proxy.cut() for _ in iter(stop.is_set, True)])
+        cutter.start()
+        clients = [socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
+                   for _ in range(150)]
+        stop.set()
+        cutter.join()
+        proxy.cut()
+        for client in clients:
+            client.close()
+    assert failures == []
+
+
 def test_freeze__forwards_nothing_until_thaw(echo):
     with TcpProxy(*echo) as proxy:
         sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=0.5)
