@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ class Service:
         self.starts = 0
         self._process: subprocess.Popen | None = None
         self._terminated = False  # SIGTERM sent to the current run
+        self._started_at = 0.0  # monotonic time of the last start
 
     @property
     def alive(self) -> bool:
@@ -53,6 +55,11 @@ class Service:
         """Return the exit status of the last run, or None while it runs (or never ran)."""
         return None if self._process is None else self._process.poll()
 
+    @property
+    def uptime(self) -> float:
+        """Return the seconds since the last start."""
+        return time.monotonic() - self._started_at
+
     def start(self) -> Service:
         """Start the command (again), appending to the log file."""
         if self.alive:
@@ -63,6 +70,7 @@ class Service:
             log.write(f"--- start {self.starts} of {self.name}\n".encode())
             log.flush()
             self._terminated = False
+            self._started_at = time.monotonic()
             self._process = subprocess.Popen(
                 self.argv, cwd=ROOT, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +21,9 @@ from tests.support.processes import Service
 from tests.support.tcpproxy import TcpProxy
 
 STOP_TIMEOUT = 30.0  # seconds a SIGTERMed process may take to exit
+# Seconds a process gets to start before it is stopped: a SIGTERM that lands while the
+# interpreter still imports kills it before any handler exists, which proves nothing.
+STARTUP = 3.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,8 @@ class Cluster:
 
     def stop(self, nodes: list[Node]) -> list[str]:
         """SIGTERM `nodes` together; return a problem for each that did not exit with 0."""
+        youngest = min((n.service.uptime for n in nodes if n.service.alive), default=STARTUP)
+        time.sleep(max(0.0, STARTUP - youngest))
         for node in nodes:
             if node.service.alive:
                 node.service.terminate(0)
