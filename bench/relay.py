@@ -118,9 +118,13 @@ class Broker:
         self.channel = channel
 
     def close(self) -> None:
-        self.channel.queue_delete(self.queue)
-        self.channel.exchange_delete(self.exchange)
-        self.connection.close()
+        # A fresh connection: the first one may have missed its heartbeats meanwhile.
+        with contextlib.closing(pika.BlockingConnection(pika.URLParameters(BROKER_URL))) as c:
+            channel = c.channel()
+            channel.queue_delete(self.queue)
+            channel.exchange_delete(self.exchange)
+        with contextlib.suppress(pika.exceptions.AMQPError):
+            self.connection.close()
 
 
 def relay_process(exchange: str, *extra: str) -> subprocess.Popen:
@@ -281,7 +285,7 @@ def memory(broker: Broker, events: int) -> tuple[list[tuple[int, float]], float,
     samples, peak = [], 0.0
     while relay.poll() is None:
         status = _proc_status(relay.pid)
-        if status:
+        if status.get("VmRSS"):  # zero while the child is still being exec'd
             peak = max(peak, status.get("VmHWM", 0.0))
             pending = int(scalar(f"SELECT count(*) FROM {T} WHERE status = 'pending'"))
             samples.append((events - pending, status.get("VmRSS", 0.0)))
