@@ -285,10 +285,11 @@ def memory(broker: Broker, events: int) -> tuple[list[tuple[int, float]], float,
     samples, peak = [], 0.0
     while relay.poll() is None:
         status = _proc_status(relay.pid)
-        if status.get("VmRSS"):  # zero while the child is still being exec'd
+        if status:
             peak = max(peak, status.get("VmHWM", 0.0))
-            pending = int(scalar(f"SELECT count(*) FROM {T} WHERE status = 'pending'"))
-            samples.append((events - pending, status.get("VmRSS", 0.0)))
+            done = events - int(scalar(f"SELECT count(*) FROM {T} WHERE status = 'pending'"))
+            if done:  # before its first batch the child may still be starting up
+                samples.append((done, status.get("VmRSS", 0.0)))
         time.sleep(2.0)
     if relay.returncode != 0:
         raise SystemExit("the relay failed")
