@@ -8,7 +8,7 @@ replica's consumer.
 import pytest
 
 from cqrs_outbox.models import OutboxEvent
-from tests.acceptance.ops.conftest import wait_until
+from tests.support.waiting import wait_until
 from tests.testproject.master import models as master
 from tests.testproject.replica import models as replica
 

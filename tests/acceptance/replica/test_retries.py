@@ -10,8 +10,8 @@ import pytest
 
 from tests.acceptance.replica import support
 from tests.acceptance.replica.conftest import SETTINGS
-from tests.acceptance.replica.support import wait_until
 from tests.integration.replica import events as ev
+from tests.support.waiting import wait_until
 from tests.testproject.replica import models
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]

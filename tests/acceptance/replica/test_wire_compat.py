@@ -14,7 +14,7 @@ import pytest
 
 from cqrs_outbox.models import Tombstone
 from tests.acceptance.replica import peers, support
-from tests.acceptance.replica.support import wait_until
+from tests.support.waiting import wait_until
 from tests.testproject.master import models as master
 from tests.testproject.replica import models as replica
 

@@ -7,6 +7,7 @@ import pytest
 
 from relay import contract
 from tests.integration.relay import support
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -39,14 +40,14 @@ def test_sigkill_mid_drain__every_event_arrives_repeats_only_from_batches_in_fli
     for kill in range(KILLS):
         relay = relays(f"doomed-{kill}", *options)
         before = collector.pump(0)
-        support.wait_until(lambda b=before: collector.pump(0.05) > b, what="publishing resumed")
+        wait_until(lambda b=before: collector.pump(0.05) > b, what="publishing resumed")
         time.sleep(rng.uniform(0.0, 0.4))
         relay.kill()
     assert len(collector.ids()) < len(ids), "the kills came too late to hit the drain"
     survivor = relays("survivor", *options)
     collector.collect(ids, timeout=120)
     received = collector.settle(quiet=1.0)
-    support.wait_until(lambda: support.outbox_counts() == {"published": len(ids)})
+    wait_until(lambda: support.outbox_counts() == {"published": len(ids)})
     duplicates = collector.duplicates()
     record_property("duplicates", duplicates)
     print(f"\n{len(ids)} events, {KILLS} kills, {duplicates} delivered twice")
@@ -61,7 +62,7 @@ def test_three_relays__share_the_partitions_keep_order_and_take_over_a_killed_on
 ):
     options = ("--lease-ttl", str(TTL), "--poll-interval", "0.2", "--batch-size", "100")
     trio = [relays(f"relay-{n}", *options) for n in range(3)]
-    owners = support.wait_until(_three_way_split, what="three relays sharing partitions")
+    owners = wait_until(_three_way_split, what="three relays sharing partitions")
     ids = support.write_events(_keys(300, 5))
     received = collector.collect(ids)
     assert collector.duplicates() == 0
@@ -72,7 +73,7 @@ def test_three_relays__share_the_partitions_keep_order_and_take_over_a_killed_on
     orphaned = owners[victim.name]
     killed_at = time.monotonic()
     victim.kill()
-    survivors = support.wait_until(
+    survivors = wait_until(
         lambda: _taken_over(victim.name, orphaned), timeout=4 * TTL, what="take-over"
     )
     print(f"\npartitions {sorted(orphaned)[:5]}... moved after "

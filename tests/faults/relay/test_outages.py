@@ -7,6 +7,7 @@ import pytest
 from cqrs_outbox.models import OutboxEvent
 from tests.integration.relay import support
 from tests.support.tcpproxy import TcpProxy
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -22,7 +23,7 @@ FAST = ("--poll-interval", "0.2", "--lease-ttl", "3")
 def _cut_while_writing(collector, proxy):
     """Let events flow, close the proxy for a while, reopen it; return the save count."""
     with support.Writer() as writer:
-        support.wait_until(lambda: collector.pump() >= 10, what="first events")
+        wait_until(lambda: collector.pump() >= 10, what="first events")
         proxy.close()
         saves = writer.saves
         time.sleep(OUTAGE)
@@ -36,7 +37,7 @@ def _every_event_arrived(collector, saves):
     ids = list(OutboxEvent.objects.values_list("id", flat=True))
     assert len(ids) == saves
     collector.collect(ids)
-    support.wait_until(
+    wait_until(
         lambda: set(support.outbox_counts()) == {"published"}, what="every row published"
     )
 

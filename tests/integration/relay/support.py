@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{os.environ.get('CQRS_TEST_RUN_ID', 'x')}_{uuid.uuid4().hex[:6]}"
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what or predicate}")
-        time.sleep(0.05)
 
 
 def database_url(host: str | None = None, port: int | None = None, password: str = "") -> str:

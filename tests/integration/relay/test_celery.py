@@ -12,6 +12,7 @@ from django.db import connection
 
 from cqrs_outbox.models import OutboxEvent
 from tests.integration.relay import support
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -77,11 +78,11 @@ def test_celery_beat__drains_the_outbox_and_overlapping_runs_never_publish_twice
         worker = _worker(celery_env, log)
     try:
         with support.Writer(pause=0.01):
-            support.wait_until(lambda: len(_runs(log_path.read_text())) >= 3, timeout=90,
+            wait_until(lambda: len(_runs(log_path.read_text())) >= 3, timeout=90,
                                what="three drain runs")
         ids = list(OutboxEvent.objects.values_list("id", flat=True))
         collector.collect(ids)
-        support.wait_until(lambda: set(support.outbox_counts()) == {"published"})
+        wait_until(lambda: set(support.outbox_counts()) == {"published"})
         collector.settle(quiet=1.0)
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -9,6 +9,7 @@ from django.core.management import call_command
 
 from cqrs_outbox.models import OutboxEvent
 from tests.integration.relay import support
+from tests.support.waiting import wait_until
 from tests.testproject.master import models
 
 pytestmark = [
@@ -51,7 +52,7 @@ def test_standalone_relay__drains_what_the_master_wrote_and_stops_on_sigterm(
     relay = relays("standalone", *FAST)
     received = collector.collect(ids)
     assert all(v == [0, 1, 2] for v in support.revisions_by_row(received).values())
-    support.wait_until(lambda: support.outbox_counts() == {"published": len(ids)})
+    wait_until(lambda: support.outbox_counts() == {"published": len(ids)})
     assert relay.terminate() == 0
     assert support.leases_by_owner() == {}
     assert "stopped: 150 published" in relay.log()
@@ -59,7 +60,7 @@ def test_standalone_relay__drains_what_the_master_wrote_and_stops_on_sigterm(
 
 def test_notify__wakes_a_relay_that_polls_only_every_ten_minutes(collector, relays):
     relays("listener", "--poll-interval", "600")
-    support.wait_until(support.leases_by_owner, what="the relay listening, leases taken")
+    wait_until(support.leases_by_owner, what="the relay listening, leases taken")
     author = models.Author.objects.create(name="wake up")
     [event] = OutboxEvent.objects.filter(instance_pk=str(author.pk))
     collector.collect([event.id], timeout=30)
@@ -85,7 +86,7 @@ def test_unroutable_and_refused_events__are_recorded_on_their_rows(exchange, col
         runs.append(cqrs_relay.build_relay(max_attempts=2).run(once=True))
         return OutboxEvent.objects.filter(id=refused, status="failed").exists()
 
-    support.wait_until(drained_and_failed, what="the refused event failed")
+    wait_until(drained_and_failed, what="the refused event failed")
     collector.collect([fine])
     rows = {e.id: e for e in OutboxEvent.objects.all()}
     assert rows[unroutable].status == "published"
@@ -116,7 +117,7 @@ def test_status_command__shows_pending_failed_lag_and_owners(relays, collector):
     assert "pending: 1" in out and "failed: 1" in out
     assert "oldest pending age: " in out and "oldest pending age: -" not in out
     relays("status-probe", *FAST)
-    support.wait_until(lambda: "status-probe: 64 partitions (0-63)" in _status())
+    wait_until(lambda: "status-probe: 64 partitions (0-63)" in _status())
 
 
 def _status():
