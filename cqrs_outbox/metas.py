@@ -8,14 +8,18 @@ from cqrs_outbox import signals, tracker
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 
 
-class MasterMeta(base.ModelBase):
-    """Register every concrete master model as it is defined."""
+class _RegisteringMeta(base.ModelBase):
+    """Call the metaclass's `register()` for every concrete model as it is defined."""
 
     def __new__(mcs, name, bases, attrs, **kwargs):
         model_cls = super().__new__(mcs, name, bases, attrs, **kwargs)
         if not model_cls._meta.abstract:
             mcs.register(model_cls)
         return model_cls
+
+
+class MasterMeta(_RegisteringMeta):
+    """Register every concrete master model as it is defined."""
 
     @staticmethod
     def register(model_cls):
@@ -27,14 +31,8 @@ class MasterMeta(base.ModelBase):
         return model_cls
 
 
-class ReplicaMeta(base.ModelBase):
+class ReplicaMeta(_RegisteringMeta):
     """Register every concrete replica model as it is defined."""
-
-    def __new__(mcs, name, bases, attrs, **kwargs):
-        model_cls = super().__new__(mcs, name, bases, attrs, **kwargs)
-        if not model_cls._meta.abstract:
-            mcs.register(model_cls)
-        return model_cls
 
     @staticmethod
     def register(model_cls):
