@@ -1,5 +1,6 @@
 """Fixtures of the operator tools' tests: users with and without the replay permission."""
 
+import io
 import json
 import os
 import pathlib
@@ -8,6 +9,7 @@ import sys
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
 
 from cqrs_outbox.models import OutboxEvent
 
@@ -81,3 +83,11 @@ def child_env(extra=None):
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra or {})
     return env
+
+
+def run_command(name, *args, stdin=None):
+    """Run a management command in this process; return its stdout and stderr text."""
+    out, err = io.StringIO(), io.StringIO()
+    kwargs = {"stdin": io.StringIO(stdin)} if stdin is not None else {}
+    call_command(name, *args, stdout=out, stderr=err, **kwargs)
+    return out.getvalue(), err.getvalue()

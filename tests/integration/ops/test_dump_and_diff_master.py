@@ -1,22 +1,15 @@
 """Master-side dump and diff commands, in django-cqrs's line formats."""
 
-import io
 import json
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from cqrs_outbox.models import OutboxEvent
+from tests.integration.ops.conftest import run_command
 from tests.testproject.master import models
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _run(name, *args, stdin=None):
-    out, err = io.StringIO(), io.StringIO()
-    kwargs = {"stdin": io.StringIO(stdin)} if stdin is not None else {}
-    call_command(name, *args, stdout=out, stderr=err, **kwargs)
-    return out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
@@ -29,7 +22,7 @@ def authors():
 
 
 def test_bulk_dump__writes_the_cqrs_id_then_one_json_row_per_line(authors):
-    out, err = _run("cqrs_bulk_dump", "--cqrs-id", "author", "-o", "-", "-b", "3")
+    out, err = run_command("cqrs_bulk_dump", "--cqrs-id", "author", "-o", "-", "-b", "3")
     lines = out.splitlines()
     assert lines[0] == "author"
     rows = [json.loads(line) for line in lines[1:]]
@@ -41,25 +34,25 @@ def test_bulk_dump__writes_the_cqrs_id_then_one_json_row_per_line(authors):
 
 def test_bulk_dump__to_a_file_refuses_to_overwrite_without_force(authors, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _run("cqrs_bulk_dump", "-c", "author")
+    run_command("cqrs_bulk_dump", "-c", "author")
     dump = (tmp_path / "author.dump").read_text()
     assert dump.splitlines()[0] == "author" and len(dump.splitlines()) == 5
     with pytest.raises(CommandError, match="exists"):
-        _run("cqrs_bulk_dump", "-c", "author")
+        run_command("cqrs_bulk_dump", "-c", "author")
     models.Author.objects.create(name="late")
-    _run("cqrs_bulk_dump", "-c", "author", "--force")
+    run_command("cqrs_bulk_dump", "-c", "author", "--force")
     assert len((tmp_path / "author.dump").read_text().splitlines()) == 6
 
 
 def test_bulk_dump__serializer_model_dumps_the_serializer_data():
     models.Publisher.objects.create(name="Pub", book_count=2)
-    out, _ = _run("cqrs_bulk_dump", "--cqrs-id", "publisher", "-o", "-")
+    out, _ = run_command("cqrs_bulk_dump", "--cqrs-id", "publisher", "-o", "-")
     [row] = [json.loads(line) for line in out.splitlines()[1:]]
     assert (row["title"], row["books"], row["cqrs_revision"]) == ("PUB", 2, 0)
 
 
 def test_diff_master__streams_pk_and_revision_in_batches(authors):
-    out, _ = _run("cqrs_diff_master", "--cqrs-id", "author", "--batch", "3")
+    out, _ = run_command("cqrs_diff_master", "--cqrs-id", "author", "--batch", "3")
     header, *packages = out.splitlines()
     cqrs_id, stamp = header.split(",")
     assert cqrs_id == "author" and stamp.endswith("+00:00")
@@ -72,22 +65,23 @@ def test_diff_master__streams_pk_and_revision_in_batches(authors):
 def test_diff_master__applies_the_filter_and_skips_non_sync_instances(authors):
     models.Filtered.objects.create(name="no")
     kept = models.Filtered.objects.create(name="yes")
-    out, _ = _run("cqrs_diff_master", "-cid", "filtered", "-f", "{}")
+    out, _ = run_command("cqrs_diff_master", "-cid", "filtered", "-f", "{}")
     assert [json.loads(p) for p in out.splitlines()[1:]] == [[[kept.pk, 0]]]
-    out, _ = _run("cqrs_diff_master", "-cid", "author", "-f", json.dumps({"id": authors[2].pk}))
+    only = json.dumps({"id": authors[2].pk})
+    out, _ = run_command("cqrs_diff_master", "-cid", "author", "-f", only)
     assert [json.loads(p) for p in out.splitlines()[1:]] == [[[authors[2].pk, 0]]]
 
 
 def test_deleted_diff_master__passes_on_keys_the_master_lacks(authors):
     gone = authors[-1].pk + 100
     stream = f"author,2024-01-01 00:00:00+00:00\n[{authors[0].pk}, {gone}]\n[{authors[1].pk}]\n"
-    out, _ = _run("cqrs_deleted_diff_master", stdin=stream)
+    out, _ = run_command("cqrs_deleted_diff_master", stdin=stream)
     assert out.splitlines() == ["author,2024-01-01 00:00:00+00:00", f"[{gone}]"]
 
 
 def test_diff_sync__writes_sync_events_for_the_queue_in_the_header(authors, outbox_rows):
     stream = f"author,2024-01-01 00:00:00+00:00,replica_b\n[{authors[0].pk},{authors[2].pk}]\n"
-    out, _ = _run("cqrs_diff_sync", stdin=stream)
+    out, _ = run_command("cqrs_diff_sync", stdin=stream)
     rows = outbox_rows()
     assert [(r["signal_type"], r["routing_key"]) for r in rows] == [
         ("SYNC", "cqrs.replica_b.author")
@@ -97,7 +91,8 @@ def test_diff_sync__writes_sync_events_for_the_queue_in_the_header(authors, outb
 
 
 def test_diff_sync__no_queue_means_every_replica(authors, outbox_rows):
-    _run("cqrs_diff_sync", stdin=f"author,2024-01-01 00:00:00+00:00,None\n[{authors[3].pk}]\n")
+    header = "author,2024-01-01 00:00:00+00:00,None\n"
+    run_command("cqrs_diff_sync", stdin=f"{header}[{authors[3].pk}]\n")
     assert [r["routing_key"] for r in outbox_rows()] == ["author"]
 
 
@@ -112,4 +107,4 @@ def test_diff_sync__no_queue_means_every_replica(authors, outbox_rows):
 )
 def test_stream_commands__bad_input_is_one_clear_error(command, stream, message):
     with pytest.raises(CommandError, match=message):
-        _run(command, stdin=stream)
+        run_command(command, stdin=stream)

@@ -1,24 +1,17 @@
 """Replica-side load and diff commands, and both diff pipelines run step by step."""
 
-import io
 import json
 
 import pytest
 from django.conf import settings
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from cqrs_outbox.models import OutboxEvent, Tombstone
+from tests.integration.ops.conftest import run_command
 from tests.testproject.master import models as master
 from tests.testproject.replica import models as replica
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _run(name, *args, stdin=None):
-    out, err = io.StringIO(), io.StringIO()
-    kwargs = {"stdin": io.StringIO(stdin)} if stdin is not None else {}
-    call_command(name, *args, stdout=out, stderr=err, **kwargs)
-    return out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
@@ -44,8 +37,8 @@ def _mirror(authors):
 
 
 def test_bulk_load__our_dump_fills_the_replica(authors):
-    dump, _ = _run("cqrs_bulk_dump", "-c", "author", "-o", "-")
-    _, err = _run("cqrs_bulk_load", "-i", "-", "-b", "2", stdin=dump)
+    dump, _ = run_command("cqrs_bulk_dump", "-c", "author", "-o", "-")
+    _, err = run_command("cqrs_bulk_load", "-i", "-", "-b", "2", stdin=dump)
     assert _replica_state() == _master_state()
     assert "5 row(s) loaded, 0 failed" in err
 
@@ -55,17 +48,17 @@ def test_bulk_load__from_a_file_with_clear(authors, tmp_path):
         id=999, name="stray", cqrs_revision=0, cqrs_updated="2024-01-01T00:00Z"
     )
     path = tmp_path / "author.dump"
-    _run("cqrs_bulk_dump", "-c", "author", "-o", str(path))
-    _run("cqrs_bulk_load", "--input", str(path), "--clear", "true")
+    run_command("cqrs_bulk_dump", "-c", "author", "-o", str(path))
+    run_command("cqrs_bulk_load", "--input", str(path), "--clear", "true")
     assert _replica_state() == _master_state()
 
 
 def test_bulk_load__bad_lines_are_reported_and_skipped(authors):
-    dump, _ = _run("cqrs_bulk_dump", "-c", "author", "-o", "-")
+    dump, _ = run_command("cqrs_bulk_dump", "-c", "author", "-o", "-")
     lines = dump.splitlines()
     lines.insert(2, "{not json")
     lines.insert(4, json.dumps({"id": 77}))  # no revision: the replica refuses it
-    _, err = _run("cqrs_bulk_load", "-i", "-", stdin="\n".join(lines) + "\n")
+    _, err = run_command("cqrs_bulk_load", "-i", "-", stdin="\n".join(lines) + "\n")
     assert "Dump file can't be parsed: line 3!" in err
     assert "line 5!" in err
     assert "5 row(s) loaded, 2 failed" in err
@@ -74,8 +67,8 @@ def test_bulk_load__bad_lines_are_reported_and_skipped(authors):
 
 def test_bulk_load__serializer_dump_into_its_replica():
     master.Publisher.objects.create(name="Pub", book_count=4)
-    dump, _ = _run("cqrs_bulk_dump", "-c", "publisher", "-o", "-")
-    _run("cqrs_bulk_load", "-i", "-", stdin=dump)
+    dump, _ = run_command("cqrs_bulk_dump", "-c", "publisher", "-o", "-")
+    run_command("cqrs_bulk_load", "-i", "-", stdin=dump)
     assert list(replica.PublisherRef.objects.values_list("title", "books")) == [("PUB", 4)]
 
 
@@ -85,20 +78,20 @@ def test_bulk_load__serializer_dump_into_its_replica():
 )
 def test_bulk_load__bad_header_is_one_clear_error(stream, message):
     with pytest.raises(CommandError, match=message):
-        _run("cqrs_bulk_load", "-i", "-", stdin=stream)
+        run_command("cqrs_bulk_load", "-i", "-", stdin=stream)
 
 
 def test_bulk_load__missing_file_is_an_error(tmp_path):
     with pytest.raises(CommandError, match="doesn't exist"):
-        _run("cqrs_bulk_load", "-i", str(tmp_path / "none.dump"))
+        run_command("cqrs_bulk_load", "-i", str(tmp_path / "none.dump"))
 
 
 def test_diff_replica__passes_on_missing_and_stale_keys_with_the_queue(authors):
     _mirror(authors)
     replica.AuthorRef.objects.filter(id=authors[1].pk).delete()
     replica.AuthorRef.objects.filter(id=authors[0].pk).update(name="old", cqrs_revision=0)
-    stream, _ = _run("cqrs_diff_master", "-cid", "author")
-    out, err = _run("cqrs_diff_replica", stdin=stream)
+    stream, _ = run_command("cqrs_diff_master", "-cid", "author")
+    out, err = run_command("cqrs_diff_replica", stdin=stream)
     header, *packages = out.splitlines()
     assert header == f"{stream.splitlines()[0]},{settings.CQRS['queue']}"
     assert sorted(pk for p in packages for pk in json.loads(p)) == [authors[0].pk, authors[1].pk]
@@ -108,9 +101,9 @@ def test_diff_replica__passes_on_missing_and_stale_keys_with_the_queue(authors):
 def test_diff_pipeline__step_by_step_writes_syncs_aimed_at_the_replica(authors, outbox_rows):
     _mirror(authors)
     replica.AuthorRef.objects.filter(id__in=[authors[2].pk, authors[4].pk]).delete()
-    stream, _ = _run("cqrs_diff_master", "-cid", "author", "-b", "2")
-    stream, _ = _run("cqrs_diff_replica", stdin=stream)
-    _run("cqrs_diff_sync", stdin=stream)
+    stream, _ = run_command("cqrs_diff_master", "-cid", "author", "-b", "2")
+    stream, _ = run_command("cqrs_diff_replica", stdin=stream)
+    run_command("cqrs_diff_sync", stdin=stream)
     rows = outbox_rows()
     assert sorted(int(r["instance_pk"]) for r in rows) == [authors[2].pk, authors[4].pk]
     queue = settings.CQRS["queue"]
@@ -133,11 +126,11 @@ def test_deleted_pipeline__removes_stale_replica_rows_and_leaves_tombstones(auth
                 "cqrs_updated": "2024-01-01 00:00:00+00:00",
             }
         )
-    stream, _ = _run("cqrs_deleted_diff_replica", "-cid", "author", "-b", "3")
+    stream, _ = run_command("cqrs_deleted_diff_replica", "-cid", "author", "-b", "3")
     assert stream.splitlines()[0].startswith("author,")
-    stream, err = _run("cqrs_deleted_diff_master", stdin=stream)
+    stream, err = run_command("cqrs_deleted_diff_master", stdin=stream)
     assert sorted(pk for p in stream.splitlines()[1:] for pk in json.loads(p)) == [900, 901]
-    _, err = _run("cqrs_deleted_sync_replica", stdin=stream)
+    _, err = run_command("cqrs_deleted_sync_replica", stdin=stream)
     assert "2 stale row(s) deleted" in err
     assert _replica_state() == _master_state()
     tombstones = Tombstone.objects.filter(cqrs_id="author").values_list("instance_pk", "revision")
@@ -151,9 +144,9 @@ def test_deleted_pipeline__removes_stale_replica_rows_and_leaves_tombstones(auth
 
 def test_deleted_diff_replica__applies_its_filter(authors):
     _mirror(authors)
-    out, _ = _run(
+    out, _ = run_command(
         "cqrs_deleted_diff_replica", "-cid", "author", "-f", json.dumps({"id__in": [authors[3].pk]})
     )
     assert [json.loads(p) for p in out.splitlines()[1:]] == [[authors[3].pk]]
     with pytest.raises(CommandError, match="Bad filter"):
-        _run("cqrs_deleted_diff_replica", "-cid", "author", "-f", '{"nope": 1}')
+        run_command("cqrs_deleted_diff_replica", "-cid", "author", "-f", '{"nope": 1}')
