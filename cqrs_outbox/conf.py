@@ -1,12 +1,18 @@
-"""The `CQRS` settings dict, validated once and read through one typed object.
+"""The `CQRS` settings dict, validated and read through one typed object.
 
 `problems()` lists what is wrong with the dict (the system checks report them);
 `get()` returns the typed settings and raises ConfigurationError when the dict is bad.
+Values django-cqrs tolerates (a zero TTL, a negative retry count...) are warnings: they
+are logged once and replaced by the default, as django-cqrs does.
+
+`get()` reads `settings.CQRS` live: a change, reassigned or made in place, is seen by
+the next call. It keeps the last result with a copy of the dict it came from, so the
+cost of a call is one dict comparison.
 """
 
 from __future__ import annotations
 
-import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +39,8 @@ DEFAULT_MAX_ATTEMPTS = 10  # broker refusals before a row is marked failed
 DEFAULT_RETENTION = 7 * 86400  # seconds published rows are kept
 DEFAULT_PURGE_BATCH_SIZE = 5000  # rows per purge statement
 
+logger = logging.getLogger(__name__)
+
 # django-cqrs keys that mean nothing here; they are reported as warnings, not errors,
 # so a settings module shared with django-cqrs services still passes the checks.
 IGNORED_KEYS = {"transport", "consumer_prefetch_count"}
@@ -40,12 +48,18 @@ IGNORED_KEYS = {"transport", "consumer_prefetch_count"}
 
 @dataclass(frozen=True)
 class Key:
-    """One accepted key: its type check and default."""
+    """One accepted key: its type check and default.
+
+    A `tolerated` key is one django-cqrs logs and replaces with the default when its
+    value is bad: `tolerated` is then the warning id, and `label` opens the log line.
+    """
 
     kind: str  # 'int', 'num', 'bool', 'str', 'callable'
     default: Any
     nullable: bool = False
     minimum: float = 0
+    tolerated: str | None = None
+    label: str = ""
 
 
 TOP_KEYS = {
@@ -61,15 +75,27 @@ TOP_KEYS = {
 SECTION_KEYS = {
     "master": {
         "CQRS_AUTO_UPDATE_FIELDS": Key("bool", False),
-        "CQRS_MESSAGE_TTL": Key("int", DEFAULT_MESSAGE_TTL, nullable=True, minimum=1),
+        "CQRS_MESSAGE_TTL": Key(
+            "int", DEFAULT_MESSAGE_TTL, nullable=True, minimum=1,
+            tolerated="cqrs_outbox.W002", label="Settings CQRS_MESSAGE_TTL",
+        ),
         "correlation_function": Key("callable", None, nullable=True),
         "meta_function": Key("callable", None, nullable=True),
     },
     "replica": {
-        "CQRS_MAX_RETRIES": Key("int", DEFAULT_MAX_RETRIES, nullable=True),
-        "CQRS_RETRY_DELAY": Key("int", DEFAULT_RETRY_DELAY),
+        "CQRS_MAX_RETRIES": Key(
+            "int", DEFAULT_MAX_RETRIES, nullable=True,
+            tolerated="cqrs_outbox.W003", label="Replica setting CQRS_MAX_RETRIES",
+        ),
+        "CQRS_RETRY_DELAY": Key(
+            "int", DEFAULT_RETRY_DELAY,
+            tolerated="cqrs_outbox.W004", label="Replica setting CQRS_RETRY_DELAY",
+        ),
         "CQRS_QUERY_TIMEOUT": Key("int", 0),
-        "delay_queue_max_size": Key("int", None, nullable=True, minimum=1),
+        "delay_queue_max_size": Key(
+            "int", None, nullable=True, minimum=1,
+            tolerated="cqrs_outbox.W005", label="Settings delay_queue_max_size",
+        ),
         "dead_letter_queue": Key("str", None, nullable=True),
         "dead_message_ttl": Key("int", DEFAULT_DEAD_MESSAGE_TTL, nullable=True, minimum=1),
         "batch_size": Key("int", DEFAULT_REPLICA_BATCH_SIZE, minimum=1),
@@ -163,9 +189,20 @@ def _section_problems(raw: dict, section: str) -> list[Problem]:
             found.append(_unknown(path, keys))
             continue
         problem = _type_problem(path, keys[name], item)
+        if problem and keys[name].tolerated and problem.id == "cqrs_outbox.E004":
+            problem = _tolerated(path, keys[name], item)
         if problem:
             found.append(problem)
     return found
+
+
+def _tolerated(path: str, key: Key, value: Any) -> Problem:
+    return Problem(
+        str(key.tolerated),
+        f"{path} is invalid ({value!r}); the default {key.default!r} is used instead.",
+        _hint(key),
+        warning=True,
+    )
 
 
 def _unknown(path: str, keys: dict) -> Problem:
@@ -267,8 +304,14 @@ class Settings:
 
 
 def _section(raw: dict, name: str) -> dict:
-    values = {key: spec.default for key, spec in SECTION_KEYS[name].items()}
-    values.update(raw.get(name) or {})
+    keys = SECTION_KEYS[name]
+    values = {key: spec.default for key, spec in keys.items()}
+    for key, value in (raw.get(name) or {}).items():
+        spec = keys.get(key)
+        if spec is not None and spec.tolerated and _type_problem(key, spec, value):
+            logger.warning("%s=%s is invalid, using default %s.", spec.label, value, spec.default)
+            continue
+        values[key] = value
     return values
 
 
@@ -317,15 +360,38 @@ def build(raw: Any) -> Settings:
     )
 
 
-@functools.lru_cache(maxsize=1)
+_last: tuple[Any, Settings] | None = None  # (copy of the dict read, its settings)
+
+
 def get() -> Settings:
-    """Return the project's validated `CQRS` settings (cached until settings change)."""
-    return build(getattr(django_settings, "CQRS", {}))
+    """Return the project's validated `CQRS` settings, as the dict stands now."""
+    global _last
+    raw = getattr(django_settings, "CQRS", {})
+    last = _last
+    if last is not None and last[0] == raw:
+        return last[1]
+    result = build(raw)
+    _last = (_copy(raw), result)
+    return result
+
+
+def _copy(value: Any) -> Any:
+    """Copy the dicts and lists of a settings value; keep other objects as they are.
+
+    Comparing with this copy sees any change made in place, while functions and other
+    objects compare by identity.
+    """
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(item) for item in value)
+    return value
 
 
 def _reset(*, setting: str, **kwargs: Any) -> None:
+    global _last
     if setting == "CQRS":
-        get.cache_clear()
+        _last = None
 
 
 setting_changed.connect(_reset)

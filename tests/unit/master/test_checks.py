@@ -72,10 +72,9 @@ def test_section_not_a_dict__error():
 @pytest.mark.parametrize(
     "section, key, value",
     [
-        ("master", "CQRS_MESSAGE_TTL", "1 day"),
         ("master", "CQRS_AUTO_UPDATE_FIELDS", "yes"),
-        ("replica", "CQRS_MAX_RETRIES", -1),
-        ("replica", "CQRS_RETRY_DELAY", 1.5),
+        ("replica", "dead_message_ttl", 0),
+        ("replica", "batch_size", 1.5),
         ("relay", "batch_size", 0),
     ],
 )

@@ -1,0 +1,153 @@
+"""Settings django-cqrs tolerates are warnings here too, and settings are read live.
+
+django-cqrs (installed for the tests) is run on the same values as the peer: both must
+accept the same values, warn on the same ones with the same phrase, and fall back to
+the default.
+"""
+
+import logging
+
+import pytest
+from dj_cqrs import _validation
+from django.core import checks
+from django.test.utils import override_settings
+
+from cqrs_outbox import checks as cqrs_checks
+from cqrs_outbox import conf
+
+BASE = {"url": "amqp://guest:guest@127.0.0.1:5672/%2F", "queue": "q"}
+
+# (section, key, django-cqrs's validator, our check id, our setting getter)
+TOLERATED = [
+    ("master", "CQRS_MESSAGE_TTL", _validation._validate_master_message_ttl,
+     "cqrs_outbox.W002", lambda s: s.master.message_ttl),
+    ("replica", "CQRS_MAX_RETRIES", _validation._validate_replica_max_retries,
+     "cqrs_outbox.W003", lambda s: s.replica.max_retries),
+    ("replica", "CQRS_RETRY_DELAY", _validation._validate_replica_retry_delay,
+     "cqrs_outbox.W004", lambda s: s.replica.retry_delay),
+    ("replica", "delay_queue_max_size", _validation._validate_replica_delay_queue_max_size,
+     "cqrs_outbox.W005", lambda s: s.replica.delay_queue_max_size),
+]
+BAD = {
+    "CQRS_MESSAGE_TTL": [0, -1, 1.5, {}, {"days": 1}, "3600"],
+    "CQRS_MAX_RETRIES": [-1, 1.5, {}, "5"],
+    "CQRS_RETRY_DELAY": [None, -1, 1.5, {}, "2"],
+    "delay_queue_max_size": [0, -1, 1.5, {}, "10"],
+}
+GOOD = {
+    "CQRS_MESSAGE_TTL": [None, 1, 3600],
+    "CQRS_MAX_RETRIES": [None, 0, 5],
+    "CQRS_RETRY_DELAY": [0, 1, 30],
+    "delay_queue_max_size": [None, 1, 1000],
+}
+CASES = [(*t, v, False) for t in TOLERATED for v in BAD[t[1]]]
+CASES += [(*t, v, True) for t in TOLERATED for v in GOOD[t[1]]]
+
+
+def _django_cqrs_verdict(validator, key, value, caplog):
+    """Run django-cqrs's own validation on {key: value}: (warned, log message)."""
+    caplog.clear()
+    section = {key: value}
+    with caplog.at_level(logging.WARNING, logger="django-cqrs"):
+        validator(section)
+    records = [r for r in caplog.records if r.name == "django-cqrs"]
+    return bool(records), records[0].getMessage() if records else ""
+
+
+def _our_verdict(section, key, value, caplog):
+    """Build our settings from the same value: (warned, log message, settings)."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="cqrs_outbox.conf"):
+        settings = conf.build({**BASE, section: {key: value}})
+    records = [r for r in caplog.records if r.name == "cqrs_outbox.conf"]
+    return bool(records), records[0].getMessage() if records else "", settings
+
+
+@pytest.mark.parametrize("section, key, validator, check_id, read, value, valid", CASES,
+                         ids=[f"{c[1]}={c[5]!r}" for c in CASES])
+def test_tolerated_setting__warned_and_defaulted_exactly_as_django_cqrs(
+        section, key, validator, check_id, read, value, valid, caplog):
+    theirs, their_message = _django_cqrs_verdict(validator, key, value, caplog)
+    ours, our_message, settings = _our_verdict(section, key, value, caplog)
+
+    assert theirs is (not valid) and ours is (not valid)
+    default = conf.SECTION_KEYS[section][key].default
+    assert read(settings) == (value if valid else default)
+    if not valid:
+        # Same phrase as django-cqrs, so alerts and log searches keep matching.
+        phrase = their_message.split(", using default")[0]
+        assert our_message == f"{phrase}, using default {default}."
+
+
+@pytest.mark.parametrize("section, key, validator, check_id, read, value, valid",
+                         [c for c in CASES if not c[-1]],
+                         ids=[f"{c[1]}={c[5]!r}" for c in CASES if not c[-1]])
+def test_tolerated_setting__system_check_is_a_warning_with_hint(
+        section, key, validator, check_id, read, value, valid):
+    with override_settings(CQRS={**BASE, section: {key: value}}):
+        messages = cqrs_checks.check_settings()
+    assert [m.id for m in messages] == [check_id]
+    [message] = messages
+    assert isinstance(message, checks.Warning) and not message.is_serious()
+    assert f"CQRS['{section}']['{key}']" in message.msg and "default" in message.msg
+    assert message.hint.startswith("Use an integer")
+
+
+def test_tolerated_setting__saves_and_consumer_start_do_not_raise():
+    with override_settings(CQRS={**BASE, "master": {"CQRS_MESSAGE_TTL": 0},
+                                 "replica": {"CQRS_RETRY_DELAY": None}}):
+        settings = conf.get()
+    assert settings.master.message_ttl == conf.DEFAULT_MESSAGE_TTL
+    assert settings.replica.retry_delay == conf.DEFAULT_RETRY_DELAY
+
+
+@pytest.mark.parametrize("raw", [
+    {"url": "http://broker/", "queue": "q"},
+    {**BASE, "master": {"CQRS_AUTO_UPDATE_FIELDS": "yes"}},
+])
+def test_settings_that_cannot_work__still_an_error(raw):
+    with override_settings(CQRS=raw):
+        messages = cqrs_checks.check_settings()
+    assert messages and all(m.is_serious() for m in messages)
+
+
+# Settings read live (item 7).
+
+
+def test_get__sees_an_in_place_change_at_once(settings):
+    settings.CQRS = {**BASE, "master": {"CQRS_MESSAGE_TTL": 3600}}
+    assert conf.get().master.message_ttl == 3600
+    settings.CQRS["master"]["CQRS_MESSAGE_TTL"] = 60
+    assert conf.get().master.message_ttl == 60
+    settings.CQRS["replica"] = {"CQRS_MAX_RETRIES": 1}
+    assert conf.get().replica.max_retries == 1
+    del settings.CQRS["replica"]
+    assert conf.get().replica.max_retries == conf.DEFAULT_MAX_RETRIES
+
+
+def test_get__follows_override_settings_and_returns_after_it():
+    before = conf.get()
+    with override_settings(CQRS={**BASE, "queue": "other_queue"}):
+        assert conf.get().queue == "other_queue"
+    assert conf.get() == before
+
+
+def test_get__unchanged_dict_gives_the_same_object_and_logs_once(settings, caplog):
+    settings.CQRS = {**BASE, "master": {"CQRS_MESSAGE_TTL": 0}}
+    with caplog.at_level(logging.WARNING, logger="cqrs_outbox.conf"):
+        first = conf.get()
+        assert all(conf.get() is first for _ in range(5))
+    assert len([r for r in caplog.records if r.name == "cqrs_outbox.conf"]) == 1
+
+
+def test_get__function_values_compare_by_identity(settings):
+    def meta_one(**kwargs):
+        return {"n": 1}
+
+    def meta_two(**kwargs):
+        return {"n": 2}
+
+    settings.CQRS = {**BASE, "master": {"meta_function": meta_one}}
+    assert conf.get().master.meta_function is meta_one
+    settings.CQRS["master"]["meta_function"] = meta_two
+    assert conf.get().master.meta_function is meta_two
