@@ -7,4 +7,7 @@ class CQRSOutboxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from cqrs_outbox import checks  # noqa: F401  (registers the system checks)
+        """Register the system checks; refuse to start on a configuration that cannot work."""
+        from cqrs_outbox import checks
+
+        checks.raise_if_unusable()

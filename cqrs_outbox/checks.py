@@ -8,6 +8,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from cqrs_outbox import conf
@@ -56,6 +57,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
             )
         )
     return found
+
+
+# What a service cannot run with at all. The app raises these when it is ready, so a
+# process started by gunicorn, uwsgi or Celery (where no system check runs) fails at once.
+FATAL_AT_START = ("cqrs_outbox.E001", "cqrs_outbox.E016")
+
+
+def raise_if_unusable() -> None:
+    """Raise ImproperlyConfigured with the check's message if the service cannot run.
+
+    That is: `CQRS` missing or not a dict, replica models without `CQRS['queue']`, or a
+    CQRS_ID used by two models.
+    """
+    found = [m for m in check_settings() if m.id in FATAL_AT_START]
+    found += _duplicate_errors()
+    if found:
+        first = found[0]
+        raise ImproperlyConfigured(f"{first.msg} HINT: {first.hint} ({first.id})")
 
 
 def _field_names(model: Any) -> set:
@@ -163,6 +182,11 @@ def check_models(app_configs: Any = None, **kwargs: Any) -> list:
     for model in _models("replica"):
         found += _cqrs_id_problems(model)
         found += list(_mapping_problems(model))
+    return found + _duplicate_errors()
+
+
+def _duplicate_errors() -> list:
+    found = []
     for registry in (MasterRegistry, ReplicaRegistry):
         for cqrs_id, first, second in registry.duplicates:
             found.append(

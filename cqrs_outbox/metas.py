@@ -13,9 +13,14 @@ class _RegisteringMeta(base.ModelBase):
 
     def __new__(mcs, name, bases, attrs, **kwargs):
         model_cls = super().__new__(mcs, name, bases, attrs, **kwargs)
-        if not model_cls._meta.abstract:
+        if mcs.registers(model_cls):
             mcs.register(model_cls)
         return model_cls
+
+    @classmethod
+    def registers(mcs, model_cls) -> bool:
+        """Tell whether `model_cls` is registered as it is defined."""
+        return not model_cls._meta.abstract
 
 
 class MasterMeta(_RegisteringMeta):
@@ -32,7 +37,17 @@ class MasterMeta(_RegisteringMeta):
 
 
 class ReplicaMeta(_RegisteringMeta):
-    """Register every concrete replica model as it is defined."""
+    """Register every replica model as it is defined, abstract ones too.
+
+    As in django-cqrs, an abstract model with a CQRS_ID is a replica: one with
+    `CQRS_NO_DB_OPERATIONS = True` takes its events in its own `cqrs_save` and
+    `cqrs_delete` without a table. An abstract base without a CQRS_ID is a base only.
+    """
+
+    @classmethod
+    def registers(mcs, model_cls) -> bool:
+        """Tell whether `model_cls` is registered as it is defined."""
+        return not model_cls._meta.abstract or bool(model_cls.CQRS_ID)
 
     @staticmethod
     def register(model_cls):

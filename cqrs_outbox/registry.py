@@ -22,6 +22,8 @@ class Registry:
         """Register `model_cls` under its CQRS_ID."""
         cqrs_id = model_cls.CQRS_ID
         known = self.models.get(cqrs_id)
+        if known is not None and _abstract(known) and issubclass(model_cls, known):
+            known = None  # a subclass of an abstract replica inherits its CQRS_ID: it wins
         if known is not None and known is not model_cls and _label(known) != _label(model_cls):
             self.duplicates.append((cqrs_id, known, model_cls))
             return
@@ -30,6 +32,11 @@ class Registry:
     def get_model_by_cqrs_id(self, cqrs_id: str) -> type[models.Model] | None:
         """Return the model registered as `cqrs_id`, or None."""
         return self.models.get(cqrs_id)
+
+
+def _abstract(model_cls: type[models.Model]) -> bool:
+    meta = getattr(model_cls, "_meta", None)
+    return bool(meta is not None and meta.abstract)
 
 
 def _label(model_cls: type[models.Model]) -> str:

@@ -172,6 +172,30 @@ class RawRef(RawReplicaMixin):
 ReplicaMeta.register(RawRef)
 
 
+class NoTableRef(ReplicaMixin):
+    """Abstract, so it has no table: django-cqrs registers it all the same, and its
+    events reach its own handlers."""
+
+    CQRS_ID = "no_table"
+    CQRS_NO_DB_OPERATIONS = True
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def cqrs_save(cls, master_data, previous_data=None, sync=False, meta=None):
+        return RawLog.objects.create(
+            signal_type="SYNC" if sync else "SAVE", pk_value=str(master_data["id"]),
+            data=master_data,
+        )
+
+    @classmethod
+    def cqrs_delete(cls, master_data, meta=None):
+        return RawLog.objects.create(
+            signal_type="DELETE", pk_value=str(master_data["id"]), data=master_data
+        )
+
+
 class FlakyRef(ReplicaMixin):
     """Fails while told to: `name` 'fail:N' fails the first N attempts of a row; 'fail:always'
     fails until the file `fixed` exists in the control directory."""
