@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import consumer, topology
+from cqrs_outbox.replica import consumer, reloader, topology
 from cqrs_outbox.replica import workers as worker_pool
 from relay.exceptions import ConfigurationError
 
@@ -39,33 +40,70 @@ class Command(BaseCommand):
             help="Unacknowledged messages per worker (default: "
                  "CQRS['replica']['prefetch_count']).",
         )
+        parser.add_argument(
+            "--reload", "-r", action="store_true", default=False,
+            help="Restart the workers when a Python file they loaded changes (Django's "
+                 "autoreloader), or on SIGHUP.",
+        )
+        parser.add_argument(
+            "--ignore-paths", nargs="?", default=None,
+            help="Directories whose changes --reload ignores, comma-separated, "
+                 "e.g. \"env\" or \"env,node_modules\".",
+        )
+        parser.add_argument(
+            "--sigint-timeout", nargs="?", type=int, default=worker_pool.DEFAULT_SIGINT_TIMEOUT,
+            help="Seconds a stopping worker gets to finish before it is killed with SIGKILL "
+                 "(default %(default)s).",
+        )
+        parser.add_argument(
+            "--sigkill-timeout", nargs="?", type=int,
+            default=worker_pool.DEFAULT_SIGKILL_TIMEOUT,
+            help="Seconds to wait for a worker after SIGKILL (default %(default)s).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         count, cqrs_ids, batch_size = options["workers"], options["cqrs_ids"], options["batch_size"]
         prefetch = options["prefetch_count"]
         if count < 1 or any(n is not None and n < 1 for n in (batch_size, prefetch)):
             raise CommandError("--workers, --batch-size and --prefetch-count must be at least 1.")
-        _check_cqrs_ids(cqrs_ids)
+        timeouts = _timeouts(options)
+        self._check_cqrs_ids(cqrs_ids)
         try:
             topology.names(conf.get())
-            worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch))
+            if options["reload"] and not reloader.in_child():
+                sys.exit(reloader.run_parent(timeouts))
+            if options["reload"]:
+                reloader.watch(reloader.ignored_paths(options["ignore_paths"]))
+            worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch), timeouts)
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
+        if worker_pool.reload_requested.is_set():
+            sys.exit(worker_pool.RELOAD_EXIT)
+
+    def _check_cqrs_ids(self, cqrs_ids: list[str]) -> None:
+        if not ReplicaRegistry.models:
+            raise CommandError("This project has no replica models to consume for.")
+        unknown = [c for c in cqrs_ids if ReplicaRegistry.get_model_by_cqrs_id(c) is None]
+        if unknown:
+            # django-cqrs's line is the error; what would fix it goes to stderr first.
+            known = ", ".join(sorted(ReplicaRegistry.models))
+            self.stderr.write(f"Replica models: {known}.")
+            raise CommandError(f"Wrong CQRS ID: {unknown[0]}!")
 
 
-def _check_cqrs_ids(cqrs_ids: list[str]) -> None:
-    if not ReplicaRegistry.models:
-        raise CommandError("This project has no replica models to consume for.")
-    unknown = [c for c in cqrs_ids if ReplicaRegistry.get_model_by_cqrs_id(c) is None]
-    if unknown:
-        known = ", ".join(sorted(ReplicaRegistry.models))
-        raise CommandError(f"Unknown CQRS ID: {', '.join(unknown)}. Replica models: {known}.")
+def _timeouts(options: dict) -> worker_pool.StopTimeouts:
+    sigint, sigkill = options["sigint_timeout"], options["sigkill_timeout"]
+    if sigint is None or sigkill is None or sigint < 0 or sigkill < 0:
+        raise CommandError("--sigint-timeout and --sigkill-timeout take a number of seconds, "
+                           "0 or more.")
+    return worker_pool.StopTimeouts(sigint, sigkill)
 
 
-def _target(cqrs_ids: list[str] | None, batch_size: int | None, prefetch: int | None) -> Any:
-    def run() -> None:
+def _target(cqrs_ids: list[str] | None, batch_size: int | None,
+            prefetch: int | None) -> worker_pool.Target:
+    def run(grace: float | None) -> None:
         worker = consumer.Consumer(cqrs_ids, batch_size, prefetch)
-        worker.install_signal_handlers()
+        worker_pool.install_stop_handlers(worker.stop, grace)
         worker.run()
 
     return run
