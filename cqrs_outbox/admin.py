@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.paginator import Paginator
@@ -35,6 +36,17 @@ ACTION_LIMIT = 10000  # events one replay or retry action may take
 ACTION_CHUNK = 1000  # ids per statement inside an action's transaction
 ERROR_PREVIEW = 80  # characters of last_error shown in the list
 REPLAY_PERMISSION = "cqrs_outbox.replay_outboxevent"
+
+
+def _register(model: type[models.Model]) -> Any:
+    """Register with the default admin site if `django.contrib.admin` is installed.
+
+    A service without the admin can still import the sync mixin from here, as it can
+    import `dj_cqrs.admin`.
+    """
+    if apps.is_installed("django.contrib.admin"):
+        return admin.register(model)
+    return lambda model_admin: model_admin
 
 
 class EstimatingPaginator(Paginator):
@@ -109,7 +121,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds // 86400} days"
 
 
-@admin.register(OutboxEvent)
+@_register(OutboxEvent)
 class OutboxEventAdmin(admin.ModelAdmin):
     """A read-only view of the outbox with replay and retry for those allowed to."""
 

@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from cqrs_outbox import conf
+from cqrs_outbox import conf, utils
 from relay import contract
 
 ALL_FIELDS = "__all__"
@@ -66,8 +66,12 @@ def serializer_data(instance: models.Model, using: str, fetch: bool) -> dict:
     """Serialise with CQRS_SERIALIZER, reading the row through relate_cqrs_serialization."""
     model_cls = type(instance)
     if fetch:
-        qs = model_cls.relate_cqrs_serialization(model_cls._default_manager.using(using))
-        instance = qs.get(pk=instance.pk)
+        bulk = utils.active_bulk_relate()  # bulk_relate_cqrs_serialization() read it already?
+        cached = bulk.get_cached_instance(instance, using) if bulk else None
+        if cached is None:
+            qs = model_cls.relate_cqrs_serialization(model_cls._default_manager.using(using))
+            cached = qs.get(pk=instance.pk)
+        instance = cached
     data = dict(serializer_class(model_cls)(instance).data)
     data["cqrs_revision"] = instance.cqrs_revision
     data["cqrs_updated"] = str(instance.cqrs_updated)

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import models, router
 from django.dispatch import Signal
 
-from cqrs_outbox import outbox, serialization, tracker
+from cqrs_outbox import outbox, serialization, tracker, utils
 from relay import contract
 
 post_bulk_create = Signal()
@@ -29,6 +29,7 @@ def write_save(sender: Any, instance: models.Model, using: str, sync: bool = Fal
     if not _produces(sender, instance):
         return None
     signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
+    utils.register_saved(instance, using)
     data = serialization.instance_data(instance, using, fetch=not sync)
     envelope = serialization.envelope(
         instance, signal_type, data, tracker.previous_data(instance), queue
@@ -87,6 +88,8 @@ class MasterSignals:
         if not sender.CQRS_PRODUCE:
             return
         alias = using or router.db_for_write(sender)
+        for instance in instances:
+            utils.register_saved(instance, alias)
         keyed_rows = []
         for instance in instances:
             if not instance.is_sync_instance():
