@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -94,9 +94,13 @@ def master_revisions(
 
 
 def replica_changes(
-    model: type[models.Model], lines: Iterable[str], out: TextIO, queue: str | None
+    model: type[models.Model], lines: Iterable[str], out: TextIO, queue: str | None,
+    report: Callable[[list], None] | None = None,
 ) -> DiffResult:
-    """Pass on the master's keys whose revision the replica lacks or holds differently."""
+    """Pass on the master's keys whose revision the replica lacks or holds differently.
+
+    `report` is called with each line's keys passed on.
+    """
     seen = found = 0
     alias = router.db_for_read(model)
     for package in packages(lines):
@@ -112,6 +116,8 @@ def replica_changes(
         seen, found = seen + len(master), found + len(changed)
         if changed:
             _write(out, changed)
+            if report is not None:
+                report(changed)
     return DiffResult(seen, found)
 
 
@@ -148,8 +154,12 @@ def replica_keys(
     return DiffResult(seen, seen)
 
 
-def master_missing(model: type[models.Model], lines: Iterable[str], out: TextIO) -> DiffResult:
-    """Pass on the replica's keys that the master no longer has."""
+def master_missing(model: type[models.Model], lines: Iterable[str], out: TextIO,
+                   report: Callable[[list], None] | None = None) -> DiffResult:
+    """Pass on the replica's keys that the master no longer has.
+
+    `report` is called with each line's keys passed on.
+    """
     seen = found = 0
     alias = router.db_for_read(model)
     for pks in packages(lines):
@@ -164,6 +174,8 @@ def master_missing(model: type[models.Model], lines: Iterable[str], out: TextIO)
         seen, found = seen + len(pks), found + len(gone)
         if gone:
             _write(out, gone)
+            if report is not None:
+                report(gone)
     return DiffResult(seen, found)
 
 

@@ -10,7 +10,8 @@ from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cqrs_outbox import progress
+from cqrs_outbox import progress, sync
+from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 from relay.exceptions import ConfigurationError
 
 DEFAULT_BATCH = 10000  # rows per batch, as django-cqrs
@@ -103,3 +104,29 @@ def add_progress(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Report progress on stderr even when it is not a terminal",
     )
+
+
+def model_or_error(command: BaseCommand, kind: str, cqrs_id: str) -> Any:
+    """Return the `kind` ('master' or 'replica') model registered as `cqrs_id`.
+
+    An unknown id fails with django-cqrs's line, "Wrong CQRS ID: <id>!"; the ids that
+    would do go to stderr first.
+    """
+    registry = MasterRegistry if kind == "master" else ReplicaRegistry
+    model = registry.get_model_by_cqrs_id(cqrs_id)
+    if model is None:
+        known = ", ".join(sorted(registry.models)) or "none"
+        command.stderr.write(f"No {kind} model has CQRS_ID {cqrs_id!r}; {kind} models: {known}.")
+        raise CommandError(f"Wrong CQRS ID: {cqrs_id}!")
+    return model
+
+
+def filtered_or_error(model: Any, text: str | None) -> Any:
+    """Return the rows of `model` that `--filter` selects (all without it).
+
+    A bad filter fails with django-cqrs's "Bad filter kwargs!", followed by what is wrong.
+    """
+    try:
+        return sync.filtered(model, sync.parse_filter(text) or {})
+    except ConfigurationError as exc:
+        raise CommandError(f"Bad filter kwargs! {str(exc).removeprefix('Bad filter: ')}") from exc

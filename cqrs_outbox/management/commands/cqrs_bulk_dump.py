@@ -4,7 +4,7 @@ import os
 
 from django.core.management.base import CommandError
 
-from cqrs_outbox import dumps, sync
+from cqrs_outbox import dumps
 from cqrs_outbox.management.commands import _common
 
 
@@ -24,10 +24,11 @@ class Command(_common.CQRSCommand):
         parser.add_argument("--force", "-f", action="store_true", help="Overwrite the file")
 
     def run(self, options):
-        model = sync.master_model(options["cqrs_id"])
+        model = _common.model_or_error(self, "master", options["cqrs_id"])
         path = options["output"] or f"{model.CQRS_ID}.dump"
         if path != "-" and os.path.exists(path) and not options["force"]:
-            raise CommandError(f"File {path} exists! Use --force to overwrite it.")
+            self.stderr.write("Use --force to overwrite it.")
+            raise CommandError(f"File {path} exists!")
         bar = self.bar(options, model._default_manager.count)
         if path == "-":
             counts = dumps.dump(model, self.stdout, self.stderr, options["batch"], bar)
@@ -36,4 +37,6 @@ class Command(_common.CQRSCommand):
                 counts = dumps.dump(model, out, self.stderr, options["batch"], bar)
         if bar is not None:
             bar.finish()
-        self.report(options, f"Done: {counts.done} row(s) dumped, {counts.failed} failed.")
+        # django-cqrs's closing lines, which scripts read.
+        self.report(options, f"Done!\n{counts.done} instance(s) saved.\n"
+                             f"{counts.done + counts.failed} instance(s) processed.")

@@ -3,8 +3,9 @@
 import os
 
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 
-from cqrs_outbox import dumps, sync
+from cqrs_outbox import dumps
 from cqrs_outbox.management.commands import _common
 
 TRUE_WORDS = {"1", "true", "yes", "on", "y", "t"}
@@ -41,7 +42,7 @@ class Command(_common.CQRSCommand):
     def run(self, options):
         path = options["input"]
         if path == "-":
-            self._load(self.input_stream(options), "stdin", options)
+            self._load(self.input_stream(options), path, options)
             return
         if not os.path.exists(path):
             raise CommandError(f"File {path} doesn't exist!")
@@ -49,11 +50,20 @@ class Command(_common.CQRSCommand):
             self._load(stream, path, options)
 
     def _load(self, stream, source, options):
-        model = sync.replica_model(dumps.read_header(stream, source))
+        cqrs_id = next(iter(stream), "").strip()
+        if not cqrs_id:
+            raise CommandError(f"File {source} is empty!")
+        model = _common.model_or_error(self, "replica", cqrs_id)
         if options["clear"]:
-            dumps.clear(model)
+            try:
+                dumps.clear(model)
+            except DatabaseError as exc:
+                self.stderr.write(f"{type(exc).__name__}: {exc}")
+                raise CommandError("Delete operation fails!") from exc
         bar = self.bar(options, lambda: None)
         counts = dumps.load(model, stream, self.stderr, options["batch"], bar)
         if bar is not None:
             bar.finish()
-        self.report(options, f"Done: {counts.done} row(s) loaded, {counts.failed} failed.")
+        if counts.failed:
+            self.report(options, f"{counts.failed} line(s) not loaded.")
+        self.report(options, f"Done!\n{counts.done} instance(s) loaded.")  # django-cqrs's

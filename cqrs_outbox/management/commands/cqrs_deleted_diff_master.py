@@ -1,6 +1,6 @@
 """Middle of the deleted-rows diff: pass on the replica's keys the master no longer has."""
 
-from cqrs_outbox import diffs, dumps, sync
+from cqrs_outbox import diffs, dumps
 from cqrs_outbox.management.commands import _common
 
 
@@ -10,7 +10,10 @@ class Command(_common.CQRSCommand):
     def run(self, options):
         stream = self.input_stream(options)
         first = dumps.read_header(stream, "stdin")
-        model = sync.master_model(diffs.header_cqrs_id(first))
+        model = _common.model_or_error(self, "master", diffs.header_cqrs_id(first))
         self.stdout.write(first)
-        result = diffs.master_missing(model, stream, self.stdout)
+        result = diffs.master_missing(model, stream, self.stdout, self._report)
         self.report(options, f"{result.found} of {result.seen} row(s) gone from the master.")
+
+    def _report(self, pks):
+        self.stderr.write(f"PK to delete: {pks}", style_func=str)  # django-cqrs's line

@@ -1,6 +1,6 @@
 """Start the deleted-rows diff: stream the primary keys a replica model holds."""
 
-from cqrs_outbox import diffs, sync
+from cqrs_outbox import diffs
 from cqrs_outbox.management.commands import _common
 
 
@@ -17,8 +17,8 @@ class Command(_common.CQRSCommand):
         _common.add_progress(parser)
 
     def run(self, options):
-        model = sync.replica_model(options["cqrs_id"])
-        qs = sync.filtered(model, sync.parse_filter(options["filter"]) or {})
+        model = _common.model_or_error(self, "replica", options["cqrs_id"])
+        qs = _common.filtered_or_error(model, options["filter"])
         bar = self.bar(options, qs.count)
         result = diffs.replica_keys(qs, self.stdout, options["batch"], bar)
         if bar is not None:

@@ -1,6 +1,6 @@
 """End of the deleted-rows diff: delete the replica rows the master no longer has."""
 
-from cqrs_outbox import diffs, dumps, sync
+from cqrs_outbox import diffs, dumps
 from cqrs_outbox.management.commands import _common
 
 
@@ -9,6 +9,7 @@ class Command(_common.CQRSCommand):
 
     def run(self, options):
         stream = self.input_stream(options)
-        model = sync.replica_model(diffs.header_cqrs_id(dumps.read_header(stream, "stdin")))
+        cqrs_id = diffs.header_cqrs_id(dumps.read_header(stream, "stdin"))
+        model = _common.model_or_error(self, "replica", cqrs_id)
         result = diffs.delete_missing(model, stream)
         self.report(options, f"Done: {result.found} stale row(s) deleted.")

@@ -1,6 +1,6 @@
 """Start the changed-rows diff: stream `[pk, revision]` of a master model's rows."""
 
-from cqrs_outbox import diffs, sync
+from cqrs_outbox import diffs
 from cqrs_outbox.management.commands import _common
 
 
@@ -17,8 +17,8 @@ class Command(_common.CQRSCommand):
         _common.add_progress(parser)
 
     def run(self, options):
-        model = sync.master_model(options["cqrs_id"])
-        qs = sync.filtered(model, sync.parse_filter(options["filter"]) or {})
+        model = _common.model_or_error(self, "master", options["cqrs_id"])
+        qs = _common.filtered_or_error(model, options["filter"])
         bar = self.bar(options, qs.count)
         result = diffs.master_revisions(qs, self.stdout, options["batch"], bar)
         if bar is not None:

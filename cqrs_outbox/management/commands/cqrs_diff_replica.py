@@ -1,6 +1,6 @@
 """Middle of the changed-rows diff: pass on the keys the replica lacks or holds stale."""
 
-from cqrs_outbox import conf, diffs, dumps, sync
+from cqrs_outbox import conf, diffs, dumps
 from cqrs_outbox.management.commands import _common
 
 
@@ -10,8 +10,11 @@ class Command(_common.CQRSCommand):
     def run(self, options):
         stream = self.input_stream(options)
         first = dumps.read_header(stream, "stdin")
-        model = sync.replica_model(diffs.header_cqrs_id(first))
+        model = _common.model_or_error(self, "replica", diffs.header_cqrs_id(first))
         queue = conf.get().queue
         self.stdout.write(f"{first},{queue or diffs.NO_QUEUE}")
-        result = diffs.replica_changes(model, stream, self.stdout, queue)
+        result = diffs.replica_changes(model, stream, self.stdout, queue, self._report)
         self.report(options, f"{result.found} of {result.seen} row(s) to resync.")
+
+    def _report(self, pks):
+        self.stderr.write(f"PK to resync: {set(pks)}", style_func=str)  # django-cqrs's line

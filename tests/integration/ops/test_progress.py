@@ -52,7 +52,7 @@ def test_progress__quiet_in_a_pipe(authors):
     result = subprocess.run(COMMAND, capture_output=True, text=True, cwd=ROOT, env=child_env())
     assert result.returncode == 0
     assert "\r" not in result.stderr and "rows" not in result.stderr
-    assert result.stderr.strip() == "Done: 5 row(s) dumped, 0 failed."
+    assert result.stderr.strip() == "Done!\n5 instance(s) saved.\n5 instance(s) processed."
 
 
 def test_progress__asked_for_in_a_pipe_writes_plain_lines(authors):
