@@ -14,6 +14,8 @@ from django.test.utils import override_settings
 
 from cqrs_outbox import checks as cqrs_checks
 from cqrs_outbox import conf
+from cqrs_outbox.mixins import ReplicaMixin
+from cqrs_outbox.replica import consumer
 
 BASE = {"url": "amqp://guest:guest@127.0.0.1:5672/%2F", "queue": "q"}
 
@@ -93,12 +95,14 @@ def test_tolerated_setting__system_check_is_a_warning_with_hint(
     assert message.hint.startswith("Use an integer")
 
 
-def test_tolerated_setting__saves_and_consumer_start_do_not_raise():
-    with override_settings(CQRS={**BASE, "master": {"CQRS_MESSAGE_TTL": 0},
-                                 "replica": {"CQRS_RETRY_DELAY": None}}):
-        settings = conf.get()
-    assert settings.master.message_ttl == conf.DEFAULT_MESSAGE_TTL
-    assert settings.replica.retry_delay == conf.DEFAULT_RETRY_DELAY
+def test_tolerated_setting__consumer_starts_and_replica_hooks_use_the_defaults():
+    with override_settings(CQRS={**BASE, "replica": {"CQRS_RETRY_DELAY": None,
+                                                     "CQRS_MAX_RETRIES": -1}}):
+        worker = consumer.Consumer()
+        assert worker.names.queue == "q"
+        assert ReplicaMixin.get_cqrs_retry_delay(0) == conf.DEFAULT_RETRY_DELAY == 2
+        assert ReplicaMixin.should_retry_cqrs(conf.DEFAULT_MAX_RETRIES - 1)
+        assert not ReplicaMixin.should_retry_cqrs(conf.DEFAULT_MAX_RETRIES)
 
 
 @pytest.mark.parametrize("raw", [
