@@ -71,7 +71,7 @@ def _channel() -> Iterator[tuple[Any, topology.Names, int]]:
             topology.declare(channel, names, sorted(ReplicaRegistry.models))
             declared = channel.queue_declare(names.dead_letter_queue, passive=True)
         except broker.ERRORS as exc:
-            raise broker.translate(exc, "declare the replica queues") from exc
+            raise broker.translate(exc, "declare the replica queues", topology.QUEUE_HINT) from exc
         yield channel, names, declared.method.message_count
     finally:
         try:
