@@ -1,6 +1,6 @@
 """Keep the consumer's log readable under bursts: a few lines per kind, then a summary.
 
-A batch writes django-cqrs's line for the first `LINES_PER_KIND` lost, stale, duplicate
+A batch writes django-cqrs's line for the first few lost, stale, duplicate, retried
 and dead-lettered events of each kind, and one summary line for the rest. An outage
 writes its first failure in full and then one line a minute with a count, instead of a
 line per attempt.
@@ -15,7 +15,9 @@ from typing import Any
 
 from cqrs_outbox.replica import revlog
 
-LINES_PER_KIND = 3  # lines of each kind a batch writes before it only counts them
+LINES_PER_KIND = 5  # lines of each kind a batch writes before it only counts them
+# Each dead letter is named, up to this many per batch; the queue keeps every reason.
+DEAD_LINES_PER_BATCH = 25
 REPEAT_INTERVAL = 60.0  # seconds between the summaries of a repeating failure
 
 _KIND_WORDS = {
@@ -43,7 +45,8 @@ class BatchReport:
         self.counts[kind] += 1
         for level, text in lines:
             self.level = max(self.level, level)
-            if self.counts[kind] <= LINES_PER_KIND:
+            quota = DEAD_LINES_PER_BATCH if kind == "dead" else LINES_PER_KIND
+            if self.counts[kind] <= quota:
                 self.logger.log(level, "%s", text)
             else:
                 self.hidden += 1

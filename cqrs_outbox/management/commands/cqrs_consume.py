@@ -10,6 +10,7 @@ from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import consumer, topology
 from cqrs_outbox.replica import workers as worker_pool
+from relay import pika_publisher
 from relay.exceptions import ConfigurationError
 
 
@@ -46,6 +47,8 @@ class Command(BaseCommand):
         if count < 1 or any(n is not None and n < 1 for n in (batch_size, prefetch)):
             raise CommandError("--workers, --batch-size and --prefetch-count must be at least 1.")
         _check_cqrs_ids(cqrs_ids)
+        if options["verbosity"] < 3:
+            pika_publisher.quiet_pika()  # the consumer reports broker trouble itself, once
         try:
             topology.names(conf.get())
             worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch))
