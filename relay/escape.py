@@ -22,8 +22,8 @@ def _escape(match: re.Match) -> str:
 
 
 def one_line(text: object, limit: int | None = None) -> str:
-    """Return `text` with line breaks and control characters escaped, cut to `limit` chars."""
-    value = str(text)
+    """Return `text` stripped, line breaks and control characters escaped, cut to `limit`."""
+    value = str(text).strip()
     if limit is not None and len(value) > limit:
         value = value[:limit] + "..."
     return _UNSAFE.sub(_escape, value)

@@ -199,7 +199,8 @@ def failure(exc: BaseException) -> Outcome:
     if isinstance(cause, BadMessage):
         return Outcome(BAD, one_line(exc if cause is not exc else cause, REASON_CHARS), cause)
     if isinstance(cause, (DataError, OverflowError)):
-        return Outcome(BAD, f"the database refused a value: {reason}", cause)
+        what = f"the database refused a value ({type(cause).__name__})"
+        return Outcome(BAD, f"{what}: {one_line(exc, REASON_CHARS)}", cause)
     if isinstance(cause, RecursionError):
         return Outcome(BAD, f"the data nests too deeply: {reason}", cause)
     return Outcome(FAILED, reason, cause)
