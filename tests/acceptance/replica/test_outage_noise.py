@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from tests.acceptance.replica import support
 from tests.integration.replica import events as ev
 from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import wait_until
@@ -23,7 +22,7 @@ def _publish(broker, first, last):
         broker.publish(ev.save("author", pk, 0, name=f"a{pk}"), "author")
 
 
-def test_database_refusal__20_seconds_log_fewer_than_50_lines(broker, start_worker):
+def test_database_refusal__20_seconds_log_fewer_than_50_lines(broker, names, start_worker):
     with TcpProxy(os.environ.get("PGHOST", "127.0.0.1"),
                   int(os.environ.get("PGPORT", "5432"))) as pg:
         worker = start_worker(env={"PGPORT": str(pg.port)})
@@ -41,4 +40,5 @@ def test_database_refusal__20_seconds_log_fewer_than_50_lines(broker, start_work
         assert worker.alive
         assert 0 < len(during) < MAX_LINES, "\n".join(during)
         assert any("unreachable" in line or "reconnecting" in line for line in during), during
+        assert broker.count(names.dead_letter_queue) == 0  # nothing was lost to the outage
         assert worker.terminate() == 0
