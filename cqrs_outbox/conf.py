@@ -113,6 +113,8 @@ def _type_problem(path: str, key: Key, value: Any) -> Problem | None:
         "str": isinstance(value, str) and bool(value),
         "callable": callable(value) or isinstance(value, str),
     }[key.kind]
+    if key.kind == "str" and value == "":
+        return Problem("cqrs_outbox.E004", f"{path} must not be empty.", _hint(key))
     if not ok:
         return Problem("cqrs_outbox.E004", f"{path} has the wrong type: {value!r}.", _hint(key))
     if key.kind in ("int", "num") and value < key.minimum:
