@@ -18,6 +18,10 @@ from relay.exceptions import BadMessage
 
 logger = logging.getLogger(__name__)
 
+# What a refused write raises: the database's refusal, a failed validation, and the
+# ValueError / TypeError Django raises for a value of the wrong type (as in `id="x"`).
+REFUSALS = (DatabaseError, ValidationError, ValueError, TypeError)
+
 
 class MasterManager(models.Manager):
     """Adds bulk operations that write outbox events, like django-cqrs's manager."""
@@ -103,7 +107,7 @@ class ReplicaManager(models.Manager):
         try:
             with transaction.atomic(using=self._alias()):
                 return self.model.cqrs_create(sync, mapped_data, **kwargs)
-        except (DatabaseError, ValidationError) as exc:
+        except REFUSALS as exc:
             pk = mapped_data.get(self.model._meta.pk.name)
             hooks.refuse(logger, f"CQRS create error: pk = {pk} ({self.model.CQRS_ID}): "
                                  f"{_error_text(exc)}", exc)
@@ -133,7 +137,7 @@ class ReplicaManager(models.Manager):
         try:
             with transaction.atomic(using=self._alias()):
                 return instance.cqrs_update(sync, mapped_data, **kwargs)
-        except (DatabaseError, ValidationError) as exc:
+        except REFUSALS as exc:
             hooks.refuse(logger, f"CQRS update error: pk = {instance.pk}, cqrs_revision = "
                                  f"{revision} ({self.model.CQRS_ID}): {_error_text(exc)}", exc)
             return None

@@ -144,3 +144,11 @@ def test_retry_policy__follows_the_replica_settings(settings):
     assert models.AuthorRef.get_cqrs_retry_delay(0) == 7
     settings.CQRS = {**settings.CQRS, "replica": {"CQRS_MAX_RETRIES": None}}
     assert models.AuthorRef.should_retry_cqrs(10**6)
+
+
+def test_create_instance__value_of_the_wrong_type_logs_and_returns_none(caplog):
+    mapped = {"id": "one", "name": "a", "cqrs_revision": 0, "cqrs_updated": ev.UPDATED}
+    assert models.AuthorRef.cqrs.create_instance(mapped) is None
+    [error] = _errors(caplog)
+    assert error.startswith("CQRS create error: pk = one (author): ")
+    assert "expected a number but got 'one'" in error
