@@ -164,8 +164,7 @@ class Consumer:
             self._last_batch = time.monotonic()
             outcomes = _apply(work)
             for (delivery, envelope, model), outcome in zip(work, outcomes, strict=True):
-                self._note(envelope, outcome)
-                verdicts[delivery.tag] = self._judge(delivery, envelope, model, outcome)
+                verdicts[delivery.tag] = self._settle(delivery, envelope, model, outcome)
         for delivery in batch:
             self._forward(channel, verdicts[delivery.tag])
         channel.basic_ack(delivery_tag=batch[-1].tag, multiple=True)
@@ -173,6 +172,16 @@ class Consumer:
         self._outage.recovered("Applying events")
         self._report.finish(len(batch), self.applied - applied_before,
                             (time.monotonic() - started) * 1000)
+
+    def _settle(self, delivery: Delivery, envelope: contract.Envelope, model: Any,
+                outcome: apply.Outcome) -> _Verdict:
+        try:
+            self._note(envelope, outcome)
+            return self._judge(delivery, envelope, model, outcome)
+        except Exception as exc:  # e.g. a body that cannot be encoded again for its retry
+            reason = f"bad message: {outcome.reason or outcome.status}, and then " \
+                     f"{type(exc).__name__}: {exc}"
+            return self._dead(delivery, reason, envelope)
 
     def _note(self, envelope: contract.Envelope, outcome: apply.Outcome) -> None:
         if not outcome.note:

@@ -139,3 +139,17 @@ def test_log_injection__message_content_and_database_errors_never_split_a_line(
     for line in lines:
         if "CQRS create error" in line:
             assert "DataError" in line or "too long" in line, line
+
+
+def test_failing_message_that_cannot_be_encoded_for_its_retry__dead_lettered(
+        broker, names, start_worker):
+    # A lone surrogate is valid JSON text but no UTF-8: the retry copy cannot be written.
+    body = {**ev.save("flaky", 1, 0, name="fail:always"), "extra": "\ud800"}
+    worker = _publish_then_start(broker, names, start_worker,
+                                 {"surrogate": json.dumps(body).encode()})
+    wait_until(lambda: models.AuthorRef.objects.filter(pk=100).exists(), what="the good row")
+    wait_until(lambda: broker.count(names.dead_letter_queue) == 1, what="the dead letter")
+    assert worker.alive
+    [(props, _)] = broker.take_all(names.dead_letter_queue)
+    assert "UnicodeEncodeError" in props.headers["cqrs-reason"]
+    assert worker.terminate() == 0
