@@ -112,6 +112,7 @@ class Consumer:
                 self._outage.failed("%s; reconnecting in %.1fs", one_line(exc), delay)
                 connections.close_all()
                 self.stopping.wait(delay)
+        connections.close_all()  # this thread's connections: nobody else can close them
         logger.info("Consumer stopped after applying %s events", self.applied)
 
     def _session(self) -> None:
