@@ -27,7 +27,7 @@ from tests.testproject.replica import models
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
-EXAMPLES = int(os.environ.get("CQRS_FUZZ_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("CQRS_FUZZ_EXAMPLES", "250"))
 INT32 = 2**31
 ids = itertools.count(1)  # primary keys and message ids, unique across examples
 
