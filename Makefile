@@ -37,3 +37,7 @@ clean:
 # make chaos MINUTES=20: the long chaos profile, writers and faults for that many minutes.
 chaos: $(STAMP)
 	$(PY) -m tests.faults.chaos --minutes $(or $(MINUTES),20)
+
+# make fuzz EXAMPLES=2000: the long fuzzing profile of the replica consumer (real broker).
+fuzz: $(STAMP)
+	CQRS_TEST_DB=postgres CQRS_FUZZ_EXAMPLES=$(or $(EXAMPLES),2000) $(PY) -m pytest -q tests/acceptance/replica/test_fuzz.py

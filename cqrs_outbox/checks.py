@@ -47,7 +47,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
             )
         ]
     found = [_message(p) for p in conf.problems(settings.CQRS)]
-    if _models("replica") and isinstance(settings.CQRS, dict) and not settings.CQRS.get("queue"):
+    cqrs = settings.CQRS
+    if _models("replica") and isinstance(cqrs, dict) and cqrs.get("queue") is None:
         found.append(
             checks.Error(
                 "CQRS['queue'] is not set, but the project has replica models.",

@@ -32,6 +32,8 @@ DEFAULT_DEAD_MESSAGE_TTL = 864000  # seconds
 DEFAULT_REPLICA_BATCH_SIZE = 250  # messages per apply transaction
 DEFAULT_PREFETCH_COUNT = 1000  # unacknowledged messages per worker
 DEFAULT_TOMBSTONE_RETENTION = 7 * 86400  # seconds
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024  # bytes of one message body
+DEFAULT_MAX_DEPTH = 64  # levels of nested arrays and objects in one message body
 DEFAULT_RELAY_BATCH_SIZE = 500  # events per claim
 DEFAULT_POLL_INTERVAL = 1.0  # seconds
 DEFAULT_LEASE_TTL = 30.0  # seconds
@@ -101,6 +103,8 @@ SECTION_KEYS = {
         "batch_size": Key("int", DEFAULT_REPLICA_BATCH_SIZE, minimum=1),
         "prefetch_count": Key("int", DEFAULT_PREFETCH_COUNT, minimum=1),
         "tombstone_retention": Key("int", DEFAULT_TOMBSTONE_RETENTION, minimum=1),
+        "max_body_size": Key("int", DEFAULT_MAX_BODY_SIZE, minimum=1),
+        "max_depth": Key("int", DEFAULT_MAX_DEPTH, minimum=2),
     },
     "relay": {
         "batch_size": Key("int", DEFAULT_RELAY_BATCH_SIZE, minimum=1),
@@ -135,6 +139,8 @@ def _type_problem(path: str, key: Key, value: Any) -> Problem | None:
         "str": isinstance(value, str) and bool(value),
         "callable": callable(value) or isinstance(value, str),
     }[key.kind]
+    if key.kind == "str" and value == "":
+        return Problem("cqrs_outbox.E004", f"{path} must not be empty.", _hint(key))
     if not ok:
         return Problem("cqrs_outbox.E004", f"{path} has the wrong type: {value!r}.", _hint(key))
     if key.kind in ("int", "num") and value < key.minimum:
@@ -279,6 +285,8 @@ class ReplicaSettings:
     batch_size: int
     prefetch_count: int
     tombstone_retention: int
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    max_depth: int = DEFAULT_MAX_DEPTH
 
 
 @dataclass(frozen=True)
@@ -355,6 +363,8 @@ def build(raw: Any) -> Settings:
             batch_size=replica["batch_size"],
             prefetch_count=replica["prefetch_count"],
             tombstone_retention=replica["tombstone_retention"],
+            max_body_size=replica["max_body_size"],
+            max_depth=replica["max_depth"],
         ),
         relay=RelaySettings(**relay),
     )

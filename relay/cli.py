@@ -4,7 +4,8 @@
 
 The URLs may come from RELAY_DATABASE_URL and RELAY_BROKER_URL instead, which keeps
 passwords out of the process list. Errors are one line on stderr with a non-zero exit
-status (2 for bad usage or configuration, 1 for a database unreachable at start);
+status (2 for bad usage or configuration, 1 for a database unreachable at start or a
+login the broker refuses);
 SIGTERM and SIGINT stop the relay cleanly with status 0.
 """
 
@@ -20,8 +21,9 @@ from typing import Any, NoReturn
 
 from relay import contract, engine, pika_publisher, status, store
 from relay import db as dbapi
-from relay.exceptions import ConfigurationError, DatabaseUnavailable
-from relay.urls import parse_broker_url, redact
+from relay.escape import one_line
+from relay.exceptions import AccessRefused, ConfigurationError, DatabaseUnavailable
+from relay.urls import parse_broker_url, redact, redact_text
 
 PROG = "relay"
 EXIT_UNAVAILABLE = 1
@@ -38,8 +40,7 @@ class _Parser(argparse.ArgumentParser):
 
 def fail(message: str, code: int) -> NoReturn:
     """Print a one-line error (passwords masked) and exit with `code`."""
-    text = " ".join(redact(word) if "://" in word else word for word in message.split())
-    print(f"{PROG}: error: {text}", file=sys.stderr)
+    print(f"{PROG}: error: {one_line(redact_text(message))}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -111,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pika_publisher.quiet_pika()
     try:
         return _run(args)
+    except AccessRefused as exc:  # the broker is there; the credentials are wrong
+        fail(str(exc), EXIT_UNAVAILABLE)
     except ConfigurationError as exc:
         fail(str(exc), EXIT_USAGE)
     except DatabaseUnavailable as exc:

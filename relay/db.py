@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from relay.exceptions import ConfigurationError, DatabaseUnavailable
-from relay.urls import redact
+from relay.urls import redact, scrub
 
 POSTGRESQL = "postgresql"
 SQLITE = "sqlite"
@@ -160,11 +160,7 @@ def _unreachable(url: str, exc: BaseException) -> DatabaseUnavailable:
 def describe(exc: BaseException, *secrets: str) -> str:
     """Return the first line of an error's message, with any URL password masked."""
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    for secret in secrets:
-        password = urlsplit(secret).password if secret else None
-        if password:
-            text = text.replace(password, "***")
-    return text
+    return scrub(text, *secrets)
 
 
 def is_database_error(exc: BaseException) -> bool:

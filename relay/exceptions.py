@@ -37,3 +37,7 @@ class MessageRejected(FatalError):
 
 class BadMessage(FatalError):
     """A received message cannot be decoded or lacks what it must carry."""
+
+
+class AccessRefused(ConfigurationError):
+    """The broker refused the login, the vhost or a permission: the credentials are wrong."""

@@ -16,10 +16,9 @@ from typing import Any
 
 import pika
 import pika.exceptions
-from pika.adapters.utils import connection_workflow
 
-from relay import contract
-from relay.exceptions import BrokerUnavailable, ConfigurationError, MessageRejected
+from relay import contract, pika_errors
+from relay.exceptions import BrokerUnavailable, MessageRejected
 from relay.publisher import Message, Outcome, Publisher
 from relay.urls import BrokerAddress
 
@@ -33,11 +32,9 @@ BLOCKED_TIMEOUT = 60.0  # seconds the broker may block publishing before we reco
 # Channel-close codes that mean "this message" rather than "this connection":
 # 406 PRECONDITION_FAILED (e.g. over the max message size), 311 CONTENT_TOO_LARGE.
 MESSAGE_CLOSE_CODES = {311, 406}
-# Connection failures that retrying cannot fix.
-LOGIN_ERRORS = (
-    pika.exceptions.AuthenticationError,
-    pika.exceptions.ProbableAuthenticationError,
-    pika.exceptions.ProbableAccessDeniedError,
+EXCHANGE_HINT = (
+    "The exchange must be a durable topic exchange: pick another name for it, or delete "
+    "the existing exchange so that it is declared afresh."
 )
 
 
@@ -212,23 +209,12 @@ class PikaPublisher(Publisher):
         self._stop_loop()
 
     def _on_open_error(self, connection: Any, error: BaseException) -> None:
-        error = _last_attempt(error)
-        if isinstance(error, LOGIN_ERRORS):
-            self._fail(
-                ConfigurationError(
-                    f"the broker at {self.address.safe_url} refused the login of user "
-                    f"{self.address.user!r} (wrong password or no access to the vhost)"
-                )
-            )
-        else:
-            where = self.address.safe_url
-            self._fail(BrokerUnavailable(f"cannot connect to {where}: {_text(error)}"))
+        self._fail(pika_errors.translate(error, self.address, "connect"))
 
     def _on_closed(self, connection: Any, reason: BaseException) -> None:
         self._ready = False
         if not self._closing:
-            where = self.address.safe_url
-            self._fail(BrokerUnavailable(f"connection to {where} lost: {_text(reason)}"))
+            self._fail(pika_errors.translate(reason, self.address, "stay connected"))
         connection.ioloop.stop()  # also when close() already let go of the connection
 
     def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
@@ -237,8 +223,7 @@ class PikaPublisher(Publisher):
             return
         if self._channel is channel and not self._error:
             if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
-                text = f"{reason.reply_code} {reason.reply_text}"
-                self._fail(self._channel_error(reason.reply_code, text))
+                self._fail(self._channel_error(reason))
             else:  # the connection under it went away
                 where = self.address.safe_url
                 self._fail(BrokerUnavailable(f"connection to {where} lost: {_text(reason)}"))
@@ -247,15 +232,12 @@ class PikaPublisher(Publisher):
             self._closing = True
             connection.close()
 
-    def _channel_error(self, code: int, text: str) -> Exception:
-        if self._flight is None and code in (403, 406):
-            return ConfigurationError(
-                f"the broker refused exchange {self.exchange!r}: {text} "
-                "(it must be a durable topic exchange the user may write to)"
-            )
-        if self._flight is not None and code in MESSAGE_CLOSE_CODES:
+    def _channel_error(self, reason: Any) -> Exception:
+        if self._flight is not None and reason.reply_code in MESSAGE_CLOSE_CODES:
+            text = pika_errors.text(reason)
             return MessageRejected(f"the broker closed the channel over a message: {text}")
-        return BrokerUnavailable(f"the broker closed the channel: {text}")
+        what = f"declare exchange {self.exchange!r}" if self._flight is None else "publish"
+        return pika_errors.translate(reason, self.address, what, EXCHANGE_HINT)
 
     def _fail(self, error: Exception) -> None:
         if self._error is None:
@@ -306,16 +288,5 @@ def quiet_pika() -> None:
     logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
-def _last_attempt(error: BaseException) -> BaseException:
-    if isinstance(error, connection_workflow.AMQPConnectionWorkflowFailed) and error.exceptions:
-        error = error.exceptions[-1]
-    if isinstance(error, connection_workflow.AMQPConnectorPhaseErrorBase) and error.exception:
-        error = error.exception
-    return error
-
-
 def _text(error: BaseException) -> str:
-    while error.args and isinstance(error.args[0], BaseException):
-        error = _last_attempt(error.args[0])  # pika wraps the cause, sometimes twice
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:300]
+    return pika_errors.text(error)

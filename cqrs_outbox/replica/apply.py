@@ -6,6 +6,10 @@ delivery order, and the survivors are written in bulk. Models with handlers of t
 own have each call wrapped in a savepoint. If a bulk write fails, the transaction is
 rolled back and the batch is applied again one event per savepoint, so a failing event
 is isolated and the others still apply.
+
+A value the database refuses (a DataError: out of range, too long, malformed) is bad
+input and comes back BAD, to be dead-lettered at once; other failures come back FAILED
+and are retried by the model's policy.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from django.db import (
     DatabaseError,
+    DataError,
     InterfaceError,
     OperationalError,
     connections,
@@ -25,8 +30,9 @@ from django.db import (
 )
 
 from cqrs_outbox import conf
-from cqrs_outbox.replica import data, hooks, rules, store, writes
+from cqrs_outbox.replica import data, hooks, revlog, rules, store, writes
 from relay import contract
+from relay.escape import one_line
 from relay.exceptions import BadMessage, DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ APPLIED = "applied"
 IGNORED = "ignored"
 BAD = "bad"
 FAILED = "failed"
+REASON_CHARS = 1000  # characters of an error's text kept in a reason
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class Outcome:
     status: str
     reason: str = ""
     error: BaseException | None = None
+    note: str = ""  # a revlog note: lost, stale, duplicate, ...
+    existing: int | None = None  # the row's revision when the event was decided
 
 
 @dataclass
@@ -83,8 +92,8 @@ def apply(batch: list[tuple[contract.Envelope, Any]]) -> list[Outcome]:
             continue
         try:
             change = data.prepare(model, envelope.signal_type, envelope.instance_data)
-        except BadMessage as exc:
-            outcomes[index] = Outcome(BAD, str(exc), exc)
+        except Exception as exc:  # any failure to read one event is that event's fault
+            outcomes[index] = failure(exc)
             continue
         groups[router.db_for_write(model)].append(_Item(index, envelope, model, change))
     for alias, items in groups.items():
@@ -97,7 +106,7 @@ def _call_handler(model: Any, envelope: contract.Envelope) -> Outcome:
     try:
         hooks.call(model, envelope)
     except Exception as exc:  # the user's handler: any error is this event's failure
-        return Outcome(FAILED, _describe(exc), exc)
+        return failure(exc)
     return Outcome(APPLIED)
 
 
@@ -107,7 +116,8 @@ def _apply_alias(alias: str, items: list[_Item]) -> dict[int, Outcome]:
             return _attempt(alias, items)
     except Exception as exc:
         _raise_if_lost(alias, exc)
-        logger.info("Batch of %s events failed (%s); applying them one by one", len(items), exc)
+        logger.info("Batch of %s events failed (%s); applying them one by one", len(items),
+                    one_line(exc, REASON_CHARS))
     return _one_by_one(alias, items)
 
 
@@ -120,7 +130,7 @@ def _one_by_one(alias: str, items: list[_Item]) -> dict[int, Outcome]:
                     outcomes.update(_attempt(alias, [item]))
             except Exception as exc:
                 _raise_if_lost(alias, exc)
-                outcomes[item.index] = Outcome(FAILED, _describe(exc), exc)
+                outcomes[item.index] = failure(exc)
     return outcomes
 
 
@@ -146,7 +156,7 @@ def _call_in_savepoint(alias: str, item: _Item) -> Outcome:
             hooks.call(item.model, item.envelope)
     except Exception as exc:
         _raise_if_lost(alias, exc)
-        return Outcome(FAILED, _describe(exc), exc)
+        return failure(exc)
     return Outcome(APPLIED)
 
 
@@ -167,22 +177,38 @@ def _decide(item: _Item, states: dict, run: _Run) -> None:
     change, model = item.change, item.model
     state = states[(model, change.key)]
     verdict = rules.decide(change.signal_type, change.revision, state)
-    if verdict != rules.APPLY:
-        logger.debug(
-            "Ignored %s %s:%s r%s: %s (row r%s, tombstone r%s)", change.signal_type,
-            model.CQRS_ID, change.key, change.revision, verdict, state.row, state.tombstone,
-        )
-        run.outcomes[item.index] = Outcome(IGNORED, verdict)
+    applies = verdict == rules.APPLY
+    note = revlog.note_for(change.signal_type, change.revision, state.row, applies)
+    if verdict == rules.TOMBSTONED:
+        note = revlog.TOMBSTONED
+    if not applies:
+        run.outcomes[item.index] = Outcome(IGNORED, verdict, note=note, existing=state.row)
         return
     states[(model, change.key)] = rules.after(change.signal_type, change.revision, state)
-    run.outcomes[item.index] = Outcome(APPLIED)
+    run.outcomes[item.index] = Outcome(APPLIED, note=note, existing=state.row)
     if run.in_bulk(model):
         run.plans.setdefault(model, writes.Plan()).add(change, existed=state.row is not None)
     else:
         run.hooked.append(item)
 
 
+def failure(exc: BaseException) -> Outcome:
+    """Return the outcome of an event that raised `exc`: BAD for bad input, else FAILED."""
+    cause = exc.error if isinstance(exc, hooks.HandlerFailed) and exc.error else exc
+    reason = _describe(exc)
+    if isinstance(cause, BadMessage):
+        return Outcome(BAD, one_line(exc if cause is not exc else cause, REASON_CHARS), cause)
+    if isinstance(cause, (DataError, OverflowError)):
+        what = f"the database refused a value ({type(cause).__name__})"
+        return Outcome(BAD, f"{what}: {one_line(exc, REASON_CHARS)}", cause)
+    if isinstance(cause, RecursionError):
+        return Outcome(BAD, f"the data nests too deeply: {reason}", cause)
+    return Outcome(FAILED, reason, cause)
+
+
 def _raise_if_lost(alias: str, exc: BaseException) -> None:
+    if isinstance(exc, hooks.HandlerFailed) and exc.error is not None:
+        exc = exc.error
     if not isinstance(exc, (OperationalError, InterfaceError)) or not _lost(alias):
         return
     raise DatabaseUnavailable(f"database {alias!r} is unreachable: {exc}") from exc
@@ -199,4 +225,4 @@ def _lost(alias: str) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    return one_line(f"{type(exc).__name__}: {exc}", REASON_CHARS)

@@ -1,7 +1,8 @@
 """Connect to RabbitMQ with pika and publish the replica's own messages (retries, dead letters).
 
-pika's errors are translated here: connection and channel losses become
-BrokerUnavailable, a refused declaration becomes ConfigurationError.
+pika's errors are translated by `relay.pika_errors`, the translation the relay uses too:
+connection and channel losses become BrokerUnavailable; a refused login, vhost or
+permission becomes AccessRefused, and a refused declaration ConfigurationError.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import pika
 from pika import exceptions as pika_exceptions
 
 from cqrs_outbox import conf
-from relay import contract
-from relay.exceptions import BrokerUnavailable, ConfigurationError, MessageRejected
+from relay import contract, pika_errors
+from relay.exceptions import CQRSOutboxError
 
 HEARTBEAT = 60  # seconds
 BLOCKED_CONNECTION_TIMEOUT = 30  # seconds
 SOCKET_TIMEOUT = 10  # seconds
-PRECONDITION_FAILED = 406
 
 # Header names the replica adds to what it sends on.
 REASON_HEADER = "cqrs-reason"
@@ -47,22 +47,13 @@ def connect(settings: conf.Settings) -> tuple[Any, Any]:
         channel = connection.channel()
         channel.confirm_delivery()
     except ERRORS as exc:
-        raise BrokerUnavailable(f"cannot reach {settings.broker.safe_url}: {exc!r}") from exc
+        raise pika_errors.translate(exc, settings.broker, "connect") from exc
     return connection, channel
 
 
-def translate(exc: BaseException, what: str) -> Exception:
+def translate(exc: BaseException, what: str, precondition_hint: str = "") -> CQRSOutboxError:
     """Return our error for a pika error raised while doing `what`."""
-    if isinstance(exc, pika_exceptions.ChannelClosedByBroker) and (
-        exc.reply_code == PRECONDITION_FAILED
-    ):
-        return ConfigurationError(
-            f"the broker refused to {what}: {exc.reply_text}. A queue of that name exists with "
-            "other arguments; delete it or pick another CQRS['queue']."
-        )
-    if isinstance(exc, pika_exceptions.UnroutableError):
-        return MessageRejected(f"the broker could not route a message while trying to {what}")
-    return BrokerUnavailable(f"broker lost while trying to {what}: {exc!r}")
+    return pika_errors.translate(exc, conf.get().broker, what, precondition_hint)
 
 
 def properties(original: Any = None, headers: dict | None = None,

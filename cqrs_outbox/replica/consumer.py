@@ -21,8 +21,9 @@ from django.db import connections, router
 
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import apply, broker, store, topology, wire
+from cqrs_outbox.replica import apply, batchlog, broker, revlog, store, topology, wire
 from relay import contract
+from relay.escape import one_line
 from relay.exceptions import BadMessage, BrokerUnavailable, DatabaseUnavailable, MessageRejected
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ BACKOFF_BASE = 0.5  # seconds before the first reconnect
 BACKOFF_MAX = 30.0  # seconds, the longest wait between reconnects
 TOMBSTONE_PURGE_INTERVAL = 3600.0  # seconds between purges of old tombstones
 DB_IDLE_CLOSE = 60.0  # seconds without a batch after which database connections are closed
+REASON_CHARS = 1000  # characters of a dead-letter reason
+PK_CHARS = 200  # characters of a primary key quoted in a log line
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,10 @@ class Consumer:
         self._buffer: list[Delivery] = []
         self._next_purge = 0.0
         self._last_batch = time.monotonic()
-        self._consuming = False
+        self._batches_done = 0
         self.applied = 0
+        self._outage = batchlog.Repeats(logger)
+        self._report = batchlog.BatchReport(logger)
 
     def stop(self, *args: Any) -> None:
         """Finish the batch in hand, acknowledge it and return from `run()`."""
@@ -96,17 +101,18 @@ class Consumer:
         """Consume until `stop()`; a lost broker or database is waited for, then reconnected."""
         failures = 0
         while not self.stopping.is_set():
-            self._consuming = False
+            done_before = self._batches_done
             try:
                 self._session()
             except (BrokerUnavailable, DatabaseUnavailable, MessageRejected) as exc:
-                # A session that got to consume ends an outage: back off from the start.
-                failures = 1 if self._consuming else failures + 1
+                # Only a session that got a batch through ends an outage: back off afresh.
+                failures = 1 if self._batches_done > done_before else failures + 1
                 delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
                 delay *= random.uniform(0.5, 1.0)
-                logger.warning("%s; reconnecting in %.1fs", exc, delay)
+                self._outage.failed("%s; reconnecting in %.1fs", one_line(exc), delay)
                 connections.close_all()
                 self.stopping.wait(delay)
+        connections.close_all()  # this thread's connections: nobody else can close them
         logger.info("Consumer stopped after applying %s events", self.applied)
 
     def _session(self) -> None:
@@ -124,9 +130,8 @@ class Consumer:
         try:
             topology.declare(channel, self.names, self.cqrs_ids)
         except broker.ERRORS as exc:
-            raise broker.translate(exc, "declare the replica queues") from exc
+            raise broker.translate(exc, "declare the replica queues", topology.QUEUE_HINT) from exc
         channel.basic_consume(self.names.queue, self._on_message, auto_ack=False)
-        self._consuming = True
         logger.info("Consuming %s from %s on %s (batch %s, prefetch %s)",
                     ", ".join(self.cqrs_ids), self.names.queue, self.settings.broker.safe_url,
                     self.batch_size, self.prefetch_count)
@@ -146,6 +151,8 @@ class Consumer:
 
     def _handle(self, channel: Any, batch: list[Delivery]) -> None:
         started = time.monotonic()
+        self._report = batchlog.BatchReport(logger)
+        applied_before = self.applied
         verdicts: dict[int, _Verdict] = {}
         work: list[tuple[Delivery, contract.Envelope, Any]] = []
         for delivery in batch:
@@ -156,18 +163,46 @@ class Consumer:
                 work.append(item)
         if work:
             self._last_batch = time.monotonic()
-            outcomes = apply.apply([(envelope, model) for _, envelope, model in work])
+            outcomes = _apply(work)
             for (delivery, envelope, model), outcome in zip(work, outcomes, strict=True):
-                verdicts[delivery.tag] = self._judge(delivery, envelope, model, outcome)
+                verdicts[delivery.tag] = self._settle(delivery, envelope, model, outcome)
         for delivery in batch:
             self._forward(channel, verdicts[delivery.tag])
         channel.basic_ack(delivery_tag=batch[-1].tag, multiple=True)
-        logger.debug("Batch of %s acknowledged in %.1f ms", len(batch),
-                     (time.monotonic() - started) * 1000)
+        self._batches_done += 1
+        self._outage.recovered("Applying events")
+        self._report.finish(len(batch), self.applied - applied_before,
+                            (time.monotonic() - started) * 1000)
+
+    def _settle(self, delivery: Delivery, envelope: contract.Envelope, model: Any,
+                outcome: apply.Outcome) -> _Verdict:
+        try:
+            self._note(envelope, outcome)
+            return self._judge(delivery, envelope, model, outcome)
+        except Exception as exc:  # e.g. a body that cannot be encoded again for its retry
+            reason = f"bad message: {outcome.reason or outcome.status}, and then " \
+                     f"{type(exc).__name__}: {exc}"
+            return self._dead(delivery, reason, envelope)
+
+    def _note(self, envelope: contract.Envelope, outcome: apply.Outcome) -> None:
+        if not outcome.note:
+            return
+        revision = envelope.instance_data.get(wire.REVISION_KEY)
+        lines = revlog.lines(outcome.note, envelope.cqrs_id, envelope.instance_pk, revision,
+                             outcome.existing)
+        self._report.event(outcome.note, lines)
 
     def _triage(self, delivery: Delivery) -> tuple[_Verdict | None, Any]:
         try:
-            envelope = wire.decode(delivery.body)
+            return self._read(delivery)
+        except Exception as exc:  # nothing one message holds may stop the worker
+            reason = f"bad message: cannot read it: {type(exc).__name__}: {exc}"
+            return self._dead(delivery, reason, envelope=None), None
+
+    def _read(self, delivery: Delivery) -> tuple[_Verdict | None, Any]:
+        replica = self.settings.replica
+        try:
+            envelope = wire.decode(delivery.body, replica.max_body_size, replica.max_depth)
         except BadMessage as exc:
             return self._dead(delivery, f"bad message: {exc}", envelope=None), None
         model = ReplicaRegistry.get_model_by_cqrs_id(envelope.cqrs_id)
@@ -203,9 +238,10 @@ class Consumer:
             reason = f"failed ({outcome.reason}) and the retry policy raised {exc!r}"
             return self._dead(delivery, reason, envelope)
         if again:
-            logger.warning("%s %s:%s failed (%s); retry %s in %ss", delivery.label,
-                           envelope.cqrs_id, envelope.instance_pk, outcome.reason, retries + 1,
-                           delay)
+            self._report.event("retry", [(logging.WARNING, (
+                f"{one_line(delivery.label)} {one_line(envelope.cqrs_id)}:"
+                f"{one_line(envelope.instance_pk)} failed ({one_line(outcome.reason)}); "
+                f"retry {retries + 1} in {delay}s"))])
             body = wire.with_retries(envelope, retries + 1)
             return _Verdict(delivery, "retry", outcome.reason, body, delay)
         reason = f"failed after {retries} retries: {outcome.reason}"
@@ -213,9 +249,11 @@ class Consumer:
 
     def _dead(self, delivery: Delivery, reason: str,
               envelope: contract.Envelope | None) -> _Verdict:
+        reason = one_line(reason, REASON_CHARS)
         what = f"{envelope.cqrs_id}:{envelope.instance_pk}" if envelope else "body"
-        logger.error("Dead-lettered %s %s: %s; body: %s", delivery.label, what, reason,
-                     wire.preview(delivery.body))
+        self._report.event("dead", [(logging.ERROR, (
+            f"Dead-lettered {one_line(delivery.label)} {one_line(what, PK_CHARS)}: {reason}; "
+            f"body: {wire.preview(delivery.body)}"))])
         return _Verdict(delivery, "dead", reason, delivery.body)
 
     def _forward(self, channel: Any, verdict: _Verdict) -> None:
@@ -262,6 +300,27 @@ class Consumer:
             if purged:
                 logger.info("Purged %s tombstones older than %ss from %r", purged, retention,
                             alias)
+
+
+def _apply(work: list[tuple[Delivery, contract.Envelope, Any]]) -> list[apply.Outcome]:
+    """Apply the batch; if applying fails in a way it does not handle, one event at a time."""
+    pairs = [(envelope, model) for _, envelope, model in work]
+    try:
+        return apply.apply(pairs)
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:  # a bug must cost one event, not the worker
+        logger.exception("Applying a batch failed (%s); applying its events one by one",
+                         one_line(exc, REASON_CHARS))
+    outcomes = []
+    for pair in pairs:
+        try:
+            outcomes.extend(apply.apply([pair]))
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            outcomes.append(apply.failure(exc))
+    return outcomes
 
 
 def _aliases(cqrs_ids: list[str]) -> set[str]:

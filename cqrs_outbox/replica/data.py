@@ -3,7 +3,8 @@
 Keys the model has no field for are dropped (a replica may mirror only some fields of
 its master, and a master may add fields before its replicas do). What cannot be applied
 is a `BadMessage` naming the key: a missing primary key, revision or required field, a
-CQRS_MAPPING source key the data lacks, or a value the field cannot hold.
+CQRS_MAPPING source key the data lacks, or a value the field cannot hold, including an
+integer outside the column's range and a string longer than the column.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models, router
 
 from cqrs_outbox.replica import wire
 from relay import contract
 from relay.exceptions import BadMessage
 
 DELETE_PK_KEY = "id"
+QUOTE_CHARS = 60  # characters of a refused value quoted in a reason
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Fields:
     pk_attname: str
     required: frozenset
     attnames: dict  # field name -> attname
+    ranges: dict  # field name -> (lowest, highest) of integer columns
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,31 @@ def fields(model: type[models.Model]) -> Fields:
         pk_attname=pk.attname,
         required=frozenset(required),
         attnames={f.name: f.attname for f in concrete},
+        ranges=_integer_ranges(model, concrete),
     )
+
+
+def _integer_ranges(model: type[models.Model], concrete: Any) -> dict:
+    ops = connections[router.db_for_write(model)].ops
+    found = {}
+    for field in concrete:
+        kind = field.get_internal_type()
+        if "Integer" in kind or "AutoField" in kind:
+            low, high = ops.integer_field_range(kind)
+            if low is not None or high is not None:
+                found[field.name] = (low, high)
+    return found
+
+
+def check_revision(model: type[models.Model], revision: int) -> None:
+    """Raise BadMessage if the model's `cqrs_revision` column cannot hold `revision`."""
+    _check_fits(model, wire.REVISION_KEY, f"instance_data.{wire.REVISION_KEY}", revision)
 
 
 def prepare(model: type[models.Model], signal_type: str, instance_data: dict) -> Change:
     """Map one SAVE, SYNC or DELETE for `model`; raise BadMessage if it cannot apply."""
     revision = wire.revision(instance_data)
+    check_revision(model, revision)
     if signal_type == contract.SIGNAL_DELETE:
         return _prepare_delete(model, instance_data, revision)
     return _prepare_save(model, signal_type, instance_data, revision)
@@ -121,6 +143,7 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
     if facts.pk_name not in mapped:
         raise BadMessage(f"instance_data.{facts.pk_name} (the primary key) is missing")
     pk = _convert(facts.by_name[facts.pk_name], facts.pk_name, mapped[facts.pk_name])
+    _check_fits(model, facts.pk_name, f"instance_data.{facts.pk_name}", pk)
     if model.CQRS_CUSTOM_SERIALIZATION:
         return Change(signal_type, pk, revision, mapped)
     mapped = {k: v for k, v in mapped.items() if k in facts.by_name}
@@ -129,10 +152,11 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
         raise BadMessage(
             f"instance_data lacks {', '.join(sorted(missing))}, required by {model.__name__}"
         )
-    values = {
-        facts.attnames[name]: _convert(facts.by_name[name], name, value)
-        for name, value in mapped.items()
-    }
+    values = {}
+    for name, value in mapped.items():
+        value = _convert(facts.by_name[name], name, value)
+        _check_fits(model, name, f"instance_data.{name}", value)
+        values[facts.attnames[name]] = value
     return Change(signal_type, pk, revision, mapped, values)
 
 
@@ -141,12 +165,42 @@ def _prepare_delete(model: type[models.Model], data: dict, revision: int) -> Cha
     if DELETE_PK_KEY not in data:
         raise BadMessage(f"instance_data.{DELETE_PK_KEY} (the deleted primary key) is missing")
     pk = _convert(facts.by_name[facts.pk_name], DELETE_PK_KEY, data[DELETE_PK_KEY])
+    _check_fits(model, facts.pk_name, f"instance_data.{DELETE_PK_KEY}", pk)
     mapped = {
         facts.pk_name: data[DELETE_PK_KEY],
         wire.REVISION_KEY: revision,
         wire.UPDATED_KEY: data[wire.UPDATED_KEY],
     }
     return Change(contract.SIGNAL_DELETE, pk, revision, mapped)
+
+
+def _check_fits(model: type[models.Model], name: str, key: str, value: Any) -> None:
+    """Raise BadMessage if column `name` cannot hold `value` (integer range, length)."""
+    if value is None:
+        return
+    facts = fields(model)
+    field = facts.by_name.get(name)
+    if field is None:
+        return
+    limits = facts.ranges.get(name)
+    if limits is not None and isinstance(value, int):
+        low, high = limits
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise BadMessage(
+                f"{key} = {_quote(value)} is out of range for column {field.column!r} "
+                f"({low} to {high})"
+            )
+    max_length = getattr(field, "max_length", None)
+    if max_length and isinstance(value, str) and len(value) > max_length:
+        raise BadMessage(
+            f"{key} is {len(value)} characters long ({_quote(value)}); column "
+            f"{field.column!r} holds at most {max_length}"
+        )
+
+
+def _quote(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
 
 
 def _convert(field: models.Field, key: str, value: Any) -> Any:

@@ -10,30 +10,51 @@ from typing import Any
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import broker, topology, wire
+from relay.escape import one_line
 
 # Dead letters come back with a fresh `expires` of this many seconds, as in django-cqrs.
 RETRY_MESSAGE_TTL = 86400  # seconds
 DROPPED_HEADERS = (broker.REASON_HEADER, broker.FAILED_AT_HEADER)
+ID_CHARS = 100  # characters of an id written per letter
 
 Write = Callable[[str], None]
 
 
-def retry(write: Write) -> int:
-    """Send every dead letter back to the work queue with `retries` at 0; return how many."""
+def retry(write: Write, verbose: bool = False) -> int:
+    """Send every dead letter back to the work queue with `retries` at 0; return how many.
+
+    Writes the count and each letter's ids; the bodies, which may hold personal data,
+    only when `verbose`.
+    """
     with _channel() as (channel, names, total):
         write(f"Total dead letters: {total}")
         done = 0
         for method, props, body in _take(channel, names, total):
             done += 1
-            write(f"Retrying: {done}/{total}")
+            write(f"Retrying: {done}/{total} {describe(props, body)}")
             headers = {k: v for k, v in (props.headers or {}).items() if k not in DROPPED_HEADERS}
             fresh = wire.reset_for_retry(body, RETRY_MESSAGE_TTL)
             out = broker.properties(None, headers)
             out.message_id, out.correlation_id = props.message_id, props.correlation_id
             broker.send_to_queue(channel, names.queue, fresh, out)
             channel.basic_ack(method.delivery_tag)
-            write(fresh.decode("utf-8", "replace"))
+            if verbose:
+                write(fresh.decode("utf-8", "replace"))
+        write(f"Retried {done} dead letters.")
         return done
+
+
+def describe(props: Any, body: bytes) -> str:
+    """Return a dead letter's ids for one line: message id, and cqrs_id:pk if readable."""
+    parts = [f"message {one_line(props.message_id, ID_CHARS)}"] if props.message_id else []
+    try:
+        parsed = json.loads(body) if len(body) <= wire.MAX_BODY_SIZE else None
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict) and "cqrs_id" in parsed:
+        key = f"{parsed.get('cqrs_id')}:{parsed.get('instance_pk')}"
+        parts.append(one_line(key, ID_CHARS))
+    return " ".join(parts) or "(no ids)"
 
 
 def dump(write: Write, with_reasons: bool = False) -> int:
@@ -71,7 +92,7 @@ def _channel() -> Iterator[tuple[Any, topology.Names, int]]:
             topology.declare(channel, names, sorted(ReplicaRegistry.models))
             declared = channel.queue_declare(names.dead_letter_queue, passive=True)
         except broker.ERRORS as exc:
-            raise broker.translate(exc, "declare the replica queues") from exc
+            raise broker.translate(exc, "declare the replica queues", topology.QUEUE_HINT) from exc
         yield channel, names, declared.method.message_count
     finally:
         try:

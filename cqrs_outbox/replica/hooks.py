@@ -1,21 +1,83 @@
-"""Call a replica model's own `cqrs_save` / `cqrs_delete`, exactly as django-cqrs does."""
+"""Call a replica model's own `cqrs_save` / `cqrs_delete`, exactly as django-cqrs does.
+
+Like django-cqrs's, the replica manager does not raise on data it cannot apply or on a
+write the database refuses: it logs an error and returns None (False for a delete). It
+also reports the reason through `refuse()`, and `call()` collects those reports, so the
+consumer learns why a handler returned nothing without the handler having to raise.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
 
 from relay import contract
+from relay.escape import one_line
 from relay.exceptions import CQRSOutboxError
+
+REASON_CHARS = 1000  # characters of a refusal's reason kept for logs and headers
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a handler could not apply its data, and the error behind it if there was one."""
+
+    reason: str
+    error: BaseException | None = None
+
+
+_refusals: contextvars.ContextVar[list[Refusal] | None] = contextvars.ContextVar(
+    "cqrs_outbox_refusals", default=None
+)
 
 
 class HandlerFailed(CQRSOutboxError):
     """A model's handler returned nothing, which django-cqrs counts as a failure."""
 
+    def __init__(self, message: str, error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+def refuse(logger: logging.Logger, reason: str, error: BaseException | None = None) -> None:
+    """Log at ERROR why data cannot be applied, and tell the consumer if it is listening."""
+    reason = one_line(reason, REASON_CHARS)
+    logger.error("%s", reason)
+    found = _refusals.get()
+    if found is not None:
+        found.append(Refusal(reason, error))
+
+
+def consuming() -> bool:
+    """Tell whether the consumer is calling the handler (rather than user code)."""
+    return _refusals.get() is not None
+
 
 def call(model: type, envelope: contract.Envelope) -> Any:
-    """Hand one event to the model's handler; raise HandlerFailed on a falsy result."""
+    """Hand one event to the model's handler; raise HandlerFailed on a falsy result.
+
+    The error says why, when the handler reported it through `refuse()`.
+    """
+    token = _refusals.set([])
+    try:
+        result, name = _dispatch(model, envelope)
+        refusals = _refusals.get() or []
+    finally:
+        _refusals.reset(token)
+    if not result:
+        message = f"{model.__name__}.{name}() returned {result!r}"
+        if refusals:
+            last = refusals[-1]
+            raise HandlerFailed(f"{message}: {last.reason}", last.error)
+        raise HandlerFailed(message)
+    return result
+
+
+def _dispatch(model: type, envelope: contract.Envelope) -> tuple[Any, str]:
     if envelope.signal_type == contract.SIGNAL_DELETE:
         if model.CQRS_META:
             result = model.cqrs_delete(envelope.instance_data, meta=envelope.meta)
@@ -30,9 +92,7 @@ def call(model: type, envelope: contract.Envelope) -> Any:
             kwargs["sync"] = True
         result = model.cqrs_save(envelope.instance_data, **kwargs)
         name = "cqrs_save"
-    if not result:
-        raise HandlerFailed(f"{model.__name__}.{name}() returned {result!r}")
-    return result
+    return result, name
 
 
 def uses_bulk_path(model: type[models.Model]) -> bool:

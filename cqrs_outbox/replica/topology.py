@@ -8,14 +8,23 @@ dead-letter through the default exchange straight back to the work queue.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from pika import exceptions as pika_exceptions
 
 from cqrs_outbox import conf
 from relay import contract
 from relay.exceptions import ConfigurationError
 
 DELAY_SUFFIX = ".delay"
+PRECONDITION_FAILED = 406
+QUEUE_HINT = (
+    "A queue of that name exists with other arguments; delete it or pick another "
+    "CQRS['queue']."
+)
+_INEQUIVALENT = re.compile(r"inequivalent arg '(\w+)'.*current is '([^']*)'")
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,34 @@ def bindings(names: Names, cqrs_ids: list[str]) -> list[tuple[str, str]]:
 
 def declare(channel: Any, names: Names, cqrs_ids: list[str]) -> None:
     """Declare the exchange, the three queues and the bindings on a pika channel."""
-    channel.exchange_declare(exchange=names.exchange, exchange_type="topic", durable=True)
+    try:
+        channel.exchange_declare(exchange=names.exchange, exchange_type="topic", durable=True)
+    except pika_exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != PRECONDITION_FAILED:
+            raise
+        raise exchange_refused(names.exchange, exc.reply_text) from exc
     channel.queue_declare(names.queue, durable=True, exclusive=False)
     channel.queue_declare(names.dead_letter_queue, durable=True, exclusive=False)
     channel.queue_declare(names.delay_queue, durable=True, arguments=delay_arguments(names))
     for queue, key in bindings(names, cqrs_ids):
         channel.queue_bind(exchange=names.exchange, queue=queue, routing_key=key)
+
+
+def exchange_refused(exchange: str, reply_text: str) -> ConfigurationError:
+    """Return the error of an exchange that exists, but is no durable topic exchange."""
+    found = _INEQUIVALENT.search(reply_text or "")
+    if found and found.group(1) == "type":
+        what = f"exists as a {found.group(2)} exchange"
+    elif found:
+        what = f"exists with {found.group(1)} = {found.group(2)}"
+    else:
+        what = "exists with other properties"
+    return ConfigurationError(
+        f"CQRS['exchange'] names exchange {exchange!r}, which {what}; cqrs-outbox and "
+        "django-cqrs need a durable topic exchange. Set CQRS['exchange'] to another name "
+        f"(default {contract.DEFAULT_EXCHANGE!r}) on every service, or delete exchange "
+        f"{exchange!r} so that it is declared afresh."
+    )
 
 
 def delay_arguments(names: Names) -> dict:

@@ -2,7 +2,9 @@
 
 Readers ignore keys they do not know, as the wire format requires. Every problem is a
 `BadMessage` whose text names the key at fault, so the dead-letter reason says exactly
-what to fix.
+what to fix. A body over the size limit is refused before it is parsed, and one nested
+deeper than the depth limit is refused before anything walks it, so no body can run
+the worker out of memory or stack.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from relay import contract
+from relay.escape import one_line
 from relay.exceptions import BadMessage
 
 # Keys django-cqrs itself refuses a message without; the others have defaults.
@@ -22,16 +25,52 @@ REQUIRED_KEYS = ("signal_type", "cqrs_id", "instance_data", "instance_pk")
 REVISION_KEY = "cqrs_revision"
 UPDATED_KEY = "cqrs_updated"
 PREVIEW_CHARS = 200  # characters of a bad body quoted in logs
+MAX_BODY_SIZE = 16 * 1024 * 1024  # bytes, the default of CQRS['replica']['max_body_size']
+MAX_DEPTH = 64  # levels of arrays and objects, the default of CQRS['replica']['max_depth']
 
 
-def decode(body: bytes) -> contract.Envelope:
+def decode(body: bytes, max_size: int = MAX_BODY_SIZE,
+           max_depth: int = MAX_DEPTH) -> contract.Envelope:
     """Parse a raw body into an envelope; raise BadMessage saying what is wrong."""
+    if len(body) > max_size:
+        raise BadMessage(
+            f"body is {len(body)} bytes, over the limit of {max_size} bytes "
+            "(CQRS['replica']['max_body_size'])"
+        )
     try:
         text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
         parsed = json.loads(text)
+    except RecursionError as exc:
+        raise _too_deep(max_depth) from exc
     except (UnicodeDecodeError, ValueError) as exc:
-        raise BadMessage(f"body is not JSON: {exc}") from exc
+        raise BadMessage(f"body is not JSON: {one_line(exc)}") from exc
+    if depth_over(parsed, max_depth):
+        raise _too_deep(max_depth)
     return validate(parsed)
+
+
+def depth_over(value: Any, limit: int) -> bool:
+    """Tell whether arrays and objects nest deeper than `limit` levels (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _too_deep(limit: int) -> BadMessage:
+    return BadMessage(
+        f"body nests arrays and objects deeper than the limit of {limit} levels "
+        "(CQRS['replica']['max_depth'])"
+    )
 
 
 def validate(body: Any) -> contract.Envelope:
@@ -44,7 +83,8 @@ def validate(body: Any) -> contract.Envelope:
     signal_type = body["signal_type"]
     if signal_type not in contract.SIGNAL_TYPES:
         raise BadMessage(
-            f"signal_type must be one of {', '.join(contract.SIGNAL_TYPES)}, got {signal_type!r}"
+            f"signal_type must be one of {', '.join(contract.SIGNAL_TYPES)}, "
+            f"got {_short(signal_type)}"
         )
     _expect(body, "cqrs_id", str)
     if not body["cqrs_id"]:
@@ -58,7 +98,7 @@ def validate(body: Any) -> contract.Envelope:
     _expect_optional(body, "expires", str)
     retries = body.get("retries")
     if retries is not None and (not _is_int(retries) or retries < 0):
-        raise BadMessage(f"retries must be a non-negative integer, got {retries!r}")
+        raise BadMessage(f"retries must be a non-negative integer, got {_short(retries)}")
     if body.get("expires") is not None:
         expires_at(body["expires"])
     known = set(contract.ENVELOPE_KEYS)
@@ -81,8 +121,10 @@ def revision(data: dict) -> int:
     if REVISION_KEY not in data:
         raise BadMessage(f"instance_data.{REVISION_KEY} is missing")
     value = data[REVISION_KEY]
-    if not _is_int(value):
-        raise BadMessage(f"instance_data.{REVISION_KEY} must be an integer, got {value!r}")
+    if not _is_int(value) or value < 0:
+        raise BadMessage(
+            f"instance_data.{REVISION_KEY} must be an integer >= 0, got {_short(value)}"
+        )
     if UPDATED_KEY not in data:
         raise BadMessage(f"instance_data.{UPDATED_KEY} is missing")
     return value
@@ -94,10 +136,10 @@ def expires_at(value: str | None) -> datetime.datetime | None:
         return None
     try:
         moment = parse_datetime(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         moment = None
     if moment is None:
-        raise BadMessage(f"expires must be an ISO-8601 datetime or null, got {value!r}")
+        raise BadMessage(f"expires must be an ISO-8601 datetime or null, got {_short(value)}")
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment
@@ -135,9 +177,15 @@ def reset_for_retry(body: bytes, message_ttl: int | None) -> bytes:
 
 
 def preview(body: Any) -> str:
-    """Return the start of a body for a log line."""
-    text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
-    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
+    """Return the start of a body for a log line, on one line with control characters escaped."""
+    if isinstance(body, (bytes, bytearray)):
+        body = bytes(body[: PREVIEW_CHARS * 4]).decode("utf-8", "replace")
+    return one_line(body, PREVIEW_CHARS)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, (dict, list)) else _kind_of(value)
+    return one_line(text, PREVIEW_CHARS // 2)
 
 
 def _is_int(value: Any) -> bool:

@@ -11,6 +11,7 @@ from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import consumer, reloader, topology
 from cqrs_outbox.replica import workers as worker_pool
+from relay import pika_publisher
 from relay.exceptions import ConfigurationError
 
 
@@ -68,6 +69,8 @@ class Command(BaseCommand):
             raise CommandError("--workers, --batch-size and --prefetch-count must be at least 1.")
         timeouts = _timeouts(options)
         self._check_cqrs_ids(cqrs_ids)
+        if options["verbosity"] < 3:
+            pika_publisher.quiet_pika()  # the consumer reports broker trouble itself, once
         try:
             topology.names(conf.get())
             if options["reload"] and not reloader.in_child():

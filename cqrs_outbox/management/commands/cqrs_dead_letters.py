@@ -15,7 +15,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         commands = parser.add_subparsers(dest="command", required=True)
-        commands.add_parser("retry", help="Send every dead letter back to the replica queue.")
+        retry = commands.add_parser(
+            "retry", help="Send every dead letter back to the replica queue; print their ids."
+        )
+        retry.add_argument("--verbose", action="store_true",
+                           help="Also print each body that is sent back.")
         dump = commands.add_parser("dump", help="Print every dead letter, leaving it queued.")
         dump.add_argument(
             "--with-reasons",
@@ -28,7 +32,7 @@ class Command(BaseCommand):
         write = self.stdout.write
         try:
             if options["command"] == "retry":
-                dead_letters.retry(write)
+                dead_letters.retry(write, options.get("verbose", False))
             elif options["command"] == "dump":
                 dead_letters.dump(write, options.get("with_reasons", False))
             else:

@@ -208,3 +208,20 @@ def test_tombstones__are_purged_after_the_retention(apply_batch):
     )
     assert store.purge_tombstones("default", retention=3600) == 1
     assert list(Tombstone.objects.values_list("instance_pk", flat=True)) == ["2"]
+
+
+def test_refusing_hook__returns_none_and_the_consumer_still_learns_the_reason(caplog):
+    from cqrs_outbox.registry import ReplicaRegistry
+    from cqrs_outbox.replica import apply, wire
+
+    body = ev.save("filtered", 1, 0, name="s" * 150)  # too long for the model's column
+    assert models.FilteredRef.cqrs_save(body["instance_data"]) is None  # called directly
+    good = ev.save("author", 2, 0, name="good")
+    batch = [(wire.validate(d), ReplicaRegistry.get_model_by_cqrs_id(d["cqrs_id"]))
+             for d in (body, good)]
+    refused, ok = apply.apply(batch)
+    assert refused.status == "bad"  # a DataError: dead-lettered at once, not retried
+    assert "FilteredRef.cqrs_save() returned None: CQRS create error: pk = 1 (filtered)" \
+        in refused.reason
+    assert ok.status == "applied"
+    assert not models.FilteredRef.objects.exists()

@@ -73,7 +73,8 @@ def test_validate__names_a_missing_key(key):
     "data, message",
     [
         ({"cqrs_updated": "x"}, "cqrs_revision is missing"),
-        ({"cqrs_revision": "1", "cqrs_updated": "x"}, "must be an integer, got '1'"),
+        ({"cqrs_revision": "1", "cqrs_updated": "x"}, "must be an integer >= 0, got '1'"),
+        ({"cqrs_revision": -1, "cqrs_updated": "x"}, "must be an integer >= 0, got -1"),
         ({"cqrs_revision": 1.0, "cqrs_updated": "x"}, "must be an integer"),
         ({"cqrs_revision": False, "cqrs_updated": "x"}, "must be an integer"),
         ({"cqrs_revision": 1}, "cqrs_updated is missing"),

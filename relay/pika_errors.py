@@ -1,0 +1,121 @@
+"""Translate pika's errors into ours, once, for the relay and the replica consumer alike.
+
+Fatal: a refused login, a missing vhost or a refused permission (AccessRefused, with one
+line naming the user, the host and what to fix), and a declaration the broker refuses
+because an object of that name exists with other properties (ConfigurationError).
+Per message: an unroutable message (MessageRejected). Everything else means the broker
+or the network went away for now (BrokerUnavailable), and is retried.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pika import exceptions as pika_exceptions
+from pika.adapters.utils import connection_workflow
+
+from relay.escape import one_line
+from relay.exceptions import (
+    AccessRefused,
+    BrokerUnavailable,
+    ConfigurationError,
+    CQRSOutboxError,
+    MessageRejected,
+)
+from relay.urls import BrokerAddress
+
+ACCESS_REFUSED = 403
+NOT_FOUND = 404
+PRECONDITION_FAILED = 406
+NOT_ALLOWED = 530  # the vhost does not exist, or the user may not open it
+TEXT_LIMIT = 300  # characters of a broker's error text quoted in a message
+
+_LOGIN_ERRORS = (pika_exceptions.AuthenticationError, pika_exceptions.ProbableAuthenticationError)
+_CODE_IN_TEXT = re.compile(r"\((\d{3})\)")
+
+
+def translate(exc: BaseException, address: BrokerAddress, what: str,
+              precondition_hint: str = "") -> CQRSOutboxError:
+    """Return our error for a pika (or socket) error raised while doing `what`."""
+    exc = unwrap(exc)
+    code = reply_code(exc)
+    if isinstance(exc, _LOGIN_ERRORS) or (code == ACCESS_REFUSED and _at_connection(exc)):
+        return login_refused(address)
+    if isinstance(exc, pika_exceptions.ProbableAccessDeniedError) or code == NOT_ALLOWED:
+        return vhost_refused(address)
+    if code == ACCESS_REFUSED:
+        return AccessRefused(
+            f"the broker at {_where(address)} refused user {address.user!r} permission to "
+            f"{what}: {text(exc)}. Grant the user configure, write and read permissions on "
+            f"vhost {address.vhost!r} (rabbitmqctl set_permissions), or use another user."
+        )
+    if code == PRECONDITION_FAILED:
+        hint = precondition_hint or "an object of that name exists with other properties"
+        return ConfigurationError(f"the broker refused to {what}: {text(exc)}. {hint}")
+    if isinstance(exc, pika_exceptions.UnroutableError):
+        return MessageRejected(f"the broker could not route a message while trying to {what}")
+    return BrokerUnavailable(f"broker at {address.safe_url} lost while trying to {what}: "
+                             f"{text(exc)}")
+
+
+def login_refused(address: BrokerAddress) -> AccessRefused:
+    """Return the error of a refused login."""
+    return AccessRefused(
+        f"the broker at {_where(address)} refused the login of user {address.user!r}: "
+        "fix the user name or password in the broker URL (percent-encode special "
+        "characters), or create the user on the broker."
+    )
+
+
+def vhost_refused(address: BrokerAddress) -> AccessRefused:
+    """Return the error of a vhost that is missing or closed to the user."""
+    return AccessRefused(
+        f"the broker at {_where(address)} refused user {address.user!r} the vhost "
+        f"{address.vhost!r}: it does not exist or the user may not open it. Fix the vhost "
+        "in the broker URL, create it (rabbitmqctl add_vhost), or grant the user access "
+        "(rabbitmqctl set_permissions)."
+    )
+
+
+def is_fatal(error: BaseException) -> bool:
+    """Tell whether retrying cannot help."""
+    return isinstance(error, ConfigurationError)
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """Return the error under pika's connection-workflow wrappers."""
+    if isinstance(exc, connection_workflow.AMQPConnectionWorkflowFailed) and exc.exceptions:
+        exc = exc.exceptions[-1]
+    if isinstance(exc, connection_workflow.AMQPConnectorPhaseErrorBase) and exc.exception:
+        exc = exc.exception
+    return exc
+
+
+def reply_code(exc: BaseException) -> int | None:
+    """Return the AMQP reply code an error carries, if any."""
+    code = getattr(exc, "reply_code", None)
+    if isinstance(code, int):
+        return code
+    if isinstance(exc, pika_exceptions.AMQPConnectionError) and exc.args:
+        found = _CODE_IN_TEXT.search(str(exc.args[0]))
+        return int(found.group(1)) if found else None
+    return None
+
+
+def text(exc: BaseException) -> str:
+    """Return an error's message on one line, as the broker worded it."""
+    exc = unwrap(exc)
+    while exc.args and isinstance(exc.args[0], BaseException):
+        exc = unwrap(exc.args[0])  # pika wraps the cause, sometimes twice
+    reply = getattr(exc, "reply_text", None)
+    words = f"{reply_code(exc)} {reply}" if reply else (str(exc).strip() or type(exc).__name__)
+    return one_line(words, TEXT_LIMIT)
+
+
+def _at_connection(exc: BaseException) -> bool:
+    return isinstance(exc, (pika_exceptions.AMQPConnectionError,
+                            pika_exceptions.ConnectionClosedByBroker))
+
+
+def _where(address: BrokerAddress) -> str:
+    return f"{address.host}:{address.port}"
