@@ -37,3 +37,7 @@ class MessageRejected(FatalError):
 
 class BadMessage(FatalError):
     """A received message cannot be decoded or lacks what it must carry."""
+
+
+class EventBuildError(FatalError):
+    """A master event could not be built at commit; the transaction was rolled back."""
