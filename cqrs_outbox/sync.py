@@ -213,7 +213,7 @@ def _custom_sync(row: models.Model, alias: str, queue: str | None) -> bool:
     # The model's own cqrs_sync() may do anything: a savepoint keeps its failure to
     # itself, and flushing inside it makes its event's failure its own too.
     with transaction.atomic(using=alias):
-        done = row.cqrs_sync(using=alias, queue=queue)
+        done = row.cqrs_sync(queue=queue)  # the call django-cqrs makes
         outbox.flush(alias)
     return bool(done)
 

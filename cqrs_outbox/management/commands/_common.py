@@ -103,3 +103,24 @@ def add_progress(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Report progress on stderr even when it is not a terminal",
     )
+
+
+def finish_sync(command: CQRSCommand, options: dict, result: Any, queue: str | None) -> None:
+    """Print django-cqrs's closing lines of a sync on stdout and ours on stderr.
+
+    A row whose sync failed gets django-cqrs's "Sync record failed for pk=..." line; the
+    command then exits with status 1, after the others were synced.
+    """
+    for pk, why in result.failed:
+        command.stdout.write(f"Sync record failed for pk={pk}: {why}")
+    command.stdout.write(
+        f"Done!\n{result.synced} instance(s) synced.\n{result.processed} instance(s) processed."
+    )
+    target = f"queue {queue}" if queue else "every replica"
+    command.report(
+        options,
+        f"{result.synced} SYNC event(s) written to the outbox for {target}; "
+        f"{result.skipped} row(s) skipped; {len(result.failed)} failed.",
+    )
+    if result.failed:
+        raise CommandError(f"{len(result.failed)} row(s) failed to sync.", returncode=1)
