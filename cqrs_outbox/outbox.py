@@ -108,7 +108,7 @@ def _hook(conn: Any, pending: Pending, alias: str) -> None:
     def commit_with_events() -> None:
         if pending.entries:
             try:
-                _flush(alias, pending)
+                _flush(alias, pending, commit=_commits_in_insert(conn))
             except BaseException:
                 _abandon(conn)
                 raise
@@ -123,6 +123,17 @@ def _hook(conn: Any, pending: Pending, alias: str) -> None:
 
     conn.commit = commit_with_events
     conn.rollback = rollback_dropping_events
+
+
+def _commits_in_insert(conn: Any) -> bool:
+    # psycopg 3 with client-side binding (Django's default) sends "INSERT ...; COMMIT"
+    # as one query and, finding the server idle afterwards, sends no COMMIT of its own:
+    # the event INSERT then costs no round trip. Other drivers commit on their own.
+    if conn.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3 and conn.settings_dict["OPTIONS"].get("server_side_binding") is not True
 
 
 def _abandon(conn: Any) -> None:
@@ -252,7 +263,7 @@ def flush(alias: str = "default") -> list[int]:
     return _flush(alias, pending)
 
 
-def _flush(alias: str, pending: Pending) -> list[int]:
+def _flush(alias: str, pending: Pending, commit: bool = False) -> list[int]:
     conn = connections[alias]
     alive = pending.alive(conn)
     todo = []
@@ -274,16 +285,19 @@ def _flush(alias: str, pending: Pending) -> list[int]:
         entry.dirty = False
         if event is not None:
             built.append((entry, event))
-    return _write(alias, built)
+    return _write(alias, built, commit)
 
 
-def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]]) -> list[int]:
+def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: bool) -> list[int]:
     db = dbapi.database(alias)
     fresh = []
     for entry, event in built:
         if entry.event_id is None or not store.rewrite_event(db, entry.event_id, event):
             fresh.append((entry, event))
     if not fresh:
+        return []
+    if commit:
+        store.insert_events_and_commit(db, [event for _, event in fresh])
         return []
     ids = store.insert_events(db, [event for _, event in fresh])
     for (entry, _), event_id in zip(fresh, ids, strict=True):

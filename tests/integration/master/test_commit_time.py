@@ -3,7 +3,7 @@
 import logging
 
 import pytest
-from django.db import connections, transaction
+from django.db import DataError, IntegrityError, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from cqrs_outbox.models import OutboxEvent
@@ -187,3 +187,41 @@ def test_book_deleted_after_writer_save__writer_event_leaves_it_out(outbox_rows)
         book.delete()
     [row] = outbox_rows()
     assert row["body"]["instance_data"]["books"] == ["Final"]
+
+
+def test_deferred_constraint_failing_at_commit__nothing_committed_and_connection_usable(
+    outbox_rows,
+):
+    # Django creates foreign keys DEFERRABLE INITIALLY DEFERRED: checked only at COMMIT,
+    # which on psycopg 3 travels in the same query as the event INSERT.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        models.Author.objects.create(name="lost")
+        models.Book.objects.create(writer_id=987654, title="orphan")
+    assert models.Author.objects.count() == 0 and outbox_rows() == []
+    models.Author.objects.create(name="next")
+    assert [r["body"]["instance_data"]["name"] for r in outbox_rows()] == ["next"]
+
+
+@pytest.mark.postgres
+def test_outbox_insert_failing_at_commit__nothing_committed_and_connection_usable(
+    outbox_rows,
+):
+    author = models.Author.objects.create(name="Ann")
+    with pytest.raises(DataError), transaction.atomic():
+        author.name = "renamed"
+        author.save()
+        author.cqrs_sync(queue="q" * 600)  # a routing key longer than its column
+    author.refresh_from_db()
+    assert (author.name, author.cqrs_revision) == ("Ann", 0)
+    assert len(outbox_rows()) == 1
+    author.name = "again"
+    author.save()
+    assert [r["revision"] for r in outbox_rows()] == [0, 1]
+
+
+@pytest.mark.postgres
+def test_new_event_row__bookkeeping_columns_filled_by_the_database(outbox_rows):
+    models.Author.objects.create(name="Ann")
+    [row] = outbox_rows()
+    assert (row["status"], row["attempts"], row["last_error"]) == ("pending", 0, "")
+    assert row["available_at"] is not None and row["created_at"] is not None
