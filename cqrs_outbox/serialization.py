@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 from django.db import models
@@ -14,6 +15,7 @@ from relay import contract
 
 ALL_FIELDS = "__all__"
 _STR_FIELDS = (models.DateField, models.DateTimeField, models.UUIDField)
+_PLAIN = {type(None), int, str, bool, float}  # values that are never expressions
 
 
 def is_expression(value: Any) -> bool:
@@ -36,11 +38,14 @@ def refresh_expressions(instance: models.Model, using: str) -> None:
 
 def expression_fields(instance: models.Model) -> list[str]:
     """Return the attnames of `instance` that hold an expression not yet read back."""
+    model_cls = type(instance)
+    attnames = model_cls.__dict__.get("_cqrs_attnames")
+    if attnames is None:
+        attnames = model_cls._cqrs_attnames = tuple(
+            f.attname for f in model_cls._meta.concrete_fields
+        )
     loaded = instance.__dict__
-    return [
-        f.attname for f in instance._meta.concrete_fields
-        if is_expression(loaded.get(f.attname))
-    ]
+    return [a for a in attnames if type(loaded.get(a)) not in _PLAIN and is_expression(loaded[a])]
 
 
 def refresh_many(model_cls: type[models.Model], using: str, attnames: list[str],
@@ -144,13 +149,20 @@ def delete_data(instance: models.Model, revision: int) -> dict:
     return data
 
 
+_expires_memo: tuple = (None, None, None)  # (whole second, ttl, value)
+
+
 def expires_at(settings: conf.Settings) -> str | None:
-    """Return the `expires` value for an event written now."""
+    """Return the `expires` value for an event written now (whole seconds, as ISO text)."""
     ttl = settings.master.message_ttl
     if ttl is None:
         return None
-    moment = timezone.now() + datetime.timedelta(seconds=ttl)
-    return moment.replace(microsecond=0).isoformat()
+    global _expires_memo
+    second = int(time.time())
+    if _expires_memo[:2] != (second, ttl):
+        moment = timezone.now() + datetime.timedelta(seconds=ttl)
+        _expires_memo = (second, ttl, moment.replace(microsecond=0).isoformat())
+    return _expires_memo[2]
 
 
 def correlation_id(settings: conf.Settings, signal_type: str, cqrs_id: str, pk: Any,
