@@ -153,14 +153,21 @@ def _report(scenario: str, link: str, rates: dict) -> None:
     )
 
 
-def _broker_queue(exchange: str) -> tuple:
+def _broker(exchange: str, create: bool) -> None:
+    # A connection per call: an idle BlockingConnection misses heartbeats during the run.
     conn = pika.BlockingConnection(pika.URLParameters(settings.CQRS["url"]))
-    channel = conn.channel()
-    channel.exchange_declare(exchange, "topic", durable=True)
-    queue = f"{exchange}_sink"
-    channel.queue_declare(queue, durable=True)
-    channel.queue_bind(queue, exchange, routing_key="#")
-    return conn, channel, queue
+    try:
+        channel = conn.channel()
+        queue = f"{exchange}_sink"
+        if create:
+            channel.exchange_declare(exchange, "topic", durable=True)
+            channel.queue_declare(queue, durable=True)
+            channel.queue_bind(queue, exchange, routing_key="#")
+        else:
+            channel.queue_delete(queue)
+            channel.exchange_delete(exchange)
+    finally:
+        conn.close()
 
 
 def main() -> None:
@@ -173,7 +180,7 @@ def main() -> None:
     state = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     db = connection.settings_dict
     exchange = f"bench_{uuid.uuid4().hex[:8]}"
-    broker, channel, queue = _broker_queue(exchange)
+    _broker(exchange, create=True)
     direct = str(db["PORT"])
     proxy = _calibrated_proxy(db["HOST"], direct, args.delay_ms)
     peer = Peer(db["NAME"], exchange)
@@ -191,9 +198,7 @@ def main() -> None:
     finally:
         peer.stop()
         proxy.stop()
-        channel.queue_delete(queue)
-        channel.exchange_delete(exchange)
-        broker.close()
+        _broker(exchange, create=False)
         _use_port(direct)
         teardown_databases(state, verbosity=0)
 
