@@ -11,7 +11,8 @@ and `rollback` methods are wrapped (attributes of that `DatabaseWrapper` instanc
 once). Django ends every transaction through these two methods: the outermost
 `atomic()` calls `commit()` on exit, and so does `transaction.commit()` with
 autocommit off. The wrapper flushes, then commits; if the flush fails it rolls back
-and raises, so no committed change is left without its event.
+and raises, so no committed change is left without its event. On psycopg 3 the
+INSERT carries the COMMIT in the same query (see `_commits_in_insert`).
 
 Which queued instances still stand is decided as Django decides its `on_commit`
 callbacks: each queue entry registers a do-nothing marker with `on_commit`, and at
