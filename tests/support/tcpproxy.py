@@ -12,7 +12,8 @@
 `delay` (seconds) holds every chunk that long before forwarding it, each way, so a
 request and its answer cross 2 x delay later: a service on another host, for benchmarks.
 `python -m tests.support.tcpproxy HOST PORT --delay-ms 0.25` runs one in a process of
-its own, prints its port and forwards until its stdin closes.
+its own, prints its port and forwards until its stdin closes; each line "sends" on its
+stdin prints how many chunks clients have sent so far (one per request and answer).
 
 One thread accepts, one thread per connection pumps bytes both ways. Everything is
 torn down by `stop()` (or leaving the `with` block).
@@ -63,6 +64,8 @@ class _Link:
         try:
             data = source.recv(CHUNK)
             if data:
+                if source is self.client:
+                    self.proxy.sends += 1
                 if self.proxy.delay:
                     time.sleep(self.proxy.delay)
                 target.sendall(data)
@@ -91,6 +94,7 @@ class TcpProxy:
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.delay = delay  # seconds each chunk waits, each way
+        self.sends = 0  # chunks forwarded from clients: about one per round trip
         self.host = host
         self.port = port
         self.frozen = False
@@ -228,7 +232,9 @@ def main() -> None:
     args = parser.parse_args()
     with TcpProxy(args.host, args.port, delay=args.delay_ms / 1000) as proxy:
         print(proxy.port, flush=True)
-        sys.stdin.read()
+        for line in sys.stdin:
+            if line.strip() == "sends":
+                print(proxy.sends, flush=True)
 
 
 if __name__ == "__main__":
