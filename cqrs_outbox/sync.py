@@ -70,7 +70,8 @@ def _lookup(known: dict, cqrs_id: str, kind: str) -> type[models.Model]:
     if model is None:
         choices = ", ".join(sorted(known)) or "none"
         raise ConfigurationError(
-            f"Wrong CQRS ID: {cqrs_id!r} is no {kind} model (known: {choices})."
+            # django-cqrs's words first ("Wrong CQRS ID: x!"), for scripts that match them.
+            f"Wrong CQRS ID: {cqrs_id}! It is no {kind} model (known: {choices})."
         )
     return model
 

@@ -100,7 +100,7 @@ def test_diff_sync__no_queue_means_every_replica(authors, outbox_rows):
     "command, stream, message",
     [
         ("cqrs_diff_sync", "", "stdin is empty"),
-        ("cqrs_diff_sync", "nope,2024,None\n[1]\n", "Wrong CQRS ID: 'nope'"),
+        ("cqrs_diff_sync", "nope,2024,None\n[1]\n", "Wrong CQRS ID: nope!"),
         ("cqrs_diff_sync", "author,2024,None\n{oops\n", "Line 2 of the input is not JSON"),
         ("cqrs_deleted_diff_master", "author,2024\n{}\n", "Line 2 of the input is not a JSON list"),
     ],

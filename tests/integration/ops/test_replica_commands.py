@@ -74,7 +74,7 @@ def test_bulk_load__serializer_dump_into_its_replica():
 
 @pytest.mark.parametrize(
     "stream, message",
-    [("", "stdin is empty"), ("nope\n{}\n", "Wrong CQRS ID: 'nope' is no replica model")],
+    [("", "stdin is empty"), ("nope\n{}\n", "Wrong CQRS ID: nope! It is no replica model")],
 )
 def test_bulk_load__bad_header_is_one_clear_error(stream, message):
     with pytest.raises(CommandError, match=message):

@@ -120,7 +120,7 @@ def test_sync__bad_filter_exits_1_with_one_line_and_writes_nothing(authors, mana
 def test_sync__unknown_cqrs_id_exits_1(manage):
     result = manage("cqrs_sync", "--cqrs-id", "nope", "-f", "{}")
     assert result.returncode == 1
-    assert "Wrong CQRS ID: 'nope'" in result.stderr
+    assert "CommandError: Wrong CQRS ID: nope!" in result.stderr
 
 
 def test_sync__bad_filter_raises_command_error_in_process(authors):
