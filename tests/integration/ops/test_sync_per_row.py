@@ -94,3 +94,12 @@ def test_diff_sync__prints_django_cqrs_lines(outbox_rows):
     assert out == "Done!\n2 instance(s) synced.\n2 instance(s) processed.\n"
     assert "2 SYNC event(s) written to the outbox for queue replica_q" in err
     assert {r["routing_key"] for r in outbox_rows()} == {"cqrs.replica_q.author"}
+
+
+def test_bulk_dump__uses_the_models_to_cqrs_dict_override():
+    models.OwnDict.objects.create(name="quiet")
+    out, _, error = _run("cqrs_bulk_dump", "--cqrs-id", "own_dict", "-o", "-")
+    assert error is None
+    header, line = out.splitlines()
+    assert header == "own_dict"
+    assert json.loads(line)["shout"] == "QUIET"
