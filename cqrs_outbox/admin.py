@@ -328,4 +328,6 @@ class CQRSAdminMasterSyncMixin:
         text = f"{result.synced} row(s) queued for sync via the outbox."
         if result.skipped:
             text += f" {result.skipped} row(s) skipped (gone, or not sync instances)."
+        if result.failed:
+            text += " Failed: " + "; ".join(f"pk={pk}: {why}" for pk, why in result.failed)
         self.message_user(request, text)  # type: ignore[attr-defined]

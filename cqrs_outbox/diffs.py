@@ -129,15 +129,14 @@ def sync_changes(
     bar: progress.Progress | None = None,
 ) -> sync.SyncResult:
     """Write SYNC events into the outbox for the keys of each line, to `queue` or all."""
-    synced = skipped = 0
+    total = sync.SyncResult(0, 0)
     alias = router.db_for_write(model)
     for pks in packages(lines):
         qs = model._default_manager.using(alias).filter(pk__in=pks)
-        result = sync.sync_queryset(qs, queue=queue, batch=batch)
-        synced, skipped = synced + result.synced, skipped + result.skipped
+        total += sync.sync_queryset(qs, queue=queue, batch=batch)
         if bar is not None:
             bar.advance(len(pks))
-    return sync.SyncResult(synced, skipped)
+    return total
 
 
 def replica_keys(

@@ -32,6 +32,16 @@ class Counts:
     failed: int
 
 
+def _data(row: models.Model, alias: str) -> dict:
+    # A model's own to_cqrs_dict() is called as django-cqrs's dump calls it; the
+    # default one is spared re-reading the row it was just handed.
+    from cqrs_outbox.mixins import RawMasterMixin
+
+    if type(row).to_cqrs_dict is not RawMasterMixin.to_cqrs_dict:
+        return row.to_cqrs_dict()
+    return serialization.instance_data(row, alias, fetch=False)
+
+
 def dump(
     model: type[models.Model],
     out: TextIO,
@@ -47,7 +57,7 @@ def dump(
     for rows in sync.batches(qs, batch):
         for row in rows:
             try:
-                line = contract.dumps(serialization.instance_data(row, alias, fetch=False))
+                line = contract.dumps(_data(row, alias))
             except Exception as exc:  # one bad row must not end a dump of millions
                 errors.write(f"Dump record failed for pk={row.pk}: {type(exc).__name__}: {exc}\n")
                 failed += 1

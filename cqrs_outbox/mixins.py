@@ -39,8 +39,9 @@ class RawMasterMixin(models.Model):
         abstract = True
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """Save the row and write its event in one transaction."""
+        """Save the row and queue its event, written just before the transaction commits."""
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        outbox.count_save(using, self)
         with transaction.atomic(using=using, savepoint=False):
             self._prepare_cqrs_save(using, kwargs)
             super().save(*args, **kwargs)
@@ -49,62 +50,67 @@ class RawMasterMixin(models.Model):
         update_fields = kwargs.get("update_fields")
         auto = kwargs.pop("update_cqrs_fields", conf.get().master.auto_update_fields)
         key = outbox.event_key(self.CQRS_ID, self.pk, contract.SIGNAL_SAVE)
-        first = self._state.adding or outbox.pending_event(using, key) is None
-        tracker.capture(self, first_in_transaction=first)
+        first = self._state.adding or not outbox.queued(using, key)
+        bump = not self._state.adding
         if update_fields is not None:
-            if not auto:
-                return
-            kwargs["update_fields"] = set(update_fields) | {"cqrs_revision", "cqrs_updated"}
-        if self._state.adding:
-            return
-        # A later save in the same transaction keeps the revision the first one set;
-        # F() rather than the value in memory, which another object may have left stale.
-        self.cqrs_revision = F("cqrs_revision") + 1 if first else F("cqrs_revision")
+            bump = bump and auto
+            if auto:
+                kwargs["update_fields"] = set(update_fields) | {"cqrs_revision", "cqrs_updated"}
+        if bump:
+            # A later save in the same transaction keeps the revision the first one set;
+            # F() rather than the value in memory, which another object may have left
+            # stale. Read back when the event is built.
+            self.cqrs_revision = F("cqrs_revision") + 1 if first else F("cqrs_revision")
+        tracker.capture(self, first_in_transaction=first)
+
+    def _cqrs_alias(self) -> str:
+        return self._state.db or router.db_for_write(type(self), instance=self)
 
     @property
     def cqrs_saves_count(self) -> int:
-        """How many events this instance has pending in the current transaction (0 or 1)."""
-        using = self._state.db or router.db_for_write(type(self), instance=self)
-        key = outbox.event_key(self.CQRS_ID, self.pk, contract.SIGNAL_SAVE)
-        return int(outbox.pending_event(using, key) is not None)
+        """How many times this instance has been saved in the current transaction."""
+        return outbox.saves_count(self._cqrs_alias(), self)
 
     @property
     def is_initial_cqrs_save(self) -> bool:
-        """True when no event of this instance is pending in the current transaction."""
-        return self.cqrs_saves_count == 0
+        """True until the instance's second save in the current transaction."""
+        return self.cqrs_saves_count < 2
 
     def reset_cqrs_saves_count(self) -> None:
-        """Forget this instance's pending event, so its next save writes a new one."""
-        using = self._state.db or router.db_for_write(type(self), instance=self)
-        outbox.forget(using, self.CQRS_ID, self.pk)
+        """Start counting saves afresh; the next save in this transaction gets an event
+        (and a revision) of its own, as in django-cqrs."""
+        self.__dict__.pop(outbox.SAVES_ATTR, None)
+        if self.pk is not None:
+            key = outbox.event_key(self.CQRS_ID, self.pk, contract.SIGNAL_SAVE)
+            outbox.seal(self._cqrs_alias(), key)
 
     def to_cqrs_dict(self, using: str | None = None, sync: bool = False) -> dict:
         """Return `instance_data` as the next event would carry it."""
         from cqrs_outbox import serialization
 
-        alias = using or self._state.db or router.db_for_write(type(self), instance=self)
-        return serialization.instance_data(self, alias, fetch=not sync)
+        return serialization.instance_data(self, using or self._cqrs_alias(), fetch=not sync)
 
     def get_tracked_fields_data(self) -> dict | None:
         """Return the previous values of the tracked fields that changed."""
         return tracker.previous_data(self)
 
     def cqrs_sync(self, using: str | None = None, queue: str | None = None) -> bool:
-        """Write a SYNC event of the row as it is now, to every replica or to `queue`.
+        """Queue a SYNC event of the row, to every replica or to `queue`.
 
         The row is read under `SELECT ... FOR UPDATE`, so the SYNC cannot overtake a newer
-        revision being written by another transaction. Returns False if the row is gone.
+        revision being written by another transaction; its event is built and written at
+        commit. Returns False if the row is gone.
         """
         if self._state.adding:
             return False
         model_cls = type(self)
-        alias = using or self._state.db or router.db_for_write(model_cls, instance=self)
+        alias = using or self._cqrs_alias()
         with transaction.atomic(using=alias, savepoint=False):
             qs = model_cls.relate_cqrs_serialization(model_cls._default_manager.using(alias))
             fresh = qs.select_for_update(of=("self",)).filter(pk=self.pk).first()
             if fresh is None:
                 return False
-            signals.write_save(model_cls, fresh, alias, sync=True, queue=queue)
+            signals.queue_save(model_cls, fresh, alias, sync=True, queue=queue)
         return True
 
     def is_sync_instance(self) -> bool:

@@ -1,25 +1,42 @@
-"""Write CQRS events into the outbox table, in the caller's transaction and database.
+"""Queue a transaction's CQRS events and write them in one INSERT just before COMMIT.
 
-Within one transaction an instance gets one event: a later save rewrites the row the
-first save inserted, so the event carries the final state. The bookkeeping of which
-row belongs to which instance rides on Django's `on_commit` list, so it follows
-savepoint rollbacks exactly as Django's own callbacks do.
+A save, delete, bulk write or SYNC queues its instance on the connection of its
+database alias. When the transaction commits, the queue is flushed: each instance is
+serialised as it is at that moment, and all events go into the outbox in one
+multi-row INSERT, on the same connection and inside the same transaction. A serializer
+therefore sees rows written after the save, as django-cqrs's serializers do.
+
+How the flush is reached: the first time a connection queues an event, its `commit`
+and `rollback` methods are wrapped (attributes of that `DatabaseWrapper` instance, set
+once). Django ends every transaction through these two methods: the outermost
+`atomic()` calls `commit()` on exit, and so does `transaction.commit()` with
+autocommit off. The wrapper flushes, then commits; if the flush fails it rolls back
+and raises, so no committed change is left without its event. On psycopg 3 the
+INSERT carries the COMMIT in the same query (see `_commits_in_insert`).
+
+Which queued instances still stand is decided as Django decides its `on_commit`
+callbacks: each queue entry registers a do-nothing marker with `on_commit`, and at
+flush only entries whose marker is still in `connection.run_on_commit` are written. A
+rolled-back savepoint removes its markers, so it takes its events with it.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 
-from cqrs_outbox import dbapi
+from cqrs_outbox import conf, dbapi, events, serialization
 from relay import contract, store
 
-Key = tuple  # (cqrs_id, instance_pk text, signal_type, queue)
+logger = logging.getLogger(__name__)
 
-_local = threading.local()
+Key = tuple  # (cqrs_id, instance_pk text, signal_type, queue)
+STATE_ATTR = "_cqrs_outbox_pending"
+SAVES_ATTR = "_cqrs_saves"  # (transaction serial, saves in it) on an instance
 
 
 def event_key(cqrs_id: str, pk: Any, signal_type: str, queue: str | None = None) -> Key:
@@ -27,94 +44,282 @@ def event_key(cqrs_id: str, pk: Any, signal_type: str, queue: str | None = None)
     return (cqrs_id, str(pk), signal_type, queue)
 
 
-def build_row(envelope: contract.Envelope, revision: int, queue: str | None) -> contract.NewEvent:
-    """Return the outbox row for `envelope`."""
-    pk = str(envelope.instance_pk)
-    correlation = envelope.correlation_id
-    return contract.NewEvent(
-        cqrs_id=envelope.cqrs_id,
-        instance_pk=pk,
-        signal_type=envelope.signal_type,
-        revision=revision,
-        partition=contract.partition_for(envelope.cqrs_id, pk),
-        routing_key=contract.routing_key(envelope.cqrs_id, queue),
-        payload=envelope.to_json(),
-        correlation_id=None if correlation is None else str(correlation),
-    )
+@dataclass(eq=False)
+class Entry:
+    """One queued event: the instance to serialise at flush, or an event built already."""
+
+    key: Key
+    marker: Callable[[], None]
+    instance: models.Model | None = None
+    using: str = "default"
+    event: contract.NewEvent | None = None
+    event_id: int | None = None  # set once an early flush has inserted it
+    dirty: bool = True
 
 
-def _entries(alias: str) -> dict:
-    registry = getattr(_local, "entries", None)
-    if registry is None:
-        registry = _local.entries = {}
-    return registry.setdefault(alias, {})
+@dataclass(eq=False)
+class Pending:
+    """The events queued on one connection in its current transaction, in order."""
+
+    entries: dict = field(default_factory=dict)
+    serial: int = 0  # counts finished transactions, for `cqrs_saves_count`
+    saved: list = field(default_factory=list)  # instances whose save count ends at commit
+    marker: Callable[[], None] | None = None
+    marker_sids: list | None = None
+    _seen: Any = None  # the run_on_commit list the alive set was read from
+    _seen_len: int = 0
+    _alive: set = field(default_factory=set)
+
+    def alive(self, conn: Any) -> set:
+        """Return the ids of the callables in `conn.run_on_commit`.
+
+        Django only appends to that list while a transaction runs, and replaces it on
+        any removal (savepoint rollback, rollback, commit), so the set is cached and
+        extended while the list stays the same object.
+        """
+        hooks = conn.run_on_commit
+        if hooks is not self._seen or len(hooks) < self._seen_len:
+            self._seen, self._seen_len, self._alive = hooks, 0, set()
+        for _, func, _ in hooks[self._seen_len:]:
+            self._alive.add(id(func))
+        self._seen_len = len(hooks)
+        return self._alive
+
+    def finish(self) -> None:
+        """Forget everything: the transaction ended."""
+        self.entries.clear()
+        self.saved.clear()
+        self.marker = self.marker_sids = None
+        self.serial += 1
 
 
-def _alive(alias: str, marker: Callable[[], None]) -> bool:
+def state(alias: str) -> Pending:
+    """Return the queue of `alias`'s connection in this thread, hooking it on first use."""
     conn = connections[alias]
-    return conn.in_atomic_block and any(item[1] is marker for item in conn.run_on_commit)
+    found = conn.__dict__.get(STATE_ATTR)
+    if found is None:
+        found = conn.__dict__[STATE_ATTR] = Pending()
+        _hook(conn, found, alias)
+    return found
 
 
-def pending_event(alias: str, key: Key) -> int | None:
-    """Return the id of the event this transaction already wrote under `key`, if it stands."""
-    entries = _entries(alias)
-    entry = entries.get(key)
-    if entry is None:
+def _hook(conn: Any, pending: Pending, alias: str) -> None:
+    commit, rollback = conn.commit, conn.rollback
+
+    def commit_with_events() -> None:
+        if pending.entries:
+            try:
+                _flush(alias, pending, commit=_commits_in_insert(conn))
+            except BaseException:
+                _abandon(conn)
+                raise
+        commit()
+        for instance in pending.saved:
+            instance.__dict__.pop(SAVES_ATTR, None)
+        pending.finish()
+
+    def rollback_dropping_events() -> None:
+        pending.finish()
+        rollback()
+
+    conn.commit = commit_with_events
+    conn.rollback = rollback_dropping_events
+
+
+def _commits_in_insert(conn: Any) -> bool:
+    # psycopg 3 with client-side binding (Django's default) sends "INSERT ...; COMMIT"
+    # as one query and, finding the server idle afterwards, sends no COMMIT of its own:
+    # the event INSERT then costs no round trip. Other drivers commit on their own.
+    if conn.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3 and conn.settings_dict["OPTIONS"].get("server_side_binding") is not True
+
+
+def _abandon(conn: Any) -> None:
+    # Roll back before the error leaves commit(): Atomic only rolls back on a
+    # DatabaseError, and re-enabling autocommit on SQLite would commit what is open.
+    try:
+        conn.rollback()
+    except Exception:  # noqa: BLE001 - a broken connection: dropping it ends the transaction
+        conn.close()
+
+
+def _current_marker(conn: Any, pending: Pending) -> Callable[[], None]:
+    # One marker per savepoint level: entries queued at the same level live and die
+    # together, so they can share it.
+    sids = list(conn.savepoint_ids)
+    marker = pending.marker
+    if marker is None or pending.marker_sids != sids or id(marker) not in pending.alive(conn):
+
+        def marker() -> None:
+            """Stand in `on_commit` for queued events; Django drops it with its savepoint."""
+
+        conn.on_commit(marker)
+        pending.marker, pending.marker_sids = marker, sids
+    return marker
+
+
+def _standing(conn: Any, pending: Pending, key: Key) -> Entry | None:
+    entry = pending.entries.get(key)
+    if entry is not None and id(entry.marker) not in pending.alive(conn):
+        del pending.entries[key]
         return None
-    if not _alive(alias, entry[1]):
-        entries.pop(key, None)
-        return None
-    return entry[0]
+    return entry
 
 
-def forget(alias: str, cqrs_id: str, pk: Any) -> None:
-    """Drop the bookkeeping of an instance, so its next event gets a row of its own."""
-    entries = _entries(alias)
-    for key in [k for k in entries if k[0] == cqrs_id and k[1] == str(pk)]:
-        del entries[key]
+def queued(alias: str, key: Key) -> bool:
+    """Tell whether this transaction has an event queued under `key`."""
+    conn = connections[alias]
+    pending = conn.__dict__.get(STATE_ATTR)
+    if pending is None or not conn.in_atomic_block:
+        return False
+    return _standing(conn, pending, key) is not None
 
 
-def _remember(alias: str, keys_and_ids: list[tuple[Key, int]]) -> None:
+def enqueue(alias: str, key: Key, instance: models.Model | None = None,
+            event: contract.NewEvent | None = None) -> None:
+    """Queue the event of `instance` (or a built `event`) under `key`; needs a transaction.
+
+    A second save of the same instance in the same transaction replaces the first: the
+    one event is built from the last instance saved.
+    """
     conn = connections[alias]
     if not conn.in_atomic_block:
+        # Called outside a transaction (a bulk signal sent by hand): open one, so the
+        # marker is kept and the event is written at its commit.
+        with transaction.atomic(using=alias, savepoint=False):
+            enqueue(alias, key, instance, event)
         return
-    entries = _entries(alias)
-    if not conn.run_on_commit:
-        entries.clear()  # nothing pending: whatever is left is from rolled-back transactions
-
-    def committed() -> None:
-        for key, event_id in keys_and_ids:
-            entry = entries.get(key)
-            if entry is not None and entry[0] == event_id:
-                del entries[key]
-
-    for key, event_id in keys_and_ids:
-        entries[key] = (event_id, committed)
-    transaction.on_commit(committed, using=alias)
+    pending = state(alias)
+    entry = _standing(conn, pending, key)
+    if entry is None:
+        pending.entries[key] = Entry(key, _current_marker(conn, pending), instance, alias, event)
+        return
+    entry.instance, entry.event, entry.dirty = instance, event, True
 
 
-def write(alias: str, key: Key, row: contract.NewEvent) -> int:
-    """Insert `row`, or rewrite the row this transaction already has under `key`."""
+def drop(alias: str, cqrs_id: str, pk: Any, signal_types: Iterable[str]) -> None:
+    """Drop the queued events of one row (a delete leaves only its DELETE event)."""
+    pending = connections[alias].__dict__.get(STATE_ATTR)
+    if pending is None:
+        return
+    for signal_type in signal_types:
+        for key in [k for k in pending.entries if k[:3] == (cqrs_id, str(pk), signal_type)]:
+            if pending.entries[key].event_id is None:
+                del pending.entries[key]
+
+
+def seal(alias: str, key: Key) -> None:
+    """Build the event queued under `key` now and keep it apart, so a later save of the
+    same row in this transaction queues an event of its own."""
+    conn = connections[alias]
+    pending = conn.__dict__.get(STATE_ATTR)
+    entry = None if pending is None else _standing(conn, pending, key)
+    if entry is None:
+        return
+    del pending.entries[key]
+    if entry.event is None and entry.instance is not None:
+        entry.event = events.build(entry.instance, key[2], alias, queue=key[3])
+    if entry.event is not None:
+        entry.key = (*key, object())
+        pending.entries[entry.key] = entry
+
+
+def count_save(alias: str, instance: models.Model) -> None:
+    """Count a save of `instance` in this transaction (django-cqrs's `cqrs_saves_count`)."""
+    conn = connections[alias]
+    if not conn.in_atomic_block:
+        instance.__dict__.pop(SAVES_ATTR, None)
+        return
+    pending = state(alias)
+    serial, count = instance.__dict__.get(SAVES_ATTR, (pending.serial, 0))
+    if serial != pending.serial:
+        count = 0
+    if count == 0:
+        pending.saved.append(instance)
+    instance.__dict__[SAVES_ATTR] = (pending.serial, count + 1)
+
+
+def saves_count(alias: str, instance: models.Model) -> int:
+    """Return how many times `instance` was saved in the current transaction."""
+    found = instance.__dict__.get(SAVES_ATTR)
+    if found is None:
+        return 0
+    pending = connections[alias].__dict__.get(STATE_ATTR)
+    return found[1] if pending is not None and pending.serial == found[0] else 0
+
+
+def flush(alias: str = "default") -> list[int]:
+    """Write the events queued so far in this transaction now; return the new ids.
+
+    Commit does this by itself. Call it to see the events inside a transaction that
+    will not commit, such as a test's; later saves of the same rows rewrite them.
+    """
+    conn = connections[alias]
+    pending = conn.__dict__.get(STATE_ATTR)
+    if pending is None or not conn.in_atomic_block:
+        return []
+    return _flush(alias, pending)
+
+
+def _flush(alias: str, pending: Pending, commit: bool = False) -> list[int]:
+    conn = connections[alias]
+    alive = pending.alive(conn)
+    todo = []
+    for key, entry in list(pending.entries.items()):
+        if id(entry.marker) not in alive:
+            del pending.entries[key]
+        elif entry.dirty:
+            todo.append(entry)
+    if not todo:
+        return []
+    _refresh([e.instance for e in todo if e.event is None and e.instance is not None], alias)
+    settings = conf.get()
+    built = []
+    for entry in todo:
+        event = entry.event
+        if event is None:
+            event = events.build(entry.instance, entry.key[2], alias, queue=entry.key[3],
+                                 settings=settings)
+        entry.dirty = False
+        if event is not None:
+            built.append((entry, event))
+    return _write(alias, built, commit)
+
+
+def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: bool) -> list[int]:
     db = dbapi.database(alias)
-    existing = pending_event(alias, key)
-    if existing is not None and store.rewrite_event(db, existing, row):
-        return existing
-    [event_id] = store.insert_events(db, [row])
-    _remember(alias, [(key, event_id)])
-    return event_id
-
-
-def write_many(alias: str, keyed_rows: Iterable[tuple[Key, contract.NewEvent]]) -> list[int]:
-    """Write several events; new ones go in one INSERT."""
-    fresh, ids = [], []
-    for key, row in keyed_rows:
-        if pending_event(alias, key) is not None:
-            ids.append(write(alias, key, row))
-        else:
-            fresh.append((key, row))
-    if fresh:
-        created = store.insert_events(dbapi.database(alias), [row for _, row in fresh])
-        keys = [key for key, _ in fresh]
-        _remember(alias, list(zip(keys, created, strict=True)))
-        ids.extend(created)
+    fresh = []
+    for entry, event in built:
+        if entry.event_id is None or not store.rewrite_event(db, entry.event_id, event):
+            fresh.append((entry, event))
+    if not fresh:
+        return []
+    if commit:
+        store.insert_events_and_commit(db, [event for _, event in fresh])
+        return []
+    ids = store.insert_events(db, [event for _, event in fresh])
+    for (entry, _), event_id in zip(fresh, ids, strict=True):
+        entry.event_id = event_id
     return ids
+
+
+def _refresh(instances: list[models.Model], alias: str) -> None:
+    # Read back, one query per model, the fields saves wrote as F() expressions
+    # (`cqrs_revision`), for models serialised from memory by the default to_cqrs_dict.
+    from cqrs_outbox.mixins import RawMasterMixin
+
+    by_model: dict = {}
+    for instance in instances:
+        model_cls = type(instance)
+        if model_cls.CQRS_SERIALIZER or model_cls.to_cqrs_dict is not RawMasterMixin.to_cqrs_dict:
+            continue
+        stale = serialization.expression_fields(instance)
+        if stale:
+            names, group = by_model.setdefault(model_cls, (set(), []))
+            names.update(stale)
+            group.append(instance)
+    for model_cls, (names, group) in by_model.items():
+        serialization.refresh_many(model_cls, alias, sorted(names), group)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 from django.db import models
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from cqrs_outbox import conf, utils
+from cqrs_outbox import conf, tracker, utils
 from relay import contract
 
 ALL_FIELDS = "__all__"
 _STR_FIELDS = (models.DateField, models.DateTimeField, models.UUIDField)
+_PLAIN = {type(None), int, str, bool, float}  # values that are never expressions
 
 
 def is_expression(value: Any) -> bool:
@@ -28,26 +30,78 @@ def _included(model_cls: type[models.Model]) -> set | None:
 
 def refresh_expressions(instance: models.Model, using: str) -> None:
     """Read back the fields a save wrote as expressions (`cqrs_revision = F() + 1`)."""
-    stale = [
-        f.attname
-        for f in instance._meta.concrete_fields
-        if is_expression(instance.__dict__.get(f.attname))
-    ]
+    stale = expression_fields(instance)
     if stale:
         instance.refresh_from_db(using=using, fields=stale)
+        tracker.resolved(instance)
+
+
+def expression_fields(instance: models.Model) -> list[str]:
+    """Return the attnames of `instance` that hold an expression not yet read back."""
+    model_cls = type(instance)
+    attnames = model_cls.__dict__.get("_cqrs_attnames")
+    if attnames is None:
+        attnames = model_cls._cqrs_attnames = tuple(
+            f.attname for f in model_cls._meta.concrete_fields
+        )
+    loaded = instance.__dict__
+    return [a for a in attnames if type(loaded.get(a)) not in _PLAIN and is_expression(loaded[a])]
+
+
+def refresh_many(model_cls: type[models.Model], using: str, attnames: list[str],
+                 instances: list[models.Model]) -> None:
+    """Read back `attnames` of `instances` in one query, where they hold expressions."""
+    rows = (
+        model_cls._base_manager.using(using)
+        .filter(pk__in=[instance.pk for instance in instances])
+        .values_list("pk", *attnames)
+    )
+    found = {row[0]: row[1:] for row in rows}
+    for instance in instances:
+        values = found.get(instance.pk)
+        if values is None:
+            continue  # gone: the builder's own read reports it
+        loaded = instance.__dict__
+        for attname, value in zip(attnames, values, strict=True):
+            if is_expression(loaded.get(attname)):
+                loaded[attname] = value
+        tracker.resolved(instance)
+
+
+def _plan(model_cls: type[models.Model]) -> list[tuple[str, str, bool, Any]]:
+    # Worked out once per class: (name, attname, send as str, field when it has its own
+    # value_from_object). Read from the class's own __dict__, so subclasses get theirs.
+    plan = model_cls.__dict__.get("_cqrs_field_plan")
+    if plan is None:
+        included = _included(model_cls)
+        plan = [
+            (
+                f.name,
+                f.attname,
+                isinstance(f, _STR_FIELDS),
+                None if type(f).value_from_object is models.Field.value_from_object else f,
+            )
+            for f in model_cls._meta.fields
+            if included is None or f.name in included
+        ]
+        model_cls._cqrs_field_plan = plan
+    return plan
 
 
 def field_data(instance: models.Model) -> dict:
     """Serialise the model's fields as django-cqrs does (no serializer)."""
-    included = _included(type(instance))
     data = {}
-    for f in instance._meta.fields:
-        if included is not None and f.name not in included:
-            continue
-        value = f.value_from_object(instance)
-        if value is not None and isinstance(f, _STR_FIELDS):
+    loaded = instance.__dict__
+    for name, attname, as_str, field in _plan(type(instance)):
+        if field is not None:
+            value = field.value_from_object(instance)
+        elif attname in loaded:
+            value = loaded[attname]
+        else:  # deferred: let the descriptor load it
+            value = getattr(instance, attname)
+        if as_str and value is not None:
             value = str(value)
-        data[f.name] = value
+        data[name] = value
     data["cqrs_revision"] = instance.cqrs_revision
     data["cqrs_updated"] = str(instance.cqrs_updated)
     return data
@@ -99,13 +153,20 @@ def delete_data(instance: models.Model, revision: int) -> dict:
     return data
 
 
+_expires_memo: tuple = (None, None, None)  # (whole second, ttl, value)
+
+
 def expires_at(settings: conf.Settings) -> str | None:
-    """Return the `expires` value for an event written now."""
+    """Return the `expires` value for an event written now (whole seconds, as ISO text)."""
     ttl = settings.master.message_ttl
     if ttl is None:
         return None
-    moment = timezone.now() + datetime.timedelta(seconds=ttl)
-    return moment.replace(microsecond=0).isoformat()
+    global _expires_memo
+    second = int(time.time())
+    if _expires_memo[:2] != (second, ttl):
+        moment = timezone.now() + datetime.timedelta(seconds=ttl)
+        _expires_memo = (second, ttl, moment.replace(microsecond=0).isoformat())
+    return _expires_memo[2]
 
 
 def correlation_id(settings: conf.Settings, signal_type: str, cqrs_id: str, pk: Any,
@@ -116,9 +177,10 @@ def correlation_id(settings: conf.Settings, signal_type: str, cqrs_id: str, pk: 
 
 
 def envelope(instance: models.Model, signal_type: str, data: dict,
-             previous: dict | None, queue: str | None = None) -> contract.Envelope:
+             previous: dict | None, queue: str | None = None,
+             settings: conf.Settings | None = None) -> contract.Envelope:
     """Build the envelope of one event of `instance`."""
-    settings = conf.get()
+    settings = settings or conf.get()
     meta_kwargs = {"instance_data": data, "signal_type": signal_type}
     if signal_type != contract.SIGNAL_DELETE:
         meta_kwargs["previous_data"] = previous

@@ -1,13 +1,17 @@
-"""Signal handlers that turn master saves and deletes into outbox rows."""
+"""Signal handlers that queue master saves, deletes and bulk writes for the outbox.
+
+The events themselves are built and written when the transaction commits
+(`cqrs_outbox.outbox`), each by `cqrs_outbox.events.build`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import models, router
+from django.db import models, router, transaction
 from django.dispatch import Signal
 
-from cqrs_outbox import outbox, serialization, tracker, utils
+from cqrs_outbox import events, outbox, utils
 from relay import contract
 
 post_bulk_create = Signal()
@@ -23,20 +27,16 @@ def _produces(sender: Any, instance: models.Model) -> bool:
     return sender.CQRS_PRODUCE and instance.is_sync_instance()
 
 
-def write_save(sender: Any, instance: models.Model, using: str, sync: bool = False,
-               queue: str | None = None) -> int | None:
-    """Write the SAVE (or SYNC) event of `instance` into the outbox; return its id."""
+def queue_save(sender: Any, instance: models.Model, using: str, sync: bool = False,
+               queue: str | None = None) -> bool:
+    """Queue the SAVE (or SYNC) event of `instance` for this transaction's commit."""
     if not _produces(sender, instance):
-        return None
+        return False
     signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
     utils.register_saved(instance, using)
-    data = serialization.instance_data(instance, using, fetch=not sync)
-    envelope = serialization.envelope(
-        instance, signal_type, data, tracker.previous_data(instance), queue
-    )
     key = outbox.event_key(sender.CQRS_ID, instance.pk, signal_type, queue)
-    row = outbox.build_row(envelope, data["cqrs_revision"], queue)
-    return outbox.write(using, key, row)
+    outbox.enqueue(using, key, instance)
+    return True
 
 
 class MasterSignals:
@@ -52,11 +52,13 @@ class MasterSignals:
         post_update.connect(cls.post_bulk, sender=model_cls)
 
     @classmethod
-    def post_save(cls, sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
+    def post_save(cls, sender: Any, instance: models.Model, using: str | None = None,
+                  **kwargs: Any) -> None:
         update_fields = kwargs.get("update_fields")
         if update_fields and "cqrs_revision" not in update_fields:
             return
-        write_save(sender, instance, using, kwargs.get("sync", False), kwargs.get("queue"))
+        alias = using or router.db_for_write(sender, instance=instance)
+        queue_save(sender, instance, alias, kwargs.get("sync", False), kwargs.get("queue"))
 
     @classmethod
     def pre_delete(cls, sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
@@ -73,14 +75,16 @@ class MasterSignals:
 
     @classmethod
     def post_delete(cls, sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
-        outbox.forget(using, sender.CQRS_ID, instance.pk)
+        # A row deleted in the transaction that saved it gets only its DELETE event.
+        outbox.drop(using, sender.CQRS_ID, instance.pk,
+                    (contract.SIGNAL_SAVE, contract.SIGNAL_SYNC))
+        revision = instance.__dict__.pop(REVISION_ATTR, instance.cqrs_revision)
         if not _produces(sender, instance):
             return
-        revision = instance.__dict__.pop(REVISION_ATTR, instance.cqrs_revision)
-        data = serialization.delete_data(instance, revision)
-        envelope = serialization.envelope(instance, contract.SIGNAL_DELETE, data, None)
+        # Built now: after the delete, the instance loses its pk and its related rows.
+        event = events.delete_event(instance, revision)
         key = outbox.event_key(sender.CQRS_ID, instance.pk, contract.SIGNAL_DELETE)
-        outbox.write(using, key, outbox.build_row(envelope, data["cqrs_revision"], None))
+        outbox.enqueue(using, key, event=event)
 
     @classmethod
     def post_bulk(cls, sender: Any, instances: list, using: str | None = None,
@@ -88,16 +92,6 @@ class MasterSignals:
         if not sender.CQRS_PRODUCE:
             return
         alias = using or router.db_for_write(sender)
-        for instance in instances:
-            utils.register_saved(instance, alias)
-        keyed_rows = []
-        for instance in instances:
-            if not instance.is_sync_instance():
-                continue
-            data = serialization.instance_data(instance, alias)
-            envelope = serialization.envelope(
-                instance, contract.SIGNAL_SAVE, data, tracker.previous_data(instance)
-            )
-            key = outbox.event_key(sender.CQRS_ID, instance.pk, contract.SIGNAL_SAVE)
-            keyed_rows.append((key, outbox.build_row(envelope, data["cqrs_revision"], None)))
-        outbox.write_many(alias, keyed_rows)
+        with transaction.atomic(using=alias, savepoint=False):
+            for instance in instances:
+                queue_save(sender, instance, alias)

@@ -1,9 +1,10 @@
 """Write SYNC events for chosen master rows into the outbox, a batch per transaction.
 
 `cqrs_sync`, `cqrs_diff_sync` and the admin's "Sync selected via CQRS" action all come
-through here. Each batch reads its rows under `SELECT ... FOR UPDATE`, so a SYNC is
-serialised after any write in flight on the same row and can never carry a state older
-than an event already in the outbox.
+through here; every event is built by `cqrs_outbox.events.build`, and a model's own
+`cqrs_sync()` is called per row when it overrides it. Each batch reads its rows under
+`SELECT ... FOR UPDATE`, so a SYNC is serialised after any write in flight on the same
+row and can never carry a state older than an event already in the outbox.
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import FieldError, ValidationError
-from django.db import DataError, ProgrammingError, models, router, transaction
+from django.db import (
+    DatabaseError,
+    DataError,
+    ProgrammingError,
+    connections,
+    models,
+    router,
+    transaction,
+)
 
-from cqrs_outbox import outbox, progress, serialization, tracker
+from cqrs_outbox import events, outbox, progress
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 from relay import contract
 from relay.exceptions import ConfigurationError
@@ -30,10 +39,20 @@ _START = object()
 
 @dataclass(frozen=True)
 class SyncResult:
-    """How many rows got a SYNC event, and how many were passed over."""
+    """How many rows got a SYNC event, how many were passed over, and which failed."""
 
     synced: int
     skipped: int
+    failed: tuple = ()  # (pk, "ErrorType: message") per row whose sync raised
+
+    @property
+    def processed(self) -> int:
+        """Return how many rows were read: synced, skipped or failed."""
+        return self.synced + self.skipped + len(self.failed)
+
+    def __add__(self, other: SyncResult) -> SyncResult:
+        return SyncResult(self.synced + other.synced, self.skipped + other.skipped,
+                          self.failed + other.failed)
 
 
 def master_model(cqrs_id: str) -> type[models.Model]:
@@ -51,7 +70,8 @@ def _lookup(known: dict, cqrs_id: str, kind: str) -> type[models.Model]:
     if model is None:
         choices = ", ".join(sorted(known)) or "none"
         raise ConfigurationError(
-            f"Wrong CQRS ID: {cqrs_id!r} is no {kind} model (known: {choices})."
+            # django-cqrs's words first ("Wrong CQRS ID: x!"), for scripts that match them.
+            f"Wrong CQRS ID: {cqrs_id}! It is no {kind} model (known: {choices})."
         )
     return model
 
@@ -116,44 +136,108 @@ def sync_queryset(
     batch: int = DEFAULT_BATCH,
     bar: progress.Progress | None = None,
 ) -> SyncResult:
-    """Write SYNC events for the rows of `qs`, to every replica or only to `queue`."""
-    model = qs.model
-    alias = qs.db
-    synced = skipped = 0
+    """Write SYNC events for the rows of `qs`, to every replica or only to `queue`.
+
+    A row whose sync fails is reported in the result and the others go on.
+    """
+    total = SyncResult(0, 0)
     for pks in batches(qs.values_list("pk", flat=True), batch, key=lambda pk: pk):
-        done = sync_pks(model, pks, alias, queue)
-        synced += done
-        skipped += len(pks) - done
+        total += sync_pks(qs.model, pks, qs.db, queue)
         if bar is not None:
             bar.advance(len(pks))
     if bar is not None:
         bar.finish()
-    return SyncResult(synced, skipped)
+    return total
 
 
-def sync_pks(model: type[models.Model], pks: list, alias: str, queue: str | None) -> int:
-    """Lock the rows `pks` and write their SYNC events in one transaction; return how many."""
+class _Poisoned(Exception):
+    """A row's sync broke the batch's transaction: redo the batch without that row."""
+
+    def __init__(self, pk: Any, error: BaseException):
+        super().__init__(pk)
+        self.pk, self.error = pk, error
+
+
+def sync_pks(model: type[models.Model], pks: list, alias: str, queue: str | None) -> SyncResult:
+    """Lock the rows `pks` and queue their SYNC events in one transaction.
+
+    The events are written in one INSERT when the batch commits. A model that overrides
+    `cqrs_sync()` gets it called per row, each in a savepoint of its own.
+    """
+    failed: dict = {}
+    while True:
+        try:
+            with transaction.atomic(using=alias):
+                qs = model.relate_cqrs_serialization(model._default_manager.using(alias))
+                # Locks are taken in pk order, so two syncs over the same rows cannot
+                # deadlock.
+                rows = qs.select_for_update(of=("self",)).filter(
+                    pk__in=[pk for pk in pks if pk not in failed]
+                ).order_by("pk")
+                synced, skipped = _sync_rows(model, rows, alias, queue, failed)
+            break
+        except _Poisoned as poisoned:
+            failed[poisoned.pk] = poisoned.error
+    for pk, error in failed.items():
+        logger.error("Sync record failed for pk=%s of %s: %s", pk, model.CQRS_ID, _why(error))
+    logger.info("Queued %s SYNC events of %s to %s", synced, model.CQRS_ID, queue or "all")
+    return SyncResult(synced, skipped, tuple((pk, _why(e)) for pk, e in failed.items()))
+
+
+def _why(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _sync_rows(model: type[models.Model], rows: Any, alias: str, queue: str | None,
+               failed: dict) -> tuple[int, int]:
+    custom = model.cqrs_sync is not _default_cqrs_sync()
+    synced = skipped = 0
+    for row in rows:
+        try:
+            done = _custom_sync(row, alias, queue) if custom else _sync_one(row, alias, queue)
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the others
+            if not custom and _breaks_transaction(exc, alias):
+                raise _Poisoned(row.pk, exc) from exc
+            failed[row.pk] = exc
+            continue
+        synced, skipped = synced + done, skipped + (not done)
+    return synced, skipped
+
+
+def _default_cqrs_sync() -> Any:
+    from cqrs_outbox.mixins import RawMasterMixin
+
+    return RawMasterMixin.cqrs_sync
+
+
+def _custom_sync(row: models.Model, alias: str, queue: str | None) -> bool:
+    # The model's own cqrs_sync() may do anything: a savepoint keeps its failure to
+    # itself, and flushing inside it makes its event's failure its own too.
     with transaction.atomic(using=alias):
-        qs = model.relate_cqrs_serialization(model._default_manager.using(alias))
-        # Locks are taken in pk order, so two syncs over the same rows cannot deadlock.
-        rows = qs.select_for_update(of=("self",)).filter(pk__in=pks).order_by("pk")
-        keyed = [_keyed_event(model, row, alias, queue) for row in rows if _produces(model, row)]
-        outbox.write_many(alias, keyed)
-    logger.info("Wrote %s SYNC events of %s to %s", len(keyed), model.CQRS_ID, queue or "all")
-    return len(keyed)
+        done = row.cqrs_sync(queue=queue)  # the call django-cqrs makes
+        outbox.flush(alias)
+    return bool(done)
 
 
-def _produces(model: type[models.Model], row: models.Model) -> bool:
-    return bool(model.CQRS_PRODUCE and row.is_sync_instance())
+def _sync_one(row: models.Model, alias: str, queue: str | None) -> bool:
+    # Built now rather than at commit: the row is locked and cannot change, and a
+    # failure is found while the batch can still go on without it.
+    model = type(row)
+    if not (model.CQRS_PRODUCE and row.is_sync_instance()):
+        return False
+    event = events.build(row, contract.SIGNAL_SYNC, alias, queue=queue)
+    if event is None:
+        return False
+    outbox.enqueue(alias, outbox.event_key(model.CQRS_ID, row.pk, contract.SIGNAL_SYNC, queue),
+                   event=event)
+    return True
 
 
-def _keyed_event(
-    model: type[models.Model], row: models.Model, alias: str, queue: str | None
-) -> tuple:
-    # The same serialization as a single `instance.cqrs_sync()`, batched into one INSERT.
-    data = serialization.instance_data(row, alias, fetch=False)
-    envelope = serialization.envelope(
-        row, contract.SIGNAL_SYNC, data, tracker.previous_data(row), queue
-    )
-    key = outbox.event_key(model.CQRS_ID, row.pk, contract.SIGNAL_SYNC, queue)
-    return key, outbox.build_row(envelope, data["cqrs_revision"], queue)
+def _breaks_transaction(exc: BaseException, alias: str) -> bool:
+    # A database error inside the batch leaves PostgreSQL's transaction unusable.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DatabaseError):
+            return True
+        seen = seen.__cause__
+    return connections[alias].needs_rollback

@@ -9,7 +9,9 @@
         assert events.bodies()[0]["instance_data"]["name"] == "New"
 
 `capture_events` reads the outbox rows written inside the block, so it sees exactly what
-the relay will publish, also inside a test's transaction. To run the relay's own loop in
+the relay will publish. Events are written when a transaction commits; inside a test's
+transaction, which never commits, the block writes the queued events at its end (as the
+commit would) before reading them. To run the relay's own loop in
 memory, hand `relay.publisher.StubPublisher` to the relay (see README, "Testing").
 """
 
@@ -19,6 +21,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 
+from cqrs_outbox import outbox
 from cqrs_outbox.models import OutboxEvent
 
 
@@ -40,10 +43,15 @@ class CapturedEvents(list):
 @contextlib.contextmanager
 def capture_events(using: str = "default") -> Iterator[CapturedEvents]:
     """Collect the outbox events written on `using` while the block runs."""
+    outbox.flush(using)  # what was queued before the block is not the block's
     last = OutboxEvent.objects.using(using).order_by("-id").values_list("id", flat=True).first()
     captured = CapturedEvents()
+    finished = False
     try:
         yield captured
+        finished = True
     finally:
+        if finished:
+            outbox.flush(using)
         rows = OutboxEvent.objects.using(using).filter(id__gt=last or 0).order_by("id")
         captured.extend(rows)

@@ -16,13 +16,22 @@ _MISSING = object()
 
 
 def tracked_fields(model_cls: type[models.Model]) -> list[models.Field]:
-    """Return the concrete fields named by CQRS_TRACKED_FIELDS."""
-    declared = model_cls.CQRS_TRACKED_FIELDS
-    fields = model_cls._meta.concrete_fields
-    if declared == ALL_FIELDS:
-        return list(fields)
-    names = set(declared or ())
-    return [f for f in fields if f.name in names]
+    """Return the concrete fields named by CQRS_TRACKED_FIELDS (worked out once per class)."""
+    found = model_cls.__dict__.get("_cqrs_tracked_fields")
+    if found is None:
+        declared = model_cls.CQRS_TRACKED_FIELDS
+        fields = model_cls._meta.concrete_fields
+        if declared == ALL_FIELDS:
+            found = list(fields)
+        else:
+            names = set(declared or ())
+            found = [f for f in fields if f.name in names]
+        model_cls._cqrs_tracked_fields = found
+    return found
+
+
+def _is_expression(value: Any) -> bool:
+    return hasattr(value, "resolve_expression")
 
 
 def _values(instance: models.Model) -> dict[str, Any]:
@@ -32,7 +41,7 @@ def _values(instance: models.Model) -> dict[str, Any]:
         # Deferred fields are not loaded (reading them would query); F() values are
         # unknown until read back. Neither is compared.
         value = loaded.get(f.attname, _MISSING)
-        if value is not _MISSING and not hasattr(value, "resolve_expression"):
+        if value is not _MISSING and not _is_expression(value):
             values[f.name] = json_value(value)
     return values
 
@@ -58,23 +67,37 @@ def install(model_cls: type[models.Model]) -> None:
 def capture(instance: models.Model, first_in_transaction: bool) -> dict | None:
     """Store and return the changed tracked fields with their previous values.
 
-    A later save in the same transaction adds its changes but keeps the values from
-    before the transaction, because the one event of the transaction replaces both.
+    Called as django-cqrs does, once the save has set `cqrs_revision`: a field assigned
+    an F() expression counts as changed, with its value from before. A later save in the
+    same transaction adds its changes but keeps the values from before the transaction,
+    because the one event of the transaction replaces both.
     """
-    if SNAPSHOT_ATTR not in instance.__dict__:
+    before = instance.__dict__.get(SNAPSHOT_ATTR)
+    if before is None:
         return None
-    before = instance.__dict__[SNAPSHOT_ATTR]
-    current = _values(instance)
-    if instance._state.adding:
-        # django-cqrs names foreign keys by attname (author_id) on create only.
-        attnames = {f.name: f.attname for f in tracked_fields(type(instance))}
-        changed = {attnames[n]: None for n, value in current.items() if value is not None}
-    else:
-        changed = {n: before.get(n) for n, v in current.items() if before.get(n) != v}
+    loaded = instance.__dict__
+    changed = {}
+    for f in tracked_fields(type(instance)):
+        value = loaded.get(f.attname, _MISSING)
+        if value is _MISSING:
+            continue
+        if instance._state.adding:
+            # django-cqrs names foreign keys by attname (author_id) on create only.
+            if value is not None:
+                changed[f.attname] = None
+        elif _is_expression(value) or before.get(f.name) != json_value(value):
+            changed[f.name] = before.get(f.name)
     if not first_in_transaction:
         changed.update(instance.__dict__.get(PREVIOUS_ATTR) or {})
     instance.__dict__[PREVIOUS_ATTR] = changed
     return changed
+
+
+def resolved(instance: models.Model) -> None:
+    """Take into the snapshot the values of fields read back after an F() save."""
+    snapshot = instance.__dict__.get(SNAPSHOT_ATTR)
+    if snapshot is not None:
+        snapshot.update(_values(instance))
 
 
 def previous_data(instance: models.Model) -> dict | None:

@@ -41,3 +41,7 @@ class BadMessage(FatalError):
 
 class AccessRefused(ConfigurationError):
     """The broker refused the login, the vhost or a permission: the credentials are wrong."""
+
+
+class EventBuildError(FatalError):
+    """A master event could not be built at commit; the transaction was rolled back."""

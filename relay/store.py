@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from relay import contract
-from relay.db import Database, placeholders
+from relay.db import POSTGRESQL, Database, placeholders
 
 T = contract.OUTBOX_TABLE
 L = contract.LEASE_TABLE
@@ -111,39 +111,60 @@ def replay(db: Database, ids: Sequence[int]) -> int:
     )
 
 
-# The master write path: one INSERT per event (or one per bulk), on the caller's
-# connection and inside the caller's transaction.
+# The master write path: one INSERT per transaction, on the caller's connection and
+# inside the caller's transaction.
 
-_INSERT_COLUMNS = (
+_EVENT_COLUMNS = (
     "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
-    "correlation_id, status, attempts, available_at, last_error, created_at"
+    "correlation_id"
 )
+_EVENT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+# PostgreSQL fills the rest from column defaults (migration 0006); elsewhere we send them.
+_INSERT_COLUMNS = f"{_EVENT_COLUMNS}, status, attempts, available_at, last_error, created_at"
 _INSERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, '', %s)"
 
 
-def _insert_params(event: contract.NewEvent, now: datetime.datetime) -> tuple:
+def _event_params(event: contract.NewEvent) -> tuple:
     return (
         event.cqrs_id, event.instance_pk, event.signal_type, event.revision, event.partition,
-        event.routing_key, event.payload, event.correlation_id, contract.STATUS_PENDING,
-        now, now,
+        event.routing_key, event.payload, event.correlation_id,
     )
+
+
+def _insert_sql(db: Database, events: Sequence[contract.NewEvent]) -> tuple[str, list]:
+    params: list = []
+    if db.vendor == POSTGRESQL:
+        for event in events:
+            params.extend(_event_params(event))
+        rows = ", ".join([_EVENT_ROW] * len(events))
+        return f"INSERT INTO {T} ({_EVENT_COLUMNS}) VALUES {rows}", params
+    now = utcnow()
+    for event in events:
+        params.extend(_event_params(event))
+        params.extend((contract.STATUS_PENDING, now, now))
+    rows = ", ".join([_INSERT_ROW] * len(events))
+    return f"INSERT INTO {T} ({_INSERT_COLUMNS}) VALUES {rows}", params
 
 
 def insert_events(db: Database, events: Sequence[contract.NewEvent]) -> list[int]:
     """Insert pending events in one statement and return their ids, in order."""
     if not events:
         return []
-    now = utcnow()
-    params: list = []
-    for event in events:
-        params.extend(_insert_params(event, now))
-    rows = db.fetchall(
-        f"INSERT INTO {T} ({_INSERT_COLUMNS}) VALUES "
-        + ", ".join([_INSERT_ROW] * len(events))
-        + " RETURNING id",
-        params,
-    )
+    sql, params = _insert_sql(db, events)
+    rows = db.fetchall(sql + " RETURNING id", params)
     return [int(row[0]) for row in rows]
+
+
+def insert_events_and_commit(db: Database, events: Sequence[contract.NewEvent]) -> None:
+    """Insert pending events and COMMIT the transaction, in one round trip (PostgreSQL).
+
+    For drivers that send a query string as it is (client-side binding) and then see the
+    server idle, so they send no COMMIT of their own: psycopg 3 as Django sets it up.
+    If the INSERT fails, PostgreSQL skips the COMMIT and the transaction is aborted; if
+    the COMMIT fails (a deferred constraint), the driver raises its error.
+    """
+    sql, params = _insert_sql(db, events)
+    db.execute(sql + "; COMMIT", params).close()
 
 
 def rewrite_event(db: Database, event_id: int, event: contract.NewEvent) -> bool:

@@ -9,15 +9,24 @@
         proxy.freeze()  # keep connections open but forward nothing (a silent partition)
         proxy.thaw()    # forward again
 
+`delay` (seconds) holds every chunk that long before forwarding it, each way, so a
+request and its answer cross 2 x delay later: a service on another host, for benchmarks.
+`python -m tests.support.tcpproxy HOST PORT --delay-ms 0.25` runs one in a process of
+its own, prints its port and forwards until its stdin closes; each line "sends" on its
+stdin prints how many chunks clients have sent so far (one per request and answer).
+
 One thread accepts, one thread per connection pumps bytes both ways. Everything is
 torn down by `stop()` (or leaving the `with` block).
 """
 
 from __future__ import annotations
 
+import argparse
 import selectors
 import socket
+import sys
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 TICK = 0.05  # seconds between checks of the stop, close and freeze flags
@@ -55,6 +64,10 @@ class _Link:
         try:
             data = source.recv(CHUNK)
             if data:
+                if source is self.client:
+                    self.proxy.sends += 1
+                if self.proxy.delay:
+                    time.sleep(self.proxy.delay)
                 target.sendall(data)
             return bool(data)
         except OSError:
@@ -76,9 +89,12 @@ class TcpProxy:
     """Forward connections from (host, port) to (upstream_host, upstream_port)."""
 
     def __init__(
-        self, upstream_host: str, upstream_port: int, *, host: str = "127.0.0.1", port: int = 0
+        self, upstream_host: str, upstream_port: int, *, host: str = "127.0.0.1", port: int = 0,
+        delay: float = 0.0,
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.delay = delay  # seconds each chunk waits, each way
+        self.sends = 0  # chunks forwarded from clients: about one per round trip
         self.host = host
         self.port = port
         self.frozen = False
@@ -205,3 +221,21 @@ class TcpProxy:
     def _forget(self, link: _Link) -> None:
         with self._lock:
             self._links.discard(link)
+
+
+def main() -> None:
+    """Run a proxy in this process until stdin closes; print its port first."""
+    parser = argparse.ArgumentParser(description="Forward a local port to HOST:PORT.")
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="delay each way")
+    args = parser.parse_args()
+    with TcpProxy(args.host, args.port, delay=args.delay_ms / 1000) as proxy:
+        print(proxy.port, flush=True)
+        for line in sys.stdin:
+            if line.strip() == "sends":
+                print(proxy.sends, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -130,3 +130,24 @@ def filtered_or_error(model: Any, text: str | None) -> Any:
         return sync.filtered(model, sync.parse_filter(text) or {})
     except ConfigurationError as exc:
         raise CommandError(f"Bad filter kwargs! {str(exc).removeprefix('Bad filter: ')}") from exc
+
+
+def finish_sync(command: CQRSCommand, options: dict, result: Any, queue: str | None) -> None:
+    """Print django-cqrs's closing lines of a sync on stdout and ours on stderr.
+
+    A row whose sync failed gets django-cqrs's "Sync record failed for pk=..." line; the
+    command then exits with status 1, after the others were synced.
+    """
+    for pk, why in result.failed:
+        command.stdout.write(f"Sync record failed for pk={pk}: {why}")
+    command.stdout.write(
+        f"Done!\n{result.synced} instance(s) synced.\n{result.processed} instance(s) processed."
+    )
+    target = f"queue {queue}" if queue else "every replica"
+    command.report(
+        options,
+        f"{result.synced} SYNC event(s) written to the outbox for {target}; "
+        f"{result.skipped} row(s) skipped; {len(result.failed)} failed.",
+    )
+    if result.failed:
+        raise CommandError(f"{len(result.failed)} row(s) failed to sync.", returncode=1)

@@ -23,7 +23,4 @@ class Command(_common.CQRSCommand):
         result = diffs.sync_changes(model, stream, queue, options["batch"], bar)
         if bar is not None:
             bar.finish()
-        self.stdout.write(
-            f"Done: {result.synced} SYNC event(s) written to the outbox for "
-            f"{f'queue {queue}' if queue else 'every replica'}; {result.skipped} row(s) skipped."
-        )
+        _common.finish_sync(self, options, result, queue)

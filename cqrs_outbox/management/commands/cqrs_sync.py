@@ -23,7 +23,9 @@ class Command(_common.CQRSCommand):
         model = sync.master_model(options["cqrs_id"])
         kwargs = sync.parse_filter(options["filter"])
         if kwargs is None:
-            self.stdout.write("No filter given: nothing synced (-f '{}' selects every row).")
+            # django-cqrs selects no rows without a filter, and says so in these words.
+            self.stdout.write("No objects found for filter!")
+            self.report(options, "No filter given: -f '{}' selects every row.")
             return
         qs = sync.filtered(model, kwargs)
         if not qs.exists():
@@ -31,8 +33,4 @@ class Command(_common.CQRSCommand):
             return
         bar = self.bar(options, qs.count)
         result = sync.sync_queryset(qs, options["queue"], options["batch"], bar)
-        target = f"queue {options['queue']}" if options["queue"] else "every replica"
-        self.stdout.write(
-            f"Done: {result.synced} SYNC event(s) written to the outbox for {target}; "
-            f"{result.skipped} row(s) skipped."
-        )
+        _common.finish_sync(self, options, result, options["queue"])

@@ -56,7 +56,8 @@ def test_diff_pipeline__repairs_lost_and_stale_replica_rows(services, broker, mi
             ["cqrs_diff_sync"],
         )
         assert result.returncode == 0, result.stderr
-        assert "4 SYNC event(s) written to the outbox" in result.stdout
+        assert "Done!\n4 instance(s) synced.\n4 instance(s) processed." in result.stdout
+        assert "4 SYNC event(s) written to the outbox" in result.stderr
         assert "4 of 20 row(s) to resync" in result.stderr
         routing = set(OutboxEvent.objects.values_list("signal_type", "routing_key"))
         assert routing == {("SYNC", f"cqrs.{services.queue}.author")}

@@ -110,3 +110,58 @@ class Plain(models.Model):
     name = models.CharField(max_length=100)
     cqrs_revision = models.IntegerField(default=0)
     cqrs_updated = models.DateTimeField(auto_now=True)
+
+class Writer(MasterMixin, models.Model):
+    """A master whose serializer nests rows of another table, read at commit."""
+
+    CQRS_ID = "writer"
+    CQRS_SERIALIZER = "tests.testproject.master.serializers.WriterSerializer"
+
+    name = models.CharField(max_length=100)
+
+    @classmethod
+    def relate_cqrs_serialization(cls, queryset):
+        # Rows named "hidden..." are filtered out, as a real filter on status might do.
+        return queryset.prefetch_related("books").exclude(name__startswith="hidden")
+
+
+class Book(models.Model):
+    writer = models.ForeignKey(Writer, related_name="books", on_delete=models.CASCADE)
+    title = models.CharField(max_length=100)
+
+
+class Fragile(MasterMixin, models.Model):
+    """A master whose serializer raises for names starting with "boom"."""
+
+    CQRS_ID = "fragile"
+    CQRS_SERIALIZER = "tests.testproject.master.serializers.FragileSerializer"
+
+    name = models.CharField(max_length=100)
+
+
+class OwnDict(MasterMixin, models.Model):
+    """A master that overrides to_cqrs_dict() and cqrs_sync(), as django-cqrs users do."""
+
+    CQRS_ID = "own_dict"
+
+    name = models.CharField(max_length=100)
+
+    def to_cqrs_dict(self, using=None, sync=False):
+        data = super().to_cqrs_dict(using, sync=sync)
+        data["shout"] = self.name.upper()
+        return data
+
+    def cqrs_sync(self, using=None, queue=None):
+        if self.name.startswith("bad"):
+            raise ValueError(f"cannot sync {self.name}")
+        return super().cqrs_sync(using=using, queue=queue)
+
+
+class Counter(MasterMixin, models.Model):
+    """Every field tracked, so previous_data carries cqrs_revision and F() updates."""
+
+    CQRS_ID = "counter"
+    CQRS_TRACKED_FIELDS = "__all__"
+
+    name = models.CharField(max_length=100)
+    hits = models.IntegerField(default=0)

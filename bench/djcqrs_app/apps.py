@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BenchPeerConfig(AppConfig):
+    name = "bench.djcqrs_app"
+    label = "bench_djcqrs"
