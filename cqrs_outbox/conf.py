@@ -75,6 +75,7 @@ SECTION_KEYS = {
         "batch_size": Key("int", DEFAULT_REPLICA_BATCH_SIZE, minimum=1),
         "prefetch_count": Key("int", DEFAULT_PREFETCH_COUNT, minimum=1),
         "tombstone_retention": Key("int", DEFAULT_TOMBSTONE_RETENTION, minimum=1),
+        "metrics_port": Key("int", None, nullable=True, minimum=1),
     },
     "relay": {
         "batch_size": Key("int", DEFAULT_RELAY_BATCH_SIZE, minimum=1),
@@ -83,6 +84,7 @@ SECTION_KEYS = {
         "max_attempts": Key("int", DEFAULT_MAX_ATTEMPTS, minimum=1),
         "retention": Key("int", DEFAULT_RETENTION, minimum=0),
         "purge_batch_size": Key("int", DEFAULT_PURGE_BATCH_SIZE, minimum=1),
+        "metrics_port": Key("int", None, nullable=True, minimum=1),
     },
 }
 
@@ -242,6 +244,7 @@ class ReplicaSettings:
     batch_size: int
     prefetch_count: int
     tombstone_retention: int
+    metrics_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,7 @@ class RelaySettings:
     max_attempts: int
     retention: int
     purge_batch_size: int
+    metrics_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -312,6 +316,7 @@ def build(raw: Any) -> Settings:
             batch_size=replica["batch_size"],
             prefetch_count=replica["prefetch_count"],
             tombstone_retention=replica["tombstone_retention"],
+            metrics_port=replica["metrics_port"],
         ),
         relay=RelaySettings(**relay),
     )

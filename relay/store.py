@@ -172,9 +172,13 @@ class Pending:
     payload: str
     attempts: int
     available_at: datetime.datetime
+    cqrs_id: str = ""
+    created_at: datetime.datetime | None = None
 
 
-_PENDING_COLUMNS = "id, partition, routing_key, payload, attempts, available_at"
+_PENDING_COLUMNS = (
+    "id, partition, routing_key, payload, attempts, available_at, cqrs_id, created_at"
+)
 
 # One index range scan of the partial pending index per partition, in the order given,
 # stopping as soon as `limit` rows are found: each partition yields a prefix of its
@@ -214,7 +218,10 @@ def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[
             rows.extend(
                 db.fetchall(_CLAIM_ONE, (contract.STATUS_PENDING, partition, after, wanted))
             )
-    return [Pending(int(i), int(p), k, b, int(a), _aware(t)) for i, p, k, b, a, t in rows]
+    return [
+        Pending(int(i), int(p), k, b, int(a), _aware(t), c, _aware(m))
+        for i, p, k, b, a, t, c, m in rows
+    ]
 
 
 def _id_filter(db: Database, ids: Sequence[int]) -> tuple[str, list]:

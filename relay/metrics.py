@@ -1,0 +1,208 @@
+"""Prometheus metrics of the relay, and the observer the drain loop reports to.
+
+The engine calls an `Observer` at each thing worth counting; the base class does
+nothing, so a relay without prometheus-client pays nothing. `RelayMetrics` records into
+a prometheus-client registry, which is imported only when one is built: the
+`metrics` extra is optional.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relay import store
+from relay.db import Database
+from relay.exceptions import ConfigurationError
+
+INSTALL_HINT = "pip install 'cqrs-outbox[metrics]'"
+PREFIX = "cqrs_outbox"
+SAMPLE_INTERVAL = 5.0  # seconds between the pending/failed counting queries
+# Commit-to-publish spans milliseconds (a live relay) to hours (a backlog after an outage).
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    300.0, 900.0, 3600.0,
+)
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def require() -> Any:
+    """Import prometheus_client, or raise ConfigurationError saying what to install."""
+    try:
+        import prometheus_client
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"metrics need prometheus-client, which is not installed: {INSTALL_HINT}"
+        ) from exc
+    return prometheus_client
+
+
+def available() -> bool:
+    """Return whether prometheus-client can be imported."""
+    try:
+        require()
+    except ConfigurationError:
+        return False
+    return True
+
+
+class Observer:
+    """Hear what the drain loop does; this base ignores it all."""
+
+    def turned(self, db: Database, partitions_held: int) -> None:
+        """A turn of the loop went through: database and broker are up."""
+
+    def down(self, what: str) -> None:
+        """The loop lost `what` ('broker' or 'database') and backs off."""
+
+    def settled(self, rows: Sequence[store.Pending], skipped: Collection[int],
+                claimed_at: float, now: datetime.datetime) -> None:
+        """A batch claimed at `claimed_at` (monotonic) was marked; `skipped` ids were not
+        published (returned or refused)."""
+
+    def returned(self, row: store.Pending) -> None:
+        """The broker returned an event as unroutable."""
+
+    def refused(self, row: store.Pending, failed: bool) -> None:
+        """The broker refused an event; `failed` when that was its last attempt."""
+
+    def purged(self, count: int) -> None:
+        """Old published events were deleted."""
+
+
+@dataclass(frozen=True)
+class _Families:
+    published: Any
+    returned: Any
+    refused: Any
+    failed: Any
+    purged: Any
+    batch_seconds: Any
+    commit_to_publish: Any
+    pending: Any
+    failed_events: Any
+    oldest_age: Any
+    partitions: Any
+    broker_up: Any
+    database_up: Any
+    last_turn: Any
+
+
+_families: dict[int, _Families] = {}  # id(registry) -> its metric families
+
+
+def _create(registry: Any) -> _Families:
+    prom = require()
+    db, by_id = ["database"], ["database", "cqrs_id"]
+
+    def counter(name: str, doc: str, labels: list[str]) -> Any:
+        return prom.Counter(f"{PREFIX}_{name}", doc, labels, registry=registry)
+
+    def gauge(name: str, doc: str) -> Any:
+        return prom.Gauge(f"{PREFIX}_{name}", doc, db, registry=registry)
+
+    return _Families(
+        published=counter("events_published", "Events the broker confirmed.", by_id),
+        returned=counter("events_returned", "Events returned unroutable.", by_id),
+        refused=counter("events_refused", "Broker refusals (nacks) of events.", by_id),
+        failed=counter("events_failed", "Events marked failed after refusals.", by_id),
+        purged=counter("purged", "Published events deleted after retention.", db),
+        batch_seconds=prom.Histogram(
+            f"{PREFIX}_publish_batch_seconds", "Claim to mark of one batch.", db,
+            buckets=BATCH_BUCKETS, registry=registry),
+        commit_to_publish=prom.Histogram(
+            f"{PREFIX}_commit_to_publish_seconds", "Event created_at to broker confirm.", db,
+            buckets=LATENCY_BUCKETS, registry=registry),
+        pending=gauge("pending_events", "Events waiting to be published."),
+        failed_events=gauge("failed_events", "Events that failed and wait for a retry."),
+        oldest_age=gauge("oldest_pending_age_seconds", "Age of the oldest pending event."),
+        partitions=gauge("partitions_held", "Outbox partitions this relay holds."),
+        broker_up=gauge("broker_up", "1 while the broker answers the relay, else 0."),
+        database_up=gauge("database_up", "1 while the database answers the relay, else 0."),
+        last_turn=gauge("last_turn_timestamp_seconds", "When the drain loop last turned."),
+    )
+
+
+def families(registry: Any = None) -> _Families:
+    """Return the relay's metric families in `registry` (default: the global one),
+    registering them on first use."""
+    if registry is None:
+        registry = require().REGISTRY
+    found = _families.get(id(registry))
+    if found is None:
+        found = _families[id(registry)] = _create(registry)
+    return found
+
+
+class RelayMetrics(Observer):
+    """Record the relay's work as Prometheus metrics labelled by database alias."""
+
+    def __init__(self, database: str = "default", registry: Any = None) -> None:
+        self.database = database
+        self.registry = registry if registry is not None else require().REGISTRY
+        f = self.f = families(self.registry)
+        self._by_id: dict[tuple[Any, str], Any] = {}
+        self._batch = f.batch_seconds.labels(database)
+        self._latency = f.commit_to_publish.labels(database)
+        self._up = {"broker": f.broker_up.labels(database),
+                    "database": f.database_up.labels(database)}
+        self._last_turn = f.last_turn.labels(database)
+        self._next_sample = 0.0
+        self._last_turn.set_to_current_time()
+
+    def _counter(self, family: Any, cqrs_id: str) -> Any:
+        key = (family, cqrs_id)
+        child = self._by_id.get(key)
+        if child is None:
+            child = self._by_id[key] = family.labels(self.database, cqrs_id)
+        return child
+
+    def turned(self, db: Database, partitions_held: int) -> None:
+        self._last_turn.set_to_current_time()
+        for gauge in self._up.values():
+            gauge.set(1)
+        self.f.partitions.labels(self.database).set(partitions_held)
+        if time.monotonic() >= self._next_sample:
+            self._next_sample = time.monotonic() + SAMPLE_INTERVAL
+            self.sample(db)
+
+    def sample(self, db: Database) -> None:
+        """Count pending and failed events (one query over the small partial indexes)."""
+        summary = store.summary(db)
+        self.f.pending.labels(self.database).set(summary.pending)
+        self.f.failed_events.labels(self.database).set(summary.failed)
+        self.f.oldest_age.labels(self.database).set(summary.oldest_pending_age() or 0.0)
+
+    def down(self, what: str) -> None:
+        self._last_turn.set_to_current_time()  # the loop still turns, backing off
+        self._up[what].set(0)
+
+    def settled(self, rows: Sequence[store.Pending], skipped: Collection[int],
+                claimed_at: float, now: datetime.datetime) -> None:
+        self._batch.observe(time.monotonic() - claimed_at)
+        self._last_turn.set_to_current_time()
+        per_id: collections.Counter[str] = collections.Counter()
+        for row in rows:
+            if row.id in skipped:
+                continue
+            per_id[row.cqrs_id] += 1
+            if row.created_at is not None:
+                self._latency.observe(max(0.0, (now - row.created_at).total_seconds()))
+        for cqrs_id, count in per_id.items():
+            self._counter(self.f.published, cqrs_id).inc(count)
+
+    def returned(self, row: store.Pending) -> None:
+        self._counter(self.f.returned, row.cqrs_id).inc()
+
+    def refused(self, row: store.Pending, failed: bool) -> None:
+        self._counter(self.f.refused, row.cqrs_id).inc()
+        if failed:
+            self._counter(self.f.failed, row.cqrs_id).inc()
+
+    def purged(self, count: int) -> None:
+        if count:
+            self.f.purged.labels(self.database).inc(count)

@@ -1,0 +1,76 @@
+"""A relay with --metrics-port drains the outbox; its scrape shows what it did."""
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from tests.acceptance.monitoring import scrape
+from tests.integration.relay import support
+from tests.support.waiting import wait_until
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgres,
+    pytest.mark.broker,
+    pytest.mark.slow,
+]
+
+EVENTS = 1000
+
+
+@pytest.fixture
+def exchange():
+    name = support.unique("metrics_ex")
+    with override_settings(CQRS={**settings.CQRS, "exchange": name}):
+        yield name
+
+
+@pytest.fixture
+def collector(exchange):
+    box = support.Collector(exchange)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def relay(tmp_path, exchange):
+    port = scrape.free_port()
+    process = support.RelayProcess(
+        tmp_path, "relay", support.database_url(), exchange,
+        "--poll-interval", "0.2", "--metrics-port", str(port),
+    )
+    process.port = port
+    yield process
+    if process.alive():
+        process.kill()
+
+
+def _drained(port):
+    found = scrape.metrics(port)
+    if found and found.get("cqrs_outbox_events_published_total") == EVENTS and \
+            found.get("cqrs_outbox_pending_events") == 0:
+        return found
+    return None
+
+
+def test_relay_metrics__scrape_after_draining_1000_events_shows_them_published(
+    collector, relay
+):
+    ids = support.write_events(("author", pk, 0) for pk in range(EVENTS))
+    relay.start()
+    collector.collect(ids)
+    found = wait_until(lambda: _drained(relay.port), what="the scrape to show the drain")
+    assert found["cqrs_outbox_commit_to_publish_seconds_count"] == EVENTS
+    assert found.get("cqrs_outbox_events_returned_total", 0) == 0
+    assert found.get("cqrs_outbox_events_failed_total", 0) == 0
+    assert found["cqrs_outbox_failed_events"] == 0
+    assert found["cqrs_outbox_partitions_held"] == 64
+    assert found["cqrs_outbox_broker_up"] == found["cqrs_outbox_database_up"] == 1
+    by_id = scrape.labelled(relay.port, "cqrs_outbox_events_published_total")
+    assert list(by_id.values()) == [EVENTS]
+    assert dict(next(iter(by_id))) == {"cqrs_id": "author", "database": support.database_url()
+                                       .rsplit("/", 1)[-1]}
+    assert scrape.get(relay.port, "/healthz")[0] == 200
+    assert scrape.get(relay.port, "/readyz") == (200, b'{"ok": true}\n')
+    assert relay.terminate() == 0
+    assert "serving /metrics, /healthz and /readyz on http://127.0.0.1:" in relay.log()
