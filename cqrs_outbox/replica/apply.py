@@ -172,7 +172,8 @@ def _decide(item: _Item, states: dict, run: _Run) -> None:
             "Ignored %s %s:%s r%s: %s (row r%s, tombstone r%s)", change.signal_type,
             model.CQRS_ID, change.key, change.revision, verdict, state.row, state.tombstone,
         )
-        run.outcomes[item.index] = Outcome(IGNORED, verdict)
+        run.outcomes[item.index] = Outcome(
+            IGNORED, rules.skip_reason(verdict, change.revision, state))
         return
     states[(model, change.key)] = rules.after(change.signal_type, change.revision, state)
     run.outcomes[item.index] = Outcome(APPLIED)

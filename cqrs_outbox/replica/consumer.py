@@ -22,6 +22,7 @@ from django.db import connections, router
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import apply, broker, store, topology, wire
+from cqrs_outbox.replica import metrics as replica_metrics
 from relay import contract
 from relay.exceptions import BadMessage, BrokerUnavailable, DatabaseUnavailable, MessageRejected
 
@@ -73,6 +74,7 @@ class Consumer:
         self.settings = conf.get()
         replica = self.settings.replica
         self.names = topology.names(self.settings)
+        self.observer = replica_metrics.observer(self.names.queue)
         self.cqrs_ids = sorted(cqrs_ids or ReplicaRegistry.models)
         self.batch_size = batch_size or replica.batch_size
         self.prefetch_count = max(prefetch_count or replica.prefetch_count, self.batch_size)
@@ -102,6 +104,7 @@ class Consumer:
             except (BrokerUnavailable, DatabaseUnavailable, MessageRejected) as exc:
                 # A session that got to consume ends an outage: back off from the start.
                 failures = 1 if self._consuming else failures + 1
+                self.observer.down(exc)
                 delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
                 delay *= random.uniform(0.5, 1.0)
                 logger.warning("%s; reconnecting in %.1fs", exc, delay)
@@ -127,10 +130,12 @@ class Consumer:
             raise broker.translate(exc, "declare the replica queues") from exc
         channel.basic_consume(self.names.queue, self._on_message, auto_ack=False)
         self._consuming = True
+        self.observer.connected(_aliases(self.cqrs_ids))
         logger.info("Consuming %s from %s on %s (batch %s, prefetch %s)",
                     ", ".join(self.cqrs_ids), self.names.queue, self.settings.broker.safe_url,
                     self.batch_size, self.prefetch_count)
         while not self.stopping.is_set():
+            self.observer.turned()
             before = len(self._buffer)
             connection.process_data_events(time_limit=0 if before else IDLE_WAIT)
             ready = len(self._buffer) >= self.batch_size or len(self._buffer) == before
@@ -157,6 +162,7 @@ class Consumer:
         if work:
             self._last_batch = time.monotonic()
             outcomes = apply.apply([(envelope, model) for _, envelope, model in work])
+            self.observer.batch(time.monotonic() - self._last_batch)
             for (delivery, envelope, model), outcome in zip(work, outcomes, strict=True):
                 verdicts[delivery.tag] = self._judge(delivery, envelope, model, outcome)
         for delivery in batch:
@@ -192,6 +198,7 @@ class Consumer:
                outcome: apply.Outcome) -> _Verdict:
         if outcome.status in (apply.APPLIED, apply.IGNORED):
             self.applied += outcome.status == apply.APPLIED
+            self.observer.acknowledged(envelope, outcome.reason)
             return _Verdict(delivery, "ack")
         if outcome.status == apply.BAD:
             return self._dead(delivery, f"bad message: {outcome.reason}", envelope)
@@ -207,6 +214,7 @@ class Consumer:
                            envelope.cqrs_id, envelope.instance_pk, outcome.reason, retries + 1,
                            delay)
             body = wire.with_retries(envelope, retries + 1)
+            self.observer.retried(envelope)
             return _Verdict(delivery, "retry", outcome.reason, body, delay)
         reason = f"failed after {retries} retries: {outcome.reason}"
         return self._dead(delivery, reason, envelope)
@@ -214,6 +222,7 @@ class Consumer:
     def _dead(self, delivery: Delivery, reason: str,
               envelope: contract.Envelope | None) -> _Verdict:
         what = f"{envelope.cqrs_id}:{envelope.instance_pk}" if envelope else "body"
+        self.observer.dead_lettered(envelope, reason)
         logger.error("Dead-lettered %s %s: %s; body: %s", delivery.label, what, reason,
                      wire.preview(delivery.body))
         return _Verdict(delivery, "dead", reason, delivery.body)

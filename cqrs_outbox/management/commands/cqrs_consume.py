@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import consumer, topology
+from cqrs_outbox.replica import metrics as replica_metrics
 from cqrs_outbox.replica import workers as worker_pool
 from relay.exceptions import ConfigurationError
 
@@ -39,6 +40,13 @@ class Command(BaseCommand):
             help="Unacknowledged messages per worker (default: "
                  "CQRS['replica']['prefetch_count']).",
         )
+        parser.add_argument(
+            "--metrics-port", type=int, default=None,
+            help="Serve /metrics, /healthz and /readyz of all workers on this port "
+                 "(default: CQRS['replica']['metrics_port']).",
+        )
+        parser.add_argument("--metrics-addr", default="127.0.0.1",
+                            help="Address the metrics port listens on (default: 127.0.0.1).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         count, cqrs_ids, batch_size = options["workers"], options["cqrs_ids"], options["batch_size"]
@@ -48,9 +56,17 @@ class Command(BaseCommand):
         _check_cqrs_ids(cqrs_ids)
         try:
             topology.names(conf.get())
-            worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch))
+            with replica_metrics.serving(_metrics_port(options), options["metrics_addr"]):
+                worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch))
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
+
+
+def _metrics_port(options: dict) -> int | None:
+    port = options["metrics_port"] or conf.get().replica.metrics_port
+    if port is not None and not 0 < port < 65536:
+        raise CommandError("--metrics-port must be a port number (1-65535).")
+    return port
 
 
 def _check_cqrs_ids(cqrs_ids: list[str]) -> None:

@@ -1,11 +1,14 @@
 """A relay with --metrics-port drains the outbox; its scrape shows what it did."""
 
+import time
+
 import pytest
 from django.conf import settings
 from django.test import override_settings
 
 from tests.acceptance.monitoring import scrape
 from tests.integration.relay import support
+from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import wait_until
 
 pytestmark = [
@@ -74,3 +77,40 @@ def test_relay_metrics__scrape_after_draining_1000_events_shows_them_published(
     assert scrape.get(relay.port, "/readyz") == (200, b'{"ok": true}\n')
     assert relay.terminate() == 0
     assert "serving /metrics, /healthz and /readyz on http://127.0.0.1:" in relay.log()
+
+
+CUT_NOTICED = 5.0  # seconds within which /readyz must say the broker is gone
+
+
+def _status(port, path):
+    return scrape.get(port, path)[0]
+
+
+def test_relay_probes__readyz_fails_within_seconds_of_a_broker_cut_and_recovers(
+    collector, exchange, tmp_path
+):
+    port = scrape.free_port()
+    with TcpProxy("127.0.0.1", 5672) as mq:
+        relay = support.RelayProcess(
+            tmp_path, "relay", support.database_url(), exchange, "--poll-interval", "0.2",
+            "--metrics-port", str(port), broker=mq.url(support.BROKER_URL),
+        ).start()
+        try:
+            wait_until(lambda: _status(port, "/readyz") == 200, what="the relay to be ready")
+            mq.close()
+            wait_until(lambda: _status(port, "/readyz") == 503, what="/readyz to fail",
+                       timeout=CUT_NOTICED)
+            assert scrape.get(port, "/readyz")[1] == (
+                b'{"ok": false, "reason": "broker unreachable"}\n')
+            ids = support.write_events(("author", pk, 0) for pk in range(10))
+            for _ in range(10):  # the relay keeps retrying and stays alive meanwhile
+                assert _status(port, "/healthz") == 200
+                time.sleep(0.3)
+            mq.open()
+            wait_until(lambda: _status(port, "/readyz") == 200, what="/readyz to recover")
+            collector.collect(ids)
+            assert _status(port, "/healthz") == 200
+            assert relay.terminate() == 0
+        finally:
+            if relay.alive():
+                relay.kill()
