@@ -135,7 +135,6 @@ class Consumer:
                     ", ".join(self.cqrs_ids), self.names.queue, self.settings.broker.safe_url,
                     self.batch_size, self.prefetch_count)
         while not self.stopping.is_set():
-            self.observer.turned()
             before = len(self._buffer)
             connection.process_data_events(time_limit=0 if before else IDLE_WAIT)
             ready = len(self._buffer) >= self.batch_size or len(self._buffer) == before
@@ -145,6 +144,7 @@ class Consumer:
                 self._handle(channel, batch)
             elif not self._buffer:
                 self._idle()
+            self.observer.turned()
 
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self._buffer.append(Delivery(method.delivery_tag, method.routing_key, properties, body))

@@ -9,6 +9,7 @@ port gets.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import glob
@@ -28,6 +29,7 @@ from relay import metrics as relay_metrics
 
 PREFIX = "cqrs_replica"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+TURN_RESOLUTION = 1.0  # seconds; the loop's heartbeat is written at most this often
 LAG_BUCKETS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 )
@@ -47,7 +49,7 @@ class Observer:
     """Hear what a replica worker does; this base ignores it all."""
 
     def turned(self) -> None:
-        """The consume loop turned (it is alive)."""
+        """The consume loop turned (it is alive); what it did is now on record."""
 
     def connected(self, aliases: set[str]) -> None:
         """The worker consumes again; `aliases` are the databases it writes to."""
@@ -156,6 +158,11 @@ class ReplicaMetrics(Observer):
         self._last_turn = families.last_turn.labels(queue)
         self._batch = families.batch_seconds.labels(queue)
         self._children: dict[tuple, Any] = {}
+        # Counted in plain Python per event, recorded once per turn of the loop: each
+        # recording is a write to a shared file in multiprocess mode.
+        self._counts: collections.Counter[tuple] = collections.Counter()
+        self._lags: dict[str, list[float]] = collections.defaultdict(list)
+        self._turned_at = 0.0
         self.turned()
 
     def _child(self, family: Any, *labels: str) -> Any:
@@ -166,7 +173,18 @@ class ReplicaMetrics(Observer):
         return child
 
     def turned(self) -> None:
-        self._last_turn.set(time.time())
+        now = time.time()
+        if now - self._turned_at >= TURN_RESOLUTION:
+            self._turned_at = now
+            self._last_turn.set(now)
+        if self._counts:
+            for (family, *labels), count in self._counts.items():
+                self._child(family, *labels).inc(count)
+            self._counts.clear()
+        if self._lags:
+            for cqrs_id, lags in self._lags.items():
+                relay_metrics.observe_many(self._child(self.f.lag, cqrs_id), lags)
+            self._lags.clear()
 
     def connected(self, aliases: set[str]) -> None:
         self._broker_up.set(1)
@@ -181,6 +199,7 @@ class ReplicaMetrics(Observer):
     def down(self, error: Exception) -> None:
         from relay.exceptions import DatabaseUnavailable
 
+        self._turned_at = 0.0
         self.turned()
         if isinstance(error, DatabaseUnavailable):
             self._database_up.set(0)
@@ -193,20 +212,20 @@ class ReplicaMetrics(Observer):
 
     def acknowledged(self, envelope: contract.Envelope, skipped: str) -> None:
         if skipped:
-            self._child(self.f.skipped, envelope.cqrs_id, skipped).inc()
+            self._counts[(self.f.skipped, envelope.cqrs_id, skipped)] += 1
             return
-        self._child(self.f.applied, envelope.cqrs_id).inc()
+        self._counts[(self.f.applied, envelope.cqrs_id)] += 1
         updated = _updated(envelope)
         if updated is not None:
             lag = (datetime.datetime.now(datetime.timezone.utc) - updated).total_seconds()
-            self._child(self.f.lag, envelope.cqrs_id).observe(max(0.0, lag))
+            self._lags[envelope.cqrs_id].append(max(0.0, lag))
 
     def retried(self, envelope: contract.Envelope) -> None:
-        self._child(self.f.retried, envelope.cqrs_id).inc()
+        self._counts[(self.f.retried, envelope.cqrs_id)] += 1
 
     def dead_lettered(self, envelope: contract.Envelope | None, reason: str) -> None:
         cqrs_id = envelope.cqrs_id if envelope is not None else ""
-        self._child(self.f.dead, cqrs_id, dead_reason(reason)).inc()
+        self._counts[(self.f.dead, cqrs_id, dead_reason(reason))] += 1
 
 
 # -- serving ------------------------------------------------------------------------
