@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import connections, transaction
 
-from cqrs_outbox import dbapi
+from cqrs_outbox import dbapi, tracing
 from relay import contract, store
 
 Key = tuple  # (cqrs_id, instance_pk text, signal_type, queue)
@@ -31,6 +31,7 @@ def build_row(envelope: contract.Envelope, revision: int, queue: str | None) -> 
     """Return the outbox row for `envelope`."""
     pk = str(envelope.instance_pk)
     correlation = envelope.correlation_id
+    trace = tracing.headers() or {}
     return contract.NewEvent(
         cqrs_id=envelope.cqrs_id,
         instance_pk=pk,
@@ -40,6 +41,8 @@ def build_row(envelope: contract.Envelope, revision: int, queue: str | None) -> 
         routing_key=contract.routing_key(envelope.cqrs_id, queue),
         payload=envelope.to_json(),
         correlation_id=None if correlation is None else str(correlation),
+        traceparent=trace.get(tracing.TRACEPARENT),
+        tracestate=trace.get(tracing.TRACESTATE),
     )
 
 

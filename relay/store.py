@@ -90,7 +90,7 @@ def retry_failed(db: Database, ids: Sequence[int]) -> int:
 
 _COPY_COLUMNS = (
     "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
-    "correlation_id"
+    "correlation_id, traceparent, tracestate"
 )
 
 
@@ -116,16 +116,17 @@ def replay(db: Database, ids: Sequence[int]) -> int:
 
 _INSERT_COLUMNS = (
     "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
-    "correlation_id, status, attempts, available_at, last_error, created_at"
+    "correlation_id, status, attempts, available_at, last_error, created_at, "
+    "traceparent, tracestate"
 )
-_INSERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, '', %s)"
+_INSERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, '', %s, %s, %s)"
 
 
 def _insert_params(event: contract.NewEvent, now: datetime.datetime) -> tuple:
     return (
         event.cqrs_id, event.instance_pk, event.signal_type, event.revision, event.partition,
         event.routing_key, event.payload, event.correlation_id, contract.STATUS_PENDING,
-        now, now,
+        now, now, event.traceparent, event.tracestate,
     )
 
 
@@ -174,10 +175,22 @@ class Pending:
     available_at: datetime.datetime
     cqrs_id: str = ""
     created_at: datetime.datetime | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    def headers(self) -> dict[str, str] | None:
+        """Return the AMQP headers the event carries: its trace context, if any."""
+        if not self.traceparent:
+            return None
+        found = {"traceparent": self.traceparent}
+        if self.tracestate:
+            found["tracestate"] = self.tracestate
+        return found
 
 
 _PENDING_COLUMNS = (
-    "id, partition, routing_key, payload, attempts, available_at, cqrs_id, created_at"
+    "id, partition, routing_key, payload, attempts, available_at, cqrs_id, created_at, "
+    "traceparent, tracestate"
 )
 
 # One index range scan of the partial pending index per partition, in the order given,
@@ -219,8 +232,8 @@ def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[
                 db.fetchall(_CLAIM_ONE, (contract.STATUS_PENDING, partition, after, wanted))
             )
     return [
-        Pending(int(i), int(p), k, b, int(a), _aware(t), c, _aware(m))
-        for i, p, k, b, a, t, c, m in rows
+        Pending(int(i), int(p), k, b, int(a), _aware(t), c, _aware(m), tp, ts)
+        for i, p, k, b, a, t, c, m, tp, ts in rows
     ]
 
 

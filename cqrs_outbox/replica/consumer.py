@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import connections, router
 
-from cqrs_outbox import conf
+from cqrs_outbox import conf, tracing
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import apply, broker, store, topology, wire
 from cqrs_outbox.replica import metrics as replica_metrics
@@ -161,7 +161,9 @@ class Consumer:
                 work.append(item)
         if work:
             self._last_batch = time.monotonic()
-            outcomes = apply.apply([(envelope, model) for _, envelope, model in work])
+            traced = [getattr(d.properties, "headers", None) for d, _, _ in work]
+            with tracing.batch_span(self.names.queue, traced):
+                outcomes = apply.apply([(envelope, model) for _, envelope, model in work])
             self.observer.batch(time.monotonic() - self._last_batch)
             for (delivery, envelope, model), outcome in zip(work, outcomes, strict=True):
                 verdicts[delivery.tag] = self._judge(delivery, envelope, model, outcome)
