@@ -12,6 +12,7 @@ import bisect
 import collections
 import datetime
 import time
+import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +116,7 @@ class _Families:
     last_turn: Any
 
 
-_families: dict[int, _Families] = {}  # id(registry) -> its metric families
+_families: weakref.WeakKeyDictionary[Any, _Families] = weakref.WeakKeyDictionary()
 
 
 def _create(registry: Any) -> _Families:
@@ -123,30 +124,41 @@ def _create(registry: Any) -> _Families:
     db, by_id = ["database"], ["database", "cqrs_id"]
 
     def counter(name: str, doc: str, labels: list[str]) -> Any:
-        return prom.Counter(f"{PREFIX}_{name}", doc, labels, registry=registry)
+        return prom.Counter(name, doc, labels, registry=registry)
 
     def gauge(name: str, doc: str) -> Any:
-        return prom.Gauge(f"{PREFIX}_{name}", doc, db, registry=registry)
+        return prom.Gauge(name, doc, db, registry=registry)
+
+    def histogram(name: str, doc: str, buckets: Sequence[float]) -> Any:
+        return prom.Histogram(name, doc, db, buckets=buckets, registry=registry)
 
     return _Families(
-        published=counter("events_published", "Events the broker confirmed.", by_id),
-        returned=counter("events_returned", "Events returned unroutable.", by_id),
-        refused=counter("events_refused", "Broker refusals (nacks) of events.", by_id),
-        failed=counter("events_failed", "Events marked failed after refusals.", by_id),
-        purged=counter("purged", "Published events deleted after retention.", db),
-        batch_seconds=prom.Histogram(
-            f"{PREFIX}_publish_batch_seconds", "Claim to mark of one batch.", db,
-            buckets=BATCH_BUCKETS, registry=registry),
-        commit_to_publish=prom.Histogram(
-            f"{PREFIX}_commit_to_publish_seconds", "Event created_at to broker confirm.", db,
-            buckets=LATENCY_BUCKETS, registry=registry),
-        pending=gauge("pending_events", "Events waiting to be published."),
-        failed_events=gauge("failed_events", "Events that failed and wait for a retry."),
-        oldest_age=gauge("oldest_pending_age_seconds", "Age of the oldest pending event."),
-        partitions=gauge("partitions_held", "Outbox partitions this relay holds."),
-        broker_up=gauge("broker_up", "1 while the broker answers the relay, else 0."),
-        database_up=gauge("database_up", "1 while the database answers the relay, else 0."),
-        last_turn=gauge("last_turn_timestamp_seconds", "When the drain loop last turned."),
+        published=counter("cqrs_outbox_events_published_total",
+                          "Events the broker confirmed.", by_id),
+        returned=counter("cqrs_outbox_events_returned_total",
+                         "Events returned unroutable.", by_id),
+        refused=counter("cqrs_outbox_events_refused_total",
+                        "Broker refusals (nacks) of events.", by_id),
+        failed=counter("cqrs_outbox_events_failed_total",
+                       "Events marked failed after refusals.", by_id),
+        purged=counter("cqrs_outbox_purged_total",
+                       "Published events deleted after retention.", db),
+        batch_seconds=histogram("cqrs_outbox_publish_batch_seconds",
+                                "Claim to mark of one batch.", BATCH_BUCKETS),
+        commit_to_publish=histogram("cqrs_outbox_commit_to_publish_seconds",
+                                    "Event created_at to broker confirm.", LATENCY_BUCKETS),
+        pending=gauge("cqrs_outbox_pending_events", "Events waiting to be published."),
+        failed_events=gauge("cqrs_outbox_failed_events",
+                            "Events that failed and wait for a retry."),
+        oldest_age=gauge("cqrs_outbox_oldest_pending_age_seconds",
+                         "Age of the oldest pending event."),
+        partitions=gauge("cqrs_outbox_partitions_held", "Outbox partitions this relay holds."),
+        broker_up=gauge("cqrs_outbox_broker_up",
+                        "1 while the broker answers the relay, else 0."),
+        database_up=gauge("cqrs_outbox_database_up",
+                          "1 while the database answers the relay, else 0."),
+        last_turn=gauge("cqrs_outbox_last_turn_timestamp_seconds",
+                        "When the drain loop last turned."),
     )
 
 
@@ -155,9 +167,9 @@ def families(registry: Any = None) -> _Families:
     registering them on first use."""
     if registry is None:
         registry = require().REGISTRY
-    found = _families.get(id(registry))
+    found = _families.get(registry)
     if found is None:
-        found = _families[id(registry)] = _create(registry)
+        found = _families[registry] = _create(registry)
     return found
 
 

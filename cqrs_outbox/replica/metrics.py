@@ -87,32 +87,38 @@ class _Families:
 _families: _Families | None = None
 
 
-def _create() -> _Families:
+def _create(registry: Any = None) -> _Families:
     prom = relay_metrics.require()
-    by_id = ["queue", "cqrs_id"]
+    registry = registry or prom.REGISTRY
+    by_id, why = ["queue", "cqrs_id"], ["queue", "cqrs_id", "reason"]
 
     def counter(name: str, doc: str, labels: list[str]) -> Any:
-        return prom.Counter(f"{PREFIX}_events_{name}", doc, labels)
+        return prom.Counter(name, doc, labels, registry=registry)
 
     def gauge(name: str, doc: str) -> Any:
         # The lowest of the live workers: one worker down makes the service not ready.
-        return prom.Gauge(f"{PREFIX}_{name}", doc, ["queue"], multiprocess_mode="livemin")
+        return prom.Gauge(name, doc, ["queue"], multiprocess_mode="livemin", registry=registry)
+
+    def histogram(name: str, doc: str, labels: list[str], buckets: tuple) -> Any:
+        return prom.Histogram(name, doc, labels, buckets=buckets, registry=registry)
 
     return _Families(
-        applied=counter("applied", "Events applied to replica models.", by_id),
-        skipped=counter("skipped", "Events acknowledged without effect.", [*by_id, "reason"]),
-        retried=counter("retried", "Failed events sent to the delay queue.", by_id),
-        dead=counter("dead_lettered", "Messages sent to the dead-letter queue.",
-                     [*by_id, "reason"]),
-        batch_seconds=prom.Histogram(f"{PREFIX}_apply_batch_seconds",
-                                     "Apply and commit of one batch.", ["queue"],
-                                     buckets=BATCH_BUCKETS),
-        lag=prom.Histogram(f"{PREFIX}_event_lag_seconds",
-                           "An event's cqrs_updated to its apply.", ["queue", "cqrs_id"],
-                           buckets=LAG_BUCKETS),
-        broker_up=gauge("broker_up", "1 while the broker answers every worker, else 0."),
-        database_up=gauge("database_up", "1 while the database answers every worker, else 0."),
-        last_turn=gauge("last_turn_timestamp_seconds",
+        applied=counter("cqrs_replica_events_applied_total", "Events applied.", by_id),
+        skipped=counter("cqrs_replica_events_skipped_total",
+                        "Events acknowledged without effect.", why),
+        retried=counter("cqrs_replica_events_retried_total",
+                        "Failed events sent to the delay queue.", by_id),
+        dead=counter("cqrs_replica_events_dead_lettered_total",
+                     "Messages sent to the dead-letter queue.", why),
+        batch_seconds=histogram("cqrs_replica_apply_batch_seconds",
+                                "Apply and commit of one batch.", ["queue"], BATCH_BUCKETS),
+        lag=histogram("cqrs_replica_event_lag_seconds",
+                      "An event's cqrs_updated to its apply.", by_id, LAG_BUCKETS),
+        broker_up=gauge("cqrs_replica_broker_up",
+                        "1 while the broker answers every worker, else 0."),
+        database_up=gauge("cqrs_replica_database_up",
+                          "1 while the database answers every worker, else 0."),
+        last_turn=gauge("cqrs_replica_last_turn_timestamp_seconds",
                         "When the slowest worker's consume loop last turned."),
     )
 
