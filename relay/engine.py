@@ -400,6 +400,7 @@ class Relay:
             logger.warning("could not release the leases (they expire by themselves): %s", exc)
         finally:
             self.publisher.close()
+            self.observer.close()
             if self._own_alarm:
                 self.alarm.close()
         logger.info(

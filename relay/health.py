@@ -145,4 +145,5 @@ def serve_relay(port: int, addr: str = DEFAULT_ADDR, database: str = "default",
                 registry: Any = None) -> tuple[metrics.RelayMetrics, Server]:
     """Return a relay observer and the server publishing what it records."""
     observer = metrics.RelayMetrics(database, registry)
-    return observer, Server(addr, port, observer.registry, metrics.PREFIX)
+    observer.server = Server(addr, port, observer.registry, metrics.PREFIX)
+    return observer, observer.server

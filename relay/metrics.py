@@ -97,6 +97,9 @@ class Observer:
     def purged(self, count: int) -> None:
         """Old published events were deleted."""
 
+    def close(self) -> None:
+        """The relay stopped: let go of what the observer holds (an HTTP endpoint)."""
+
 
 @dataclass(frozen=True)
 class _Families:
@@ -188,6 +191,7 @@ class RelayMetrics(Observer):
         self._last_turn = f.last_turn.labels(database)
         self._next_sample = 0.0
         self._last_turn.set_to_current_time()
+        self.server: Any = None  # the endpoint serving this registry, closed with the relay
 
     def _counter(self, family: Any, cqrs_id: str) -> Any:
         key = (family, cqrs_id)
@@ -243,3 +247,8 @@ class RelayMetrics(Observer):
     def purged(self, count: int) -> None:
         if count:
             self.f.purged.labels(self.database).inc(count)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None

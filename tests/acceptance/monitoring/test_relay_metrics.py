@@ -1,9 +1,13 @@
 """A relay with --metrics-port drains the outbox; its scrape shows what it did."""
 
+import io
+import socket
 import time
 
+import prometheus_client
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.test import override_settings
 
 from tests.acceptance.monitoring import scrape
@@ -114,3 +118,37 @@ def test_relay_probes__readyz_fails_within_seconds_of_a_broker_cut_and_recovers(
         finally:
             if relay.alive():
                 relay.kill()
+
+
+def _published(database):
+    value = prometheus_client.REGISTRY.get_sample_value(
+        "cqrs_outbox_events_published_total", {"database": database, "cqrs_id": "author"})
+    return value or 0
+
+
+def test_cqrs_relay__metrics_port_setting_records_the_drain_and_frees_the_port_at_exit(
+    collector,
+):
+    port = scrape.free_port()
+    before = _published("default")
+    ids = support.write_events(("author", pk, 0) for pk in range(20))
+    relay_settings = {**settings.CQRS.get("relay", {}), "metrics_port": port}
+    with override_settings(CQRS={**settings.CQRS, "exchange": collector.exchange,
+                                 "relay": relay_settings}):
+        call_command("cqrs_relay", "--once", stdout=io.StringIO())
+    collector.collect(ids)
+    assert _published("default") - before == 20
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # the endpoint closed when the relay stopped
+
+
+def test_celery_drain_task__records_into_the_workers_registry(collector):
+    from cqrs_outbox import tasks
+
+    before = _published("default")
+    ids = support.write_events(("author", pk, 0) for pk in range(15))
+    with override_settings(CQRS={**settings.CQRS, "exchange": collector.exchange}):
+        stats = tasks.drain_outbox(once=True)
+    collector.collect(ids)
+    assert stats["published"] == 15
+    assert _published("default") - before == 15
