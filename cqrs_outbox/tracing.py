@@ -12,6 +12,7 @@ django-cqrs peers ignore the headers.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -20,7 +21,9 @@ TRACESTATE = "tracestate"
 TRACER = "cqrs_outbox"
 
 
+@functools.cache
 def _otel() -> Any:
+    # Cached: a failed import is looked for on sys.path again each time, on every save.
     try:
         from opentelemetry import trace
         from opentelemetry.trace.propagation import tracecontext

@@ -13,13 +13,11 @@ from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cqrs_outbox.models import OutboxEvent
 from cqrs_outbox.replica.consumer import Consumer
 from tests.acceptance.replica import peers, support
+from tests.support import tracing
 from tests.support.waiting import wait_until
 from tests.testproject.master import models as master
 from tests.testproject.replica import models as replica
@@ -27,23 +25,19 @@ from tests.testproject.replica import models as replica
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.slow]
 
 PEER_REPLICA = "tests.peers.replica_settings"
-_exporter = InMemorySpanExporter()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tracer():
-    """A tracer whose finished spans land in memory (the global provider is set once)."""
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(_exporter))
-    trace.set_tracer_provider(provider)
-    return trace.get_tracer("tests")
+    return tracing.tracer()
 
 
 @pytest.fixture
 def spans(tracer):
-    _exporter.clear()
-    yield _exporter
-    _exporter.clear()
+    exporter = tracing.exporter()
+    exporter.clear()
+    yield exporter
+    exporter.clear()
 
 
 @pytest.fixture
