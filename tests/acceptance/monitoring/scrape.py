@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+QUIET_PORTS = range(20000, 30000)  # below Linux's ephemeral range (32768-60999)
+
 
 def free_port() -> int:
-    """Return a TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a TCP port nothing listens on right now, outside the ephemeral range.
+
+    A port the kernel hands out for port 0 can be handed to any other process the
+    moment it is freed, which breaks a test that closes a listener and opens it again.
+    """
+    while True:
+        port = random.choice(QUIET_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:

@@ -94,14 +94,15 @@ def test_relay_probes__readyz_fails_within_seconds_of_a_broker_cut_and_recovers(
     collector, exchange, tmp_path
 ):
     port = scrape.free_port()
-    with TcpProxy("127.0.0.1", 5672) as mq:
+    with TcpProxy("127.0.0.1", 5672, port=scrape.free_port()) as mq:
         relay = support.RelayProcess(
             tmp_path, "relay", support.database_url(), exchange, "--poll-interval", "0.2",
             "--metrics-port", str(port), broker=mq.url(support.BROKER_URL),
         ).start()
         try:
             wait_until(lambda: _status(port, "/readyz") == 200, what="the relay to be ready")
-            mq.close()
+            mq.freeze()  # the broker stops answering and the link drops
+            mq.cut()
             wait_until(lambda: _status(port, "/readyz") == 503, what="/readyz to fail",
                        timeout=CUT_NOTICED)
             assert scrape.get(port, "/readyz")[1] == (
@@ -110,7 +111,7 @@ def test_relay_probes__readyz_fails_within_seconds_of_a_broker_cut_and_recovers(
             for _ in range(10):  # the relay keeps retrying and stays alive meanwhile
                 assert _status(port, "/healthz") == 200
                 time.sleep(0.3)
-            mq.open()
+            mq.thaw()
             wait_until(lambda: _status(port, "/readyz") == 200, what="/readyz to recover")
             collector.collect(ids)
             assert _status(port, "/healthz") == 200
