@@ -9,7 +9,9 @@
 
 Each run prints the median rates and their ratio on/off (target: at least 0.95), and
 the CPU time the relay or worker process spent per 1,000 events, which a machine busy
-with other work disturbs far less than it does the rates.
+with other work disturbs far less than it does the rates. Last, the CPU the observers
+themselves spend per event (called here in a loop, as the relay and the worker call
+them per batch), beside the per-event CPU of the processes measured above.
 
     python bench/metrics_overhead.py [--events 50000] [--rows 4000] [--revisions 5]
         [--rounds 3]
@@ -19,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import os
 import resource
 import socket
 import statistics
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -176,6 +180,34 @@ def report(what: str, off: float, on: float, cpu_off: float, cpu_on: float) -> N
           f"on {cpu_on:.3f} s, ratio on/off {cpu_on / cpu_off:.3f}")
 
 
+def observer_cost() -> tuple[float, float]:
+    """Return the CPU microseconds per event of the relay's and the replica's observers."""
+    import prometheus_client
+
+    from cqrs_outbox.replica import metrics as replica_metrics
+    from relay import metrics as relay_metrics
+    from relay import store
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    relay_observer = relay_metrics.RelayMetrics("bench", prometheus_client.CollectorRegistry())
+    rows = [store.Pending(i, i % 64, "author", "", 0, now, "author", now) for i in range(500)]
+    began = time.process_time()
+    for _ in range(200):
+        relay_observer.settled(rows, set(), time.monotonic(), now)
+    relay_us = (time.process_time() - began) / (200 * len(rows)) * 1e6
+    envelope = contract.Envelope("SAVE", "author", {"id": 1, "cqrs_updated": str(now)}, 1)
+    with replica_metrics.serving(free_port()):  # multiprocess mode, as the workers run
+        observer = replica_metrics.observer("bench")
+        began = time.process_time()
+        for _ in range(200):
+            for _ in range(250):
+                observer.acknowledged(envelope, "")
+            observer.batch(0.01)
+            observer.turned()
+        replica_us = (time.process_time() - began) / (200 * 250) * 1e6
+    return relay_us, replica_us
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000, help="events per relay round")
@@ -193,6 +225,12 @@ def main() -> None:
     replica_figures = replica_overhead(args.rows, args.revisions, args.rounds)
     report(f"replica apply, {args.rows * args.revisions} events x {args.rounds} rounds",
            *replica_figures)
+    relay_us, replica_us = observer_cost()
+    relay_share = relay_us / (relay_figures[2] * 1000)
+    replica_share = replica_us / (replica_figures[2] * 1000)
+    print(f"observer CPU per event: relay {relay_us:.2f} us ({relay_share:.1%} of the "
+          f"relay's {relay_figures[2] * 1000:.0f} us), replica {replica_us:.2f} us "
+          f"({replica_share:.1%} of the worker's {replica_figures[2] * 1000:.0f} us)")
 
 
 if __name__ == "__main__":
