@@ -105,6 +105,7 @@ SECTION_KEYS = {
         "tombstone_retention": Key("int", DEFAULT_TOMBSTONE_RETENTION, minimum=1),
         "max_body_size": Key("int", DEFAULT_MAX_BODY_SIZE, minimum=1),
         "max_depth": Key("int", DEFAULT_MAX_DEPTH, minimum=2),
+        "metrics_port": Key("int", None, nullable=True, minimum=1),
     },
     "relay": {
         "batch_size": Key("int", DEFAULT_RELAY_BATCH_SIZE, minimum=1),
@@ -113,6 +114,7 @@ SECTION_KEYS = {
         "max_attempts": Key("int", DEFAULT_MAX_ATTEMPTS, minimum=1),
         "retention": Key("int", DEFAULT_RETENTION, minimum=0),
         "purge_batch_size": Key("int", DEFAULT_PURGE_BATCH_SIZE, minimum=1),
+        "metrics_port": Key("int", None, nullable=True, minimum=1),
     },
 }
 
@@ -287,6 +289,7 @@ class ReplicaSettings:
     tombstone_retention: int
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     max_depth: int = DEFAULT_MAX_DEPTH
+    metrics_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,7 @@ class RelaySettings:
     max_attempts: int
     retention: int
     purge_batch_size: int
+    metrics_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -365,6 +369,7 @@ def build(raw: Any) -> Settings:
             tombstone_retention=replica["tombstone_retention"],
             max_body_size=replica["max_body_size"],
             max_depth=replica["max_depth"],
+            metrics_port=replica["metrics_port"],
         ),
         relay=RelaySettings(**relay),
     )

@@ -22,6 +22,7 @@ rolled-back savepoint removes its markers, so it takes its events with it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import Any
 
 from django.db import connections, models, transaction
 
-from cqrs_outbox import conf, dbapi, events, serialization
+from cqrs_outbox import conf, dbapi, events, serialization, tracing
 from relay import contract, store
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Entry:
     event: contract.NewEvent | None = None
     event_id: int | None = None  # set once an early flush has inserted it
     dirty: bool = True
+    trace: dict | None = None  # trace context active at the first save, sent as headers
 
 
 @dataclass(eq=False)
@@ -195,7 +197,9 @@ def enqueue(alias: str, key: Key, instance: models.Model | None = None,
     pending = state(alias)
     entry = _standing(conn, pending, key)
     if entry is None:
-        pending.entries[key] = Entry(key, _current_marker(conn, pending), instance, alias, event)
+        pending.entries[key] = Entry(
+            key, _current_marker(conn, pending), instance, alias, event, trace=tracing.headers()
+        )
         return
     entry.instance, entry.event, entry.dirty = instance, event, True
 
@@ -285,6 +289,9 @@ def _flush(alias: str, pending: Pending, commit: bool = False) -> list[int]:
                                  settings=settings)
         entry.dirty = False
         if event is not None:
+            if entry.trace:
+                event = dataclasses.replace(event, traceparent=entry.trace.get(
+                    tracing.TRACEPARENT), tracestate=entry.trace.get(tracing.TRACESTATE))
             built.append((entry, event))
     return _write(alias, built, commit)
 

@@ -20,7 +20,7 @@ from celery import shared_task
 from cqrs_outbox import conf, dbapi
 from cqrs_outbox.management.commands import cqrs_relay
 from relay import db as relay_db
-from relay import engine, pika_publisher, store
+from relay import engine, metrics, pika_publisher, store
 
 DRAIN_TASK = "cqrs_outbox.drain_outbox"
 PURGE_TASK = "cqrs_outbox.purge_outbox"
@@ -35,7 +35,8 @@ def drain_outbox(
 ) -> dict:
     """Drain the outbox for at most `seconds` (with `once`, until nothing is pending)."""
     pika_publisher.quiet_pika()
-    stats = cqrs_relay.build_relay(database).run(seconds=seconds, once=once)
+    observer = metrics.RelayMetrics(database) if metrics.available() else None
+    stats = cqrs_relay.build_relay(database, observer).run(seconds=seconds, once=once)
     return dataclasses.asdict(stats)
 
 

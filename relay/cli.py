@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from relay import contract, engine, pika_publisher, status, store
+from relay import contract, engine, health, metrics, pika_publisher, status, store
 from relay import db as dbapi
 from relay.escape import one_line
 from relay.exceptions import AccessRefused, ConfigurationError, DatabaseUnavailable
@@ -67,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="stop when nothing is pending")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--status", action="store_true", help="print the outbox status and exit")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve /metrics, /healthz and /readyz on this port")
+    p.add_argument("--metrics-addr", default=health.DEFAULT_ADDR,
+                   help="address the metrics port listens on")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -134,7 +138,8 @@ def _run(args: argparse.Namespace) -> int:
     broker = parse_broker_url(args.broker_url, "--broker-url")
     settings = config(args)
     publisher = pika_publisher.PikaPublisher(broker, args.exchange)
-    relay = engine.Relay(_Connector(args.database_url), publisher, settings)
+    observer = _metrics(args)
+    relay = engine.Relay(_Connector(args.database_url), publisher, settings, observer=observer)
     _on_signals(relay)
     relay.start()
     logging.getLogger(__name__).info(
@@ -143,6 +148,16 @@ def _run(args: argparse.Namespace) -> int:
     )
     relay.run(once=args.once, seconds=args.seconds)
     return 0
+
+
+def _metrics(args: argparse.Namespace) -> metrics.Observer | None:
+    if args.metrics_port is None:
+        return None
+    if not 0 < args.metrics_port < 65536:
+        raise ConfigurationError("--metrics-port must be a port number (1-65535)")
+    name = args.database_url.rsplit("/", 1)[-1].split("?", 1)[0] or "default"
+    observer, _ = health.serve_relay(args.metrics_port, args.metrics_addr, name)
+    return observer
 
 
 def _on_signals(relay: engine.Relay) -> None:

@@ -132,3 +132,5 @@ class NewEvent:
     routing_key: str
     payload: str
     correlation_id: str | None = None
+    traceparent: str | None = None  # W3C trace context of the save, sent as headers
+    tracestate: str | None = None

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from relay import db as dbapi
-from relay import store
+from relay import metrics, store
 from relay.db import Database
 from relay.exceptions import (
     BrokerUnavailable,
@@ -75,6 +75,7 @@ class Batch:
     """Claimed events, in id order, each partition's a prefix of its pending events."""
 
     rows: list[store.Pending] = field(default_factory=list)
+    claimed_at: float = field(default_factory=time.monotonic)
 
     @classmethod
     def ready(cls, rows: Sequence[store.Pending], now: datetime.datetime) -> Batch:
@@ -93,7 +94,7 @@ class Batch:
         return {row.partition: row.id for row in self.rows}
 
     def messages(self) -> list[Message]:
-        return [Message(row.id, row.routing_key, row.payload) for row in self.rows]
+        return [Message(row.id, row.routing_key, row.payload, row.headers()) for row in self.rows]
 
 
 def default_owner() -> str:
@@ -134,8 +135,10 @@ class Relay:
         config: Config | None = None,
         *,
         alarm: Alarm | None = None,
+        observer: metrics.Observer | None = None,
     ) -> None:
         self.config = config or Config()
+        self.observer = observer or metrics.Observer()
         self.publisher = publisher
         self.owner = self.config.owner or default_owner()
         self.leases = Leases(self.owner, self.config.lease_ttl)
@@ -197,6 +200,7 @@ class Relay:
             self.leases.tick(db)
         moved = self._drain(db, deadline)
         self._health.up()
+        self.observer.turned(db, len(self.leases.held))
         self._purge(db)
         if moved or self._careful:
             return True
@@ -253,7 +257,7 @@ class Relay:
         if self.leases.due() or not self.leases.safe():
             self.leases.tick(db, rebalance=False)
         held = self.leases.held
-        return Batch([row for row in batch.rows if row.partition in held])
+        return Batch([row for row in batch.rows if row.partition in held], batch.claimed_at)
 
     def _await(self, db: Database) -> Outcome:
         started = time.monotonic()
@@ -276,6 +280,7 @@ class Relay:
         store.mark_published(db, [r.id for r in batch.rows if r.id not in skip], now)
         self.stats.published += len(batch.rows) - len(skip)
         self.stats.batches += 1
+        self.observer.settled(batch.rows, skip, batch.claimed_at, now)
         for row in batch.rows:
             if row.id in outcome.returned:
                 self._returned(db, row, outcome.returned[row.id], now)
@@ -290,6 +295,7 @@ class Relay:
     ) -> None:
         store.mark_returned(db, row.id, f"returned by the broker: {reason}", now)
         self.stats.returned += 1
+        self.observer.returned(row)
         if row.routing_key not in self._unroutable:  # once per key: it may be every event
             self._unroutable.add(row.routing_key)
             logger.warning(
@@ -306,6 +312,7 @@ class Relay:
             db, row.id, f"refused by the broker: {reason}", retry_at, self.config.max_attempts
         )
         self.stats.refused += 1
+        self.observer.refused(row, failed)
         if failed:
             self.stats.failed += 1
             logger.error(
@@ -337,6 +344,7 @@ class Relay:
         before = self.leases.now() - datetime.timedelta(seconds=self.config.retention)
         purged = purge(db, before, self.config.purge_batch_size, PURGE_ROUNDS, self.alarm)
         self.stats.purged += purged
+        self.observer.purged(purged)
         if purged:
             logger.info("purged %s events published before %s", purged, before)
 
@@ -369,6 +377,7 @@ class Relay:
         else:
             self.publisher.close()
             what = "broker"
+        self.observer.down(what)
         self.alarm.sleep(self._health.down(what, error))
 
     def _drop_db(self) -> None:
@@ -391,6 +400,7 @@ class Relay:
             logger.warning("could not release the leases (they expire by themselves): %s", exc)
         finally:
             self.publisher.close()
+            self.observer.close()
             if self._own_alarm:
                 self.alarm.close()
         logger.info(

@@ -148,6 +148,7 @@ class PikaPublisher(Publisher):
             content_type=contract.CONTENT_TYPE,
             delivery_mode=contract.DELIVERY_MODE_PERSISTENT,
             message_id=str(message.event_id),
+            headers=message.headers,
         )
         try:
             self._channel.basic_publish(

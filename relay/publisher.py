@@ -25,6 +25,7 @@ class Message:
     event_id: int
     routing_key: str
     body: str
+    headers: dict[str, str] | None = None  # AMQP headers (the event's trace context)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def retry_failed(db: Database, ids: Sequence[int]) -> int:
 
 _COPY_COLUMNS = (
     "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
-    "correlation_id"
+    "correlation_id, traceparent, tracestate"
 )
 
 
@@ -118,32 +118,33 @@ _EVENT_COLUMNS = (
     "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
     "correlation_id"
 )
-_EVENT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+_TRACE_COLUMNS = ", traceparent, tracestate"  # sent only when an event of the batch has them
 # PostgreSQL fills the rest from column defaults (migration 0006); elsewhere we send them.
-_INSERT_COLUMNS = f"{_EVENT_COLUMNS}, status, attempts, available_at, last_error, created_at"
-_INSERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, '', %s)"
-
-
-def _event_params(event: contract.NewEvent) -> tuple:
-    return (
-        event.cqrs_id, event.instance_pk, event.signal_type, event.revision, event.partition,
-        event.routing_key, event.payload, event.correlation_id,
-    )
+_DEFAULTED_COLUMNS = ", status, attempts, available_at, last_error, created_at"
+_DEFAULTED_VALUES = ", %s, 0, %s, '', %s"
 
 
 def _insert_sql(db: Database, events: Sequence[contract.NewEvent]) -> tuple[str, list]:
+    traced = any(event.traceparent for event in events)
+    columns = _EVENT_COLUMNS + (_TRACE_COLUMNS if traced else "")
+    values = "%s, %s, %s, %s, %s, %s, %s, %s" + (", %s, %s" if traced else "")
+    defaults = db.vendor != POSTGRESQL
+    if defaults:
+        columns += _DEFAULTED_COLUMNS
+        values += _DEFAULTED_VALUES
+        now = utcnow()
     params: list = []
-    if db.vendor == POSTGRESQL:
-        for event in events:
-            params.extend(_event_params(event))
-        rows = ", ".join([_EVENT_ROW] * len(events))
-        return f"INSERT INTO {T} ({_EVENT_COLUMNS}) VALUES {rows}", params
-    now = utcnow()
     for event in events:
-        params.extend(_event_params(event))
-        params.extend((contract.STATUS_PENDING, now, now))
-    rows = ", ".join([_INSERT_ROW] * len(events))
-    return f"INSERT INTO {T} ({_INSERT_COLUMNS}) VALUES {rows}", params
+        params.extend((
+            event.cqrs_id, event.instance_pk, event.signal_type, event.revision,
+            event.partition, event.routing_key, event.payload, event.correlation_id,
+        ))
+        if traced:
+            params.extend((event.traceparent, event.tracestate))
+        if defaults:
+            params.extend((contract.STATUS_PENDING, now, now))
+    rows = ", ".join([f"({values})"] * len(events))
+    return f"INSERT INTO {T} ({columns}) VALUES {rows}", params
 
 
 def insert_events(db: Database, events: Sequence[contract.NewEvent]) -> list[int]:
@@ -193,9 +194,25 @@ class Pending:
     payload: str
     attempts: int
     available_at: datetime.datetime
+    cqrs_id: str = ""
+    created_at: datetime.datetime | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+    def headers(self) -> dict[str, str] | None:
+        """Return the AMQP headers the event carries: its trace context, if any."""
+        if not self.traceparent:
+            return None
+        found = {"traceparent": self.traceparent}
+        if self.tracestate:
+            found["tracestate"] = self.tracestate
+        return found
 
 
-_PENDING_COLUMNS = "id, partition, routing_key, payload, attempts, available_at"
+_PENDING_COLUMNS = (
+    "id, partition, routing_key, payload, attempts, available_at, cqrs_id, created_at, "
+    "traceparent, tracestate"
+)
 
 # One index range scan of the partial pending index per partition, in the order given,
 # stopping as soon as `limit` rows are found: each partition yields a prefix of its
@@ -235,7 +252,10 @@ def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[
             rows.extend(
                 db.fetchall(_CLAIM_ONE, (contract.STATUS_PENDING, partition, after, wanted))
             )
-    return [Pending(int(i), int(p), k, b, int(a), _aware(t)) for i, p, k, b, a, t in rows]
+    return [
+        Pending(int(i), int(p), k, b, int(a), _aware(t), c, _aware(m), tp, ts)
+        for i, p, k, b, a, t, c, m, tp, ts in rows
+    ]
 
 
 def _id_filter(db: Database, ids: Sequence[int]) -> tuple[str, list]:

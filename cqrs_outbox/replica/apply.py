@@ -182,7 +182,10 @@ def _decide(item: _Item, states: dict, run: _Run) -> None:
     if verdict == rules.TOMBSTONED:
         note = revlog.TOMBSTONED
     if not applies:
-        run.outcomes[item.index] = Outcome(IGNORED, verdict, note=note, existing=state.row)
+        run.outcomes[item.index] = Outcome(
+            IGNORED, rules.skip_reason(verdict, change.revision, state), note=note,
+            existing=state.row,
+        )
         return
     states[(model, change.key)] = rules.after(change.signal_type, change.revision, state)
     run.outcomes[item.index] = Outcome(APPLIED, note=note, existing=state.row)

@@ -19,9 +19,10 @@ from typing import Any
 
 from django.db import connections, router
 
-from cqrs_outbox import conf
+from cqrs_outbox import conf, tracing
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import apply, batchlog, broker, revlog, store, topology, wire
+from cqrs_outbox.replica import metrics as replica_metrics
 from relay import contract
 from relay.escape import one_line
 from relay.exceptions import BadMessage, BrokerUnavailable, DatabaseUnavailable, MessageRejected
@@ -76,6 +77,7 @@ class Consumer:
         self.settings = conf.get()
         replica = self.settings.replica
         self.names = topology.names(self.settings)
+        self.observer = replica_metrics.observer(self.names.queue)
         self.cqrs_ids = sorted(cqrs_ids or ReplicaRegistry.models)
         self.batch_size = batch_size or replica.batch_size
         self.prefetch_count = max(prefetch_count or replica.prefetch_count, self.batch_size)
@@ -107,6 +109,7 @@ class Consumer:
             except (BrokerUnavailable, DatabaseUnavailable, MessageRejected) as exc:
                 # Only a session that got a batch through ends an outage: back off afresh.
                 failures = 1 if self._batches_done > done_before else failures + 1
+                self.observer.down(exc)
                 delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
                 delay *= random.uniform(0.5, 1.0)
                 self._outage.failed("%s; reconnecting in %.1fs", one_line(exc), delay)
@@ -132,6 +135,7 @@ class Consumer:
         except broker.ERRORS as exc:
             raise broker.translate(exc, "declare the replica queues", topology.QUEUE_HINT) from exc
         channel.basic_consume(self.names.queue, self._on_message, auto_ack=False)
+        self.observer.connected(_aliases(self.cqrs_ids))
         logger.info("Consuming %s from %s on %s (batch %s, prefetch %s)",
                     ", ".join(self.cqrs_ids), self.names.queue, self.settings.broker.safe_url,
                     self.batch_size, self.prefetch_count)
@@ -145,6 +149,7 @@ class Consumer:
                 self._handle(channel, batch)
             elif not self._buffer:
                 self._idle()
+            self.observer.turned()
 
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self._buffer.append(Delivery(method.delivery_tag, method.routing_key, properties, body))
@@ -163,7 +168,10 @@ class Consumer:
                 work.append(item)
         if work:
             self._last_batch = time.monotonic()
-            outcomes = _apply(work)
+            traced = [getattr(d.properties, "headers", None) for d, _, _ in work]
+            with tracing.batch_span(self.names.queue, traced):
+                outcomes = _apply(work)
+            self.observer.batch(time.monotonic() - self._last_batch)
             for (delivery, envelope, model), outcome in zip(work, outcomes, strict=True):
                 verdicts[delivery.tag] = self._settle(delivery, envelope, model, outcome)
         for delivery in batch:
@@ -227,6 +235,7 @@ class Consumer:
                outcome: apply.Outcome) -> _Verdict:
         if outcome.status in (apply.APPLIED, apply.IGNORED):
             self.applied += outcome.status == apply.APPLIED
+            self.observer.acknowledged(envelope, outcome.reason)
             return _Verdict(delivery, "ack")
         if outcome.status == apply.BAD:
             return self._dead(delivery, f"bad message: {outcome.reason}", envelope)
@@ -243,6 +252,7 @@ class Consumer:
                 f"{one_line(envelope.instance_pk)} failed ({one_line(outcome.reason)}); "
                 f"retry {retries + 1} in {delay}s"))])
             body = wire.with_retries(envelope, retries + 1)
+            self.observer.retried(envelope)
             return _Verdict(delivery, "retry", outcome.reason, body, delay)
         reason = f"failed after {retries} retries: {outcome.reason}"
         return self._dead(delivery, reason, envelope)
@@ -251,6 +261,7 @@ class Consumer:
               envelope: contract.Envelope | None) -> _Verdict:
         reason = one_line(reason, REASON_CHARS)
         what = f"{envelope.cqrs_id}:{envelope.instance_pk}" if envelope else "body"
+        self.observer.dead_lettered(envelope, reason)
         self._report.event("dead", [(logging.ERROR, (
             f"Dead-lettered {one_line(delivery.label)} {one_line(what, PK_CHARS)}: {reason}; "
             f"body: {wire.preview(delivery.body)}"))])

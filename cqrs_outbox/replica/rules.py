@@ -16,6 +16,7 @@ from relay import contract
 APPLY = "apply"
 STALE = "stale"  # older than (or, for SAVE, equal to) what the replica holds
 TOMBSTONED = "tombstoned"  # the row was deleted at this revision or later
+DUPLICATE = "duplicate"  # a stale event at exactly the revision held: delivered again
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,15 @@ def decide(signal_type: str, revision: int, state: State) -> str:
     if state.tombstone is not None and revision <= state.tombstone:
         return STALE if signal_type == contract.SIGNAL_DELETE else TOMBSTONED
     return APPLY
+
+
+def skip_reason(verdict: str, revision: int, state: State) -> str:
+    """Name why an event that does not apply is skipped: `verdict`, or DUPLICATE for a
+    stale event at the very revision the replica holds."""
+    held = state.row if state.row is not None else state.tombstone
+    if verdict == STALE and revision == held:
+        return DUPLICATE
+    return verdict
 
 
 def after(signal_type: str, revision: int, state: State) -> State:

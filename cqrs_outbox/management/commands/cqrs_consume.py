@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import consumer, reloader, topology
+from cqrs_outbox.replica import metrics as replica_metrics
 from cqrs_outbox.replica import workers as worker_pool
 from relay import pika_publisher
 from relay.exceptions import ConfigurationError
@@ -61,6 +62,13 @@ class Command(BaseCommand):
             default=worker_pool.DEFAULT_SIGKILL_TIMEOUT,
             help="Seconds to wait for a worker after SIGKILL (default %(default)s).",
         )
+        parser.add_argument(
+            "--metrics-port", type=int, default=None,
+            help="Serve /metrics, /healthz and /readyz of all workers on this port "
+                 "(default: CQRS['replica']['metrics_port']).",
+        )
+        parser.add_argument("--metrics-addr", default="127.0.0.1",
+                            help="Address the metrics port listens on (default: 127.0.0.1).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         count, cqrs_ids, batch_size = options["workers"], options["cqrs_ids"], options["batch_size"]
@@ -77,7 +85,9 @@ class Command(BaseCommand):
                 sys.exit(reloader.run_parent(timeouts))
             if options["reload"]:
                 reloader.watch(reloader.ignored_paths(options["ignore_paths"]))
-            worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch), timeouts)
+            with replica_metrics.serving(_metrics_port(options), options["metrics_addr"]):
+                worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch),
+                                timeouts)
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         if worker_pool.reload_requested.is_set():
@@ -100,6 +110,13 @@ def _timeouts(options: dict) -> worker_pool.StopTimeouts:
         raise CommandError("--sigint-timeout and --sigkill-timeout take a number of seconds, "
                            "0 or more.")
     return worker_pool.StopTimeouts(sigint, sigkill)
+
+
+def _metrics_port(options: dict) -> int | None:
+    port = options["metrics_port"] or conf.get().replica.metrics_port
+    if port is not None and not 0 < port < 65536:
+        raise CommandError("--metrics-port must be a port number (1-65535).")
+    return port
 
 
 def _target(cqrs_ids: list[str] | None, batch_size: int | None,

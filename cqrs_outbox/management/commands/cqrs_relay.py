@@ -10,14 +10,16 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cqrs_outbox import conf, dbapi
 from relay import db as relay_db
-from relay import engine, pika_publisher, status, store
+from relay import engine, health, metrics, pika_publisher, status, store
 from relay.exceptions import ConfigurationError, DatabaseUnavailable
 
 
-def build_relay(database: str = "default", **overrides: Any) -> engine.Relay:
+def build_relay(database: str = "default", observer: metrics.Observer | None = None,
+                **overrides: Any) -> engine.Relay:
     """Return a relay on Django's connection `database`, configured by `CQRS` settings.
 
-    `overrides` replace fields of `relay.engine.Config` (batch_size, poll_interval, ...).
+    `overrides` replace fields of `relay.engine.Config` (batch_size, poll_interval, ...);
+    `observer` hears what it does (see `relay.metrics`).
     """
     settings = conf.get()
     values = dict(
@@ -31,8 +33,19 @@ def build_relay(database: str = "default", **overrides: Any) -> engine.Relay:
     values.update({k: v for k, v in overrides.items() if v is not None})
     publisher = pika_publisher.PikaPublisher(settings.broker, settings.exchange)
     return engine.Relay(
-        functools.partial(dbapi.database, database), publisher, engine.Config(**values)
+        functools.partial(dbapi.database, database), publisher, engine.Config(**values),
+        observer=observer,
     )
+
+
+def _observer(options: dict) -> metrics.Observer | None:
+    port = options["metrics_port"] or conf.get().relay.metrics_port
+    if port is None:
+        return None
+    if not 0 < port < 65536:
+        raise CommandError("--metrics-port must be a port number (1-65535).")
+    observer, _ = health.serve_relay(port, options["metrics_addr"], options["database"])
+    return observer
 
 
 class Command(BaseCommand):
@@ -58,6 +71,11 @@ class Command(BaseCommand):
         parser.add_argument("--status", action="store_true",
                             help="Print pending and failed counts, the oldest pending "
                                  "age and partition owners, then exit.")
+        parser.add_argument("--metrics-port", type=int, default=None,
+                            help="Serve /metrics, /healthz and /readyz on this port "
+                                 "(default: CQRS['relay']['metrics_port']).")
+        parser.add_argument("--metrics-addr", default=health.DEFAULT_ADDR,
+                            help="Address the metrics port listens on (default: 127.0.0.1).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -82,6 +100,7 @@ class Command(BaseCommand):
             pika_publisher.quiet_pika()
         relay = build_relay(
             options["database"],
+            _observer(options),
             batch_size=options["batch_size"],
             poll_interval=options["poll_interval"],
             lease_ttl=options["lease_ttl"],

@@ -23,7 +23,8 @@ SCHEMA = [
     '"payload" text NOT NULL, "correlation_id" varchar(255) NULL, '
     '"status" varchar(10) NOT NULL, "attempts" integer NOT NULL, '
     '"available_at" datetime NOT NULL, "last_error" text NOT NULL, '
-    '"created_at" datetime NOT NULL, "published_at" datetime NULL)',
+    '"created_at" datetime NOT NULL, "published_at" datetime NULL, '
+    '"traceparent" varchar(64) NULL, "tracestate" varchar(512) NULL)',
     'CREATE INDEX "cqrs_outbox_pending_idx" ON "cqrs_outbox_event" ("partition", "id") '
     "WHERE \"status\" = 'pending'",
     'CREATE INDEX "cqrs_outbox_published_idx" ON "cqrs_outbox_event" ("published_at") '

@@ -1,0 +1,149 @@
+"""Serve `/metrics`, `/healthz` and `/readyz` over HTTP from a background thread.
+
+The probes read the same numbers Prometheus scrapes: `<prefix>_last_turn_timestamp_seconds`
+(when the main loop last turned) and `<prefix>_broker_up` / `<prefix>_database_up`
+(what the loop saw last). One reading serves the relay, which keeps them in its own
+registry, and the replica workers, whose forked processes write them to files that
+the serving parent sums.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from relay import metrics
+from relay.exceptions import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ADDR = "127.0.0.1"
+STALE_AFTER = 60.0  # seconds without a turn of the main loop before /healthz fails
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer of one probe."""
+
+    ok: bool
+    reason: str = ""
+
+    def body(self) -> bytes:
+        """Return the one-line JSON the endpoint answers with."""
+        data: dict[str, Any] = {"ok": self.ok}
+        if self.reason:
+            data["reason"] = self.reason
+        return (json.dumps(data) + "\n").encode()
+
+
+def _values(registry: Any, name: str) -> list[float]:
+    found = []
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == name:
+                found.append(sample.value)
+    return found
+
+
+def liveness(registry: Any, prefix: str, started: float, stale: float = STALE_AFTER) -> Verdict:
+    """Return whether the main loop (every worker's, if several) turned within `stale` s."""
+    turns = _values(registry, f"{prefix}_last_turn_timestamp_seconds")
+    now = time.time()
+    if not turns:
+        if now - started < stale:
+            return Verdict(True, "starting")
+        return Verdict(False, f"the main loop has not started within {stale:.0f}s")
+    idle = now - min(turns)
+    if idle > stale:
+        return Verdict(False, f"the main loop has not turned for {idle:.0f}s")
+    return Verdict(True)
+
+
+def readiness(registry: Any, prefix: str) -> Verdict:
+    """Return whether database and broker answered the main loop when it last tried."""
+    for what in ("database", "broker"):
+        values = _values(registry, f"{prefix}_{what}_up")
+        if not values:
+            return Verdict(False, f"{what} not reached yet")
+        if min(values) < 1:
+            return Verdict(False, f"{what} unreachable")
+    return Verdict(True)
+
+
+class Server:
+    """The HTTP endpoints of one process, on a daemon thread."""
+
+    def __init__(self, addr: str, port: int, registry: Any, prefix: str,
+                 before_read: Callable[[], None] | None = None) -> None:
+        self.registry = registry
+        self.prefix = prefix
+        self.before_read = before_read or (lambda: None)
+        self.started = time.time()
+        self._prom = metrics.require()
+        try:
+            self._http = ThreadingHTTPServer((addr, port), _handler(self))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}; "
+                "pick a free --metrics-port"
+            ) from exc
+        self._http.daemon_threads = True
+        self.port = self._http.server_address[1]
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, name="cqrs-metrics", daemon=True
+        )
+        self._thread.start()
+        logger.info("serving /metrics, /healthz and /readyz on http://%s:%s", addr, self.port)
+
+    def answer(self, path: str) -> tuple[int, str, bytes]:
+        """Return status, content type and body for a GET of `path`."""
+        self.before_read()
+        if path == "/metrics":
+            exposition = self._prom.exposition
+            return 200, exposition.CONTENT_TYPE_LATEST, exposition.generate_latest(self.registry)
+        if path in ("/healthz", "/readyz"):
+            if path == "/healthz":
+                verdict = liveness(self.registry, self.prefix, self.started)
+            else:
+                verdict = readiness(self.registry, self.prefix)
+            return (200 if verdict.ok else 503), "application/json", verdict.body()
+        return 404, "text/plain", b"not found: try /metrics, /healthz or /readyz\n"
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        self._http.shutdown()
+        self._http.server_close()
+
+
+def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            try:
+                status, kind, body = server.answer(self.path.split("?", 1)[0])
+            except Exception as exc:  # noqa: BLE001 - a probe must answer, whatever broke
+                logger.warning("answering %s failed: %s", self.path, exc)
+                status, kind, body = 500, "text/plain", f"error: {exc}\n".encode()
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            logger.debug("%s " + format, self.client_address[0], *args)
+
+    return Handler
+
+
+def serve_relay(port: int, addr: str = DEFAULT_ADDR, database: str = "default",
+                registry: Any = None) -> tuple[metrics.RelayMetrics, Server]:
+    """Return a relay observer and the server publishing what it records."""
+    observer = metrics.RelayMetrics(database, registry)
+    observer.server = Server(addr, port, observer.registry, metrics.PREFIX)
+    return observer, observer.server
