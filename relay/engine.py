@@ -401,11 +401,13 @@ class Relay:
 
 def purge(db: Database, before: datetime.datetime, batch_size: int, rounds: int,
           alarm: Alarm | None = None) -> int:
-    """Delete events published before `before`, in at most `rounds` bounded statements."""
-    total = 0
+    """Delete events published before `before`, oldest ids first, in at most `rounds`
+    statements of `batch_size` rows each."""
+    total, after = 0, 0
     for _ in range(rounds):
-        deleted = store.purge_published(db, before, batch_size)
+        deleted, resume = store.purge_published(db, before, batch_size, after)
         total += deleted
-        if deleted < batch_size or (alarm is not None and alarm.rung):
+        if resume is None or (alarm is not None and alarm.rung):
             break
+        after = resume
     return total
