@@ -110,9 +110,9 @@ def backlog(count: int) -> tuple[int, int, float]:
 class Broker:
     """The bench's exchange and the replica queues bound to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, replicas: int = REPLICAS) -> None:
         self.exchange = f"cqrs_bench_{uuid.uuid4().hex[:8]}"
-        self.queues = [f"{self.exchange}_replica{i}" for i in range(REPLICAS)]
+        self.queues = [f"{self.exchange}_replica{i}" for i in range(replicas)]
         with self.channel() as channel:
             channel.exchange_declare(self.exchange, "topic", durable=True)
             for queue in self.queues:  # declared and bound as a replica does

@@ -1,8 +1,9 @@
 """Every statement of a drain reads no more than its batch, whatever the statistics say.
 
 The relay drains a backlog inserted just before it starts, on a table whose statistics
-describe something else: empty (analysed before the backlog arrived), or a drained
-history with nothing pending (analysed after the last drain, dead rows left behind).
+describe something else: empty (analysed before the backlog arrived), a drained history
+with nothing pending (analysed after the last drain, dead rows left behind), or a large
+backlog that has since been published (analysed while it waited).
 Autovacuum is off for the table, so nothing corrects the statistics meanwhile. Each
 statement the store runs is first run under EXPLAIN (ANALYZE, BUFFERS) in a transaction
 that is rolled back, then for real; every plan must read a bounded number of rows and
@@ -99,6 +100,15 @@ def _analyse_drained_history() -> None:
         cursor.execute(f"ANALYZE {T}")
 
 
+def _analyse_full_backlog() -> None:
+    """Analyse while a backlog waits, then drain it behind the statistics' back."""
+    support.write_events(("history", pk, 0) for pk in range(HISTORY))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {T}")
+        cursor.execute(f"UPDATE {T} SET status = %s, published_at = now() - interval '1 hour'",
+                       (contract.STATUS_PUBLISHED,))
+
+
 @pytest.fixture
 def frozen_statistics():
     """Keep autovacuum away from the outbox for the test: statistics stay as they are."""
@@ -141,8 +151,8 @@ def _drain(exchange: str) -> tuple[engine.Stats, list[Explained]]:
 
 @pytest.mark.parametrize(
     "statistics",
-    [_analyse_empty, _analyse_drained_history],
-    ids=["stats_say_empty", "stats_say_drained_history"],
+    [_analyse_empty, _analyse_drained_history, _analyse_full_backlog],
+    ids=["stats_say_empty", "stats_say_drained_history", "stats_say_all_pending"],
 )
 def test_drain__no_statement_reads_more_than_its_batch_on_a_fresh_backlog(
     statistics, frozen_statistics, exchange, collector, refusing_queue
@@ -206,3 +216,16 @@ def test_explaining_database__counts_the_rows_a_full_scan_reads(frozen_statistic
     [explained] = db.explained
     assert explained.rows_read == 2 * BATCH
 
+
+
+def test_outbox_table__asks_autovacuum_to_come_by_rows_changed_not_table_size():
+    from importlib import import_module
+
+    migration = import_module("cqrs_outbox.migrations.0006_outbox_autovacuum")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", (T,))
+        [options] = cursor.fetchone()
+    applied = dict(option.split("=", 1) for option in options)
+    assert {k: float(v) for k, v in applied.items() if k in migration.SETTINGS} == {
+        k: float(v) for k, v in migration.SETTINGS.items()
+    }
