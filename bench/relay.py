@@ -206,7 +206,13 @@ def _maintenance() -> int:
     ))
 
 
-def raw_rate(broker: Broker, first: int, last: int) -> float:
+@dataclass(frozen=True)
+class Raw:
+    rate: float  # bodies per second over the whole run
+    tenths: tuple[float, float, float]  # first, middle and last tenth, bodies per second
+
+
+def raw_rate(broker: Broker, first: int, last: int) -> Raw:
     """Publish the bodies of events first..last with pika in transactions of 500."""
     with pg() as conn, conn.cursor(name="bodies") as cur:
         conn.autocommit = False  # a named cursor needs a transaction
@@ -214,9 +220,10 @@ def raw_rate(broker: Broker, first: int, last: int) -> float:
         cur.execute(f"SELECT payload FROM {T} WHERE id BETWEEN %s AND %s ORDER BY id",
                     (first, last))
         bodies = [row[0].encode() for row in cur]
+    marks = {round(len(bodies) * p) for p in (0.1, 0.45, 0.55, 0.9)}
+    stamps = [time.perf_counter()]
     with broker.channel() as channel:
         channel.tx_select()
-        began = time.perf_counter()
         for i, body in enumerate(bodies, 1):
             properties = pika.BasicProperties(
                 content_type=contract.CONTENT_TYPE,
@@ -226,8 +233,14 @@ def raw_rate(broker: Broker, first: int, last: int) -> float:
             channel.basic_publish(broker.exchange, "author", body, properties, mandatory=True)
             if i % TX_BATCH == 0:
                 channel.tx_commit()
+            if i in marks:
+                stamps.append(time.perf_counter())
         channel.tx_commit()
-        return len(bodies) / (time.perf_counter() - began)
+    stamps.append(time.perf_counter())
+    tenth = len(bodies) / 10
+    return Raw(len(bodies) / (stamps[-1] - stamps[0]),
+               (tenth / (stamps[1] - stamps[0]), tenth / (stamps[3] - stamps[2]),
+                tenth / (stamps[5] - stamps[4])))
 
 
 @dataclass(frozen=True)
@@ -236,7 +249,7 @@ class Round:
     body_bytes: int
     write_rate: float
     drain: Drain
-    raw: float
+    raw: Raw
 
 
 def one_round(broker: Broker, events: int) -> Round:
@@ -366,15 +379,17 @@ def main() -> None:
             p50, p99, n = latency(broker)
             print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms  "
                   f"({n} events at {LATENCY_RATE}/s, NOTIFY; target 20 / 100 ms)")
-        print(f"{'backlog':>9} {'body B':>6} {'relay/s':>8} {'raw/s':>8} {'ratio':>6} "
-              f"{'first/s':>8} {'middle/s':>8} {'last/s':>8} {'last/first':>10} "
-              f"{'RSS MB':>6} {'autovac':>7} {'load':>14}")
+        print(f"{'backlog':>9} {'body B':>6} {'relay/s':>8} {'raw/s':>8} {'ratio':>6}   "
+              f"{'relay first/middle/last':>23} {'last/first':>10}   "
+              f"{'raw first/middle/last':>21} {'last/first':>10} {'RSS MB':>6} "
+              f"{'autovac':>7} {'load':>14}")
         for size in sizes:
             r = one_round(broker, size)
             d = r.drain
-            print(f"{r.events:>9} {r.body_bytes:>6} {d.rate:>8.0f} {r.raw:>8.0f} "
-                  f"{d.rate / r.raw:>6.2f} {d.tenths[0]:>8.0f} {d.tenths[1]:>8.0f} "
-                  f"{d.tenths[2]:>8.0f} {d.tenths[2] / d.tenths[0]:>10.2f} "
+            print(f"{r.events:>9} {r.body_bytes:>6} {d.rate:>8.0f} {r.raw.rate:>8.0f} "
+                  f"{d.rate / r.raw.rate:>6.2f}   {_tenths(d.tenths):>23} "
+                  f"{d.tenths[2] / d.tenths[0]:>10.2f}   {_tenths(r.raw.tenths):>21} "
+                  f"{r.raw.tenths[2] / r.raw.tenths[0]:>10.2f} "
                   f"{d.peak_rss:>6.1f} {d.autovacuums:>7} {_load():>14}", flush=True)
         print(f"targets: ratio >= 1.0 on the largest backlog, last/first >= 0.8; "
               f"raw: AMQP transactions of {TX_BATCH}; {REPLICAS} durable queues, uncapped; "
@@ -382,6 +397,10 @@ def main() -> None:
     finally:
         broker.close()
         teardown_databases(state, verbosity=0)
+
+
+def _tenths(rates: tuple[float, float, float]) -> str:
+    return " / ".join(f"{rate:.0f}" for rate in rates)
 
 
 def _load() -> str:
