@@ -69,7 +69,7 @@ def _rows_read(node: dict) -> int:
         per_loop = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)
                     + node.get("Rows Removed by Index Recheck", 0))
         own = int(per_loop * node.get("Actual Loops", 1))
-    if node["Node Type"] in ("ModifyTable",):
+    if node["Node Type"] == "ModifyTable":
         own = 0  # its rows are the ones its input scan produced
     return own + sum(_rows_read(child) for child in node.get("Plans", []))
 
