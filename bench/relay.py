@@ -9,7 +9,7 @@ migrations configured it.
    commits one event per transaction at 1,000 per second while the relay runs with
    LISTEN/NOTIFY; a consumer reading a durable queue, as a replica does, notes when
    each arrives.
-2. Drain rate, per backlog size (100,000 and 1,000,000 by default, bodies of about 290
+2. Drain rate, per backlog size (100,000 and 1,000,000 by default, bodies of about 350
    bytes): the relay publishes to two durable, uncapped queues bound as two replicas
    of a mixed fleet bind theirs (`author` and `cqrs.<queue>.author`), with publisher
    confirms, marking each batch after its confirms. The rate runs from the first batch
@@ -65,7 +65,7 @@ LATENCY_RATE = 1000  # events per second in the latency run
 LATENCY_SECONDS = 12  # seconds of steady load measured (after a second of warm-up)
 RSS_EVERY = 2.0  # seconds between samples of the relay's memory
 T = contract.OUTBOX_TABLE
-# An author's name of ordinary length, so each SAVE body is about 290 bytes.
+# An author's name of ordinary length, so each SAVE body is about 350 bytes.
 NAME = "author number {:07d} with a name of ordinary length, as people tend to have"
 
 
