@@ -40,8 +40,8 @@ BACKOFF_FIRST = 0.1  # seconds before the first retry after an outage
 BACKOFF_MAX = 5.0  # seconds, the longest pause between retries
 REFUSAL_BACKOFF = 1.0  # seconds before re-publishing a refused event, doubled per attempt
 REFUSAL_BACKOFF_MAX = 60.0  # seconds
-PURGE_INTERVAL = 60.0  # seconds between purges of old published events
-PURGE_ROUNDS = 10  # purge statements per purge, so a purge never stalls the drain long
+PURGE_INTERVAL = 60.0  # seconds between purges of old published events, unless behind
+PURGE_ROUNDS = 10  # purge statements per turn, so a purge never stalls the drain long
 
 
 @dataclass(frozen=True)
@@ -340,9 +340,12 @@ class Relay:
     def _purge(self, db: Database) -> None:
         if time.monotonic() - self._last_purge < PURGE_INTERVAL or 0 not in self.leases.held:
             return  # one relay purges: the one holding partition 0
-        self._last_purge = time.monotonic()
         before = self.leases.now() - datetime.timedelta(seconds=self.config.retention)
-        purged = purge(db, before, self.config.purge_batch_size, PURGE_ROUNDS, self.alarm)
+        purged, more = _purge_rounds(
+            db, before, self.config.purge_batch_size, PURGE_ROUNDS, self.alarm
+        )
+        # Behind (events come faster than one purge a minute removes): go on next turn.
+        self._last_purge = -PURGE_INTERVAL if more else time.monotonic()
         self.stats.purged += purged
         self.observer.purged(purged)
         if purged:
@@ -411,11 +414,21 @@ class Relay:
 
 def purge(db: Database, before: datetime.datetime, batch_size: int, rounds: int,
           alarm: Alarm | None = None) -> int:
-    """Delete events published before `before`, in at most `rounds` bounded statements."""
-    total = 0
+    """Delete events published before `before`, oldest ids first, in at most `rounds`
+    statements of `batch_size` rows each."""
+    return _purge_rounds(db, before, batch_size, rounds, alarm)[0]
+
+
+def _purge_rounds(db: Database, before: datetime.datetime, batch_size: int, rounds: int,
+                  alarm: Alarm | None) -> tuple[int, bool]:
+    """Purge as `purge` does; also return whether the rounds ran out with more to do."""
+    total, after = 0, 0
     for _ in range(rounds):
-        deleted = store.purge_published(db, before, batch_size)
+        deleted, resume = store.purge_published(db, before, batch_size, after)
         total += deleted
-        if deleted < batch_size or (alarm is not None and alarm.rung):
+        if resume is None:
+            return total, False
+        if alarm is not None and alarm.rung:
             break
-    return total
+        after = resume
+    return total, True

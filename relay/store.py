@@ -169,13 +169,15 @@ def insert_events_and_commit(db: Database, events: Sequence[contract.NewEvent]) 
 
 
 def rewrite_event(db: Database, event_id: int, event: contract.NewEvent) -> bool:
-    """Give a still-pending event the state of a later save in the same transaction."""
+    """Give a still-pending event the state of a later save in the same transaction.
+
+    Plan: one primary key probe (see `_UNSETTLED`).
+    """
     return bool(
         db.rowcount(
             f"UPDATE {T} SET payload = %s, revision = %s, correlation_id = %s, "
-            "created_at = %s WHERE id = %s AND status = %s",
-            (event.payload, event.revision, event.correlation_id, utcnow(), event_id,
-             contract.STATUS_PENDING),
+            f"created_at = %s WHERE id = %s AND {_UNSETTLED}",
+            (event.payload, event.revision, event.correlation_id, utcnow(), event_id),
         )
     )
 
@@ -217,6 +219,16 @@ _PENDING_COLUMNS = (
 # One index range scan of the partial pending index per partition, in the order given,
 # stopping as soon as `limit` rows are found: each partition yields a prefix of its
 # pending rows in id order, which is all the per-row order needs.
+# Plan: Nested Loop over the cursors, inner Limit over an Index Scan of
+# cqrs_outbox_pending_idx with both columns bound (partition = p.part AND id > p.after),
+# in index order, so no sort. Why nothing else wins: the primary key in id order would
+# have to filter the partition and the status out of published history, and a
+# sequential scan with a sort reads the whole table; both are costed on the table's
+# real size. A bitmap scan of the pending index followed by a sort must read every
+# pending row of the partition before the first comes out, while the ordered scan stops
+# at `limit`; where the statistics say the index is empty, both look nearly free and the
+# ordered scan, needing no sort, is the cheaper. tests/integration/relay/test_plans.py
+# checks this plan on tables whose statistics say empty, drained, or all pending.
 _CLAIM_POSTGRESQL = (
     f"SELECT e.{_PENDING_COLUMNS.replace(', ', ', e.')} "
     "FROM unnest(%s::int[], %s::bigint[]) AS p(part, after) "
@@ -258,6 +270,25 @@ def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[
     ]
 
 
+# Every statement that settles events names them by id and must find them through the
+# primary key: one probe per id, whatever the statistics say. The danger is the partial
+# pending index (partition, id): a query whose WHERE clause implies its predicate
+# `status = 'pending'` may use it, with the id as a filter on its second column, which
+# reads the whole backlog for every statement. The planner picks it exactly when the
+# backlog is fresh: the index was sized when it was empty (CREATE INDEX, TRUNCATE, or
+# the last VACUUM before the burst), so scanning it "costs nothing". PostgreSQL uses a
+# partial index only when it can prove the query implies the index's predicate, and no
+# `<>` test ever proves an `=`; so the guard against settling an event twice is written
+# as "not yet settled", which is the same set of rows (the three statuses are all
+# there are) but cannot reach the pending index, nor the published or failed ones.
+# That leaves the primary key, or a sequential scan, which is costed on the table's
+# real size in pages and therefore loses to a few hundred probes on any table larger
+# than a few batches.
+_UNSETTLED = (
+    f"status NOT IN ('{contract.STATUS_PUBLISHED}', '{contract.STATUS_FAILED}')"
+)
+
+
 def _id_filter(db: Database, ids: Sequence[int]) -> tuple[str, list]:
     if db.vendor == "postgresql":
         return "id = ANY(%s)", [list(ids)]
@@ -265,13 +296,17 @@ def _id_filter(db: Database, ids: Sequence[int]) -> tuple[str, list]:
 
 
 def mark_published(db: Database, ids: Sequence[int], now: datetime.datetime) -> int:
-    """Mark events the broker confirmed as published."""
+    """Mark events the broker confirmed as published.
+
+    Plan: a (bitmap) index scan of the primary key with `id = ANY(ids)`, one probe per
+    id, touching only these rows (see `_UNSETTLED` for why nothing else can serve it).
+    """
     if not ids:
         return 0
     where, params = _id_filter(db, ids)
     return db.rowcount(
-        f"UPDATE {T} SET status = %s, published_at = %s WHERE {where} AND status = %s",
-        (contract.STATUS_PUBLISHED, db.timestamp(now), *params, contract.STATUS_PENDING),
+        f"UPDATE {T} SET status = %s, published_at = %s WHERE {where} AND {_UNSETTLED}",
+        (contract.STATUS_PUBLISHED, db.timestamp(now), *params),
     )
 
 
@@ -280,35 +315,80 @@ def mark_returned(db: Database, event_id: int, reason: str, now: datetime.dateti
 
     No queue was bound for its routing key, so publishing it again would meet the same
     fate; the reason stays on the row for the admin and the status output.
+    Plan: one primary key probe (see `_UNSETTLED`).
     """
     return db.rowcount(
         f"UPDATE {T} SET status = %s, published_at = %s, last_error = %s "
-        "WHERE id = %s AND status = %s",
-        (contract.STATUS_PUBLISHED, db.timestamp(now), reason, event_id, contract.STATUS_PENDING),
+        f"WHERE id = %s AND {_UNSETTLED}",
+        (contract.STATUS_PUBLISHED, db.timestamp(now), reason, event_id),
     )
 
 
 def mark_refused(
     db: Database, event_id: int, reason: str, retry_at: datetime.datetime, max_attempts: int
 ) -> bool:
-    """Count one broker refusal of an event; fail it at `max_attempts`. Return if it failed."""
+    """Count one broker refusal of an event; fail it at `max_attempts`. Return if it failed.
+
+    Plan: one primary key probe (see `_UNSETTLED`).
+    """
     row = db.fetchone(
         f"UPDATE {T} SET attempts = attempts + 1, last_error = %s, available_at = %s, "
         "status = CASE WHEN attempts + 1 >= %s THEN %s ELSE status END "
-        "WHERE id = %s AND status = %s RETURNING status",
-        (reason, db.timestamp(retry_at), max_attempts, contract.STATUS_FAILED, event_id,
-         contract.STATUS_PENDING),
+        f"WHERE id = %s AND {_UNSETTLED} RETURNING status",
+        (reason, db.timestamp(retry_at), max_attempts, contract.STATUS_FAILED, event_id),
     )
     return bool(row and row[0] == contract.STATUS_FAILED)
 
 
-def purge_published(db: Database, before: datetime.datetime, limit: int) -> int:
-    """Delete up to `limit` events published before `before`, oldest first."""
-    return db.rowcount(
-        f"DELETE FROM {T} WHERE id IN (SELECT id FROM {T} WHERE status = %s "
-        "AND published_at < %s ORDER BY published_at LIMIT %s)",
-        (contract.STATUS_PUBLISHED, db.timestamp(before), limit),
-    )
+# Purge walks the table in id order through the primary key, one window of `limit` rows
+# per statement, and deletes by id what is published and past retention. It never asks
+# the partial published index for "the oldest published rows": a table whose statistics
+# say that index is empty makes a bitmap scan of all of it plus a sort look as cheap as
+# reading its first entries, and that reads every purgeable row for each statement.
+# Window plan: an index scan of the primary key from `id > after`, stopped by the LIMIT
+# (the only status test is a `<>`, so no partial index qualifies; a sequential scan and
+# sort is costed on the table's real size and loses to `limit` rows of an index). Failed
+# events are filtered out on the way, so any number of them at the head of the table
+# never holds the purge back; they are rare, so the rows filtered stay few.
+_PURGE_WINDOW = (
+    f"SELECT id, status, published_at FROM {T} WHERE id > %s "
+    f"AND status <> '{contract.STATUS_FAILED}' ORDER BY id LIMIT %s"
+)
+# Delete plan: one primary key probe per id; "not pending, not failed" rather than
+# "published" keeps the partial indexes out (see `_UNSETTLED`).
+_PURGE_DELETE = (
+    f"DELETE FROM {T} WHERE {{ids}} AND status NOT IN "
+    f"('{contract.STATUS_PENDING}', '{contract.STATUS_FAILED}') AND published_at < %s"
+)
+
+
+def purge_published(
+    db: Database, before: datetime.datetime, limit: int, after: int = 0
+) -> tuple[int, int | None]:
+    """Delete the events published before `before` among the `limit` oldest with an id
+    above `after`; return how many went and the id to go on after, or None when done.
+
+    The walk ends at the first event still pending or published since `before`: later
+    ids are newer still. Failed events are left out of the walk, so they never end it.
+    """
+    rows = db.fetchall(_PURGE_WINDOW, (after, limit))
+    purgeable, last = [], None
+    for event_id, status, published_at in rows:
+        if status != contract.STATUS_PUBLISHED or _aware(published_at) >= before:
+            last = None
+            break
+        purgeable.append(int(event_id))
+        last = int(event_id)
+    if len(rows) < limit:
+        last = None
+    return _delete_published(db, purgeable, before), last
+
+
+def _delete_published(db: Database, ids: Sequence[int], before: datetime.datetime) -> int:
+    if not ids:
+        return 0
+    where, params = _id_filter(db, ids)
+    return db.rowcount(_PURGE_DELETE.format(ids=where), (*params, db.timestamp(before)))
 
 
 def clock(db: Database) -> datetime.datetime:
@@ -322,6 +402,8 @@ def clock(db: Database) -> datetime.datetime:
 # Leases. Rows 0..PARTITIONS-1 are the partitions. Rows with a negative partition
 # number are the relays' membership: each live relay keeps one, so every relay can
 # count the others and take a fair share, including relays holding no partition yet.
+# The lease table holds PARTITIONS rows plus one per relay, so any plan of these
+# statements, a sequential scan included, reads a few dozen rows at most.
 
 
 @dataclass(frozen=True)

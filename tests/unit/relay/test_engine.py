@@ -207,3 +207,31 @@ def test_relay__purges_published_events_past_retention_as_it_goes(outbox, make_r
     stats = make_relay(retention=3600).run(once=True)
     assert stats.purged == 1
     assert [(r["id"], r["status"]) for r in outbox.rows()] == [(fresh, "published")]
+
+
+def test_relay__purges_again_next_turn_while_more_is_past_retention(outbox, make_relay):
+    old = [outbox.add("author", pk) for pk in range(30)]
+    outbox.db.rowcount(
+        "UPDATE cqrs_outbox_event SET status = 'published', "
+        "published_at = '2000-01-01 00:00:00.000000' WHERE id <= %s",
+        (old[-1],),
+    )
+    fresh = outbox.add("author", 99)
+    # Ten statements of two rows per turn: the first turn leaves ten rows behind.
+    stats = make_relay(retention=3600, purge_batch_size=2).run(once=True)
+    assert stats.purged == 30
+    assert [(r["id"], r["status"]) for r in outbox.rows()] == [(fresh, "published")]
+
+
+def test_purge__goes_past_failed_events_at_the_head_of_the_table(outbox):
+    failed = [outbox.add("author", pk) for pk in range(5)]
+    old = [outbox.add("author", pk) for pk in range(10, 13)]
+    outbox.db.rowcount("UPDATE cqrs_outbox_event SET status = 'failed' WHERE id <= %s",
+                       (failed[-1],))
+    outbox.db.rowcount(
+        "UPDATE cqrs_outbox_event SET status = 'published', "
+        "published_at = '2000-01-01 00:00:00.000000' WHERE id >= %s",
+        (old[0],),
+    )
+    assert engine.purge(outbox.db, engine.store.utcnow(), batch_size=2, rounds=1) == 2
+    assert [r["id"] for r in outbox.rows()] == [*failed, old[-1]]

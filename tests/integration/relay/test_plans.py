@@ -1,0 +1,231 @@
+"""Every statement of a drain reads no more than its batch, whatever the statistics say.
+
+The relay drains a backlog inserted just before it starts, on a table whose statistics
+describe something else: empty (analysed before the backlog arrived), a drained history
+with nothing pending (analysed after the last drain, dead rows left behind), or a large
+backlog that has since been published (analysed while it waited).
+Autovacuum is off for the table, so nothing corrects the statistics meanwhile. Each
+statement the store runs is first run under EXPLAIN (ANALYZE, BUFFERS) in a transaction
+that is rolled back, then for real; every plan must read a bounded number of rows and
+buffers per statement, a small multiple of the batch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from relay import contract, engine, pika_publisher, store
+from relay import db as dbapi
+from relay.urls import parse_broker_url
+from tests.integration.relay import support
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgres,
+    pytest.mark.broker,
+]
+
+BATCH = 200  # events per claim in these drains
+BACKLOG = 20_000  # pending events the relay finds when it starts
+HISTORY = 40_000  # published events already in the table in the "drained" case
+ROWS_PER_BATCH = 3  # rows a statement may read, as a multiple of the batch
+BUFFERS_PER_BATCH = 30  # buffers a statement may touch, as a multiple of the batch
+T = contract.OUTBOX_TABLE
+
+
+@dataclass(frozen=True)
+class Explained:
+    sql: str
+    rows_read: int  # rows the scans produced or filtered away, over all their loops
+    buffers: int
+    plan: dict
+
+
+class ExplainingDatabase(dbapi.Database):
+    """Run every statement once under EXPLAIN ANALYZE (rolled back), then for real."""
+
+    explained: list[Explained]
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN")
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", tuple(params))
+        [[document]] = cursor.fetchall()
+        cursor.execute("ROLLBACK")
+        plan = (document if isinstance(document, list) else json.loads(document))[0]
+        self.explained.append(Explained(sql, _rows_read(plan["Plan"]),
+                                        _buffers(plan["Plan"]), plan))
+        return super().execute(sql, params)
+
+
+def _rows_read(node: dict) -> int:
+    own = 0
+    if "Relation Name" in node or node["Node Type"] == "Bitmap Index Scan":
+        per_loop = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)
+                    + node.get("Rows Removed by Index Recheck", 0))
+        own = int(per_loop * node.get("Actual Loops", 1))
+    if node["Node Type"] == "ModifyTable":
+        own = 0  # its rows are the ones its input scan produced
+    return own + sum(_rows_read(child) for child in node.get("Plans", []))
+
+
+def _outline(node: dict, depth: int = 1) -> str:
+    """Return the plan's nodes, one a line: type, relation or index, rows and loops."""
+    where = node.get("Index Name") or node.get("Relation Name") or ""
+    line = (f"{'  ' * depth}{node['Node Type']} {where}: {node.get('Actual Rows', 0)} rows "
+            f"(+{node.get('Rows Removed by Filter', 0)} filtered) x{node.get('Actual Loops', 1)}")
+    return "\n".join([line] + [_outline(child, depth + 1) for child in node.get("Plans", [])])
+
+
+def _buffers(node: dict) -> int:
+    return int(node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0))
+
+
+def _analyse_empty() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {T}")
+
+
+def _analyse_drained_history() -> None:
+    """Leave published history behind, dead row versions included, analysed as such."""
+    support.write_events(("history", pk, 0) for pk in range(HISTORY))
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {T} SET status = %s, published_at = now() - interval '1 hour'",
+                       (contract.STATUS_PUBLISHED,))
+        cursor.execute(f"ANALYZE {T}")
+
+
+def _analyse_full_backlog() -> None:
+    """Analyse while a backlog waits, then drain it behind the statistics' back."""
+    support.write_events(("history", pk, 0) for pk in range(HISTORY))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {T}")
+        cursor.execute(f"UPDATE {T} SET status = %s, published_at = now() - interval '1 hour'",
+                       (contract.STATUS_PUBLISHED,))
+
+
+@pytest.fixture
+def frozen_statistics():
+    """Keep autovacuum away from the outbox for the test: statistics stay as they are."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {T} SET (autovacuum_enabled = false)")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {T} RESET (autovacuum_enabled)")
+
+
+@pytest.fixture
+def refusing_queue(exchange, collector):
+    """Route `refused_here` to a queue that refuses everything (the broker nacks)."""
+    channel = collector.channel
+    name = support.unique("relay_full_q")
+    channel.queue_declare(
+        name, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}, auto_delete=True
+    )
+    channel.queue_unbind(collector.queue, exchange, "#")
+    channel.queue_bind(collector.queue, exchange, "author")
+    channel.queue_bind(name, exchange, "refused_here")
+    return name
+
+
+def _drain(exchange: str) -> tuple[engine.Stats, list[Explained]]:
+    explained: list[Explained] = []
+
+    def connect() -> dbapi.Database:
+        plain = dbapi.connect(support.database_url())
+        db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
+        db.explained = explained
+        return db
+
+    publisher = pika_publisher.PikaPublisher(parse_broker_url(support.BROKER_URL), exchange)
+    config = engine.Config(batch_size=BATCH, listen=False, max_attempts=1, retention=0.0,
+                           purge_batch_size=BATCH, owner=support.unique("plans"))
+    stats = engine.Relay(connect, publisher, config).run(once=True)
+    return stats, explained
+
+
+@pytest.mark.parametrize(
+    "statistics",
+    [_analyse_empty, _analyse_drained_history, _analyse_full_backlog],
+    ids=["stats_say_empty", "stats_say_drained_history", "stats_say_all_pending"],
+)
+def test_drain__no_statement_reads_more_than_its_batch_on_a_fresh_backlog(
+    statistics, frozen_statistics, exchange, collector, refusing_queue
+):
+    statistics()
+    [_unroutable, refused] = support.write_events(
+        [("nobody_binds", 1, 0), ("refused_here", 1, 0)]
+    )
+    support.write_events(("author", pk, 0) for pk in range(BACKLOG))
+
+    stats, explained = _drain(exchange)
+
+    assert (stats.published, stats.returned, stats.failed) == (BACKLOG, 1, 1)
+    assert stats.purged > 0  # the purge statements ran (retention 0) and are checked too
+    statements = {_kind(e.sql) for e in explained}
+    assert {"claim", "mark_published", "mark_returned", "mark_refused", "purge",
+            "purge_delete"} <= statements
+    too_wide = [
+        f"{_kind(e.sql)}: {e.rows_read} rows, {e.buffers} buffers\n{_outline(e.plan['Plan'])}"
+        for e in explained
+        if e.rows_read > ROWS_PER_BATCH * BATCH or e.buffers > BUFFERS_PER_BATCH * BATCH
+    ]
+    assert not too_wide, f"{len(too_wide)} statements read past their batch:\n" + "\n".join(
+        too_wide[:2]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, status FROM {T} WHERE status <> %s ORDER BY id",
+                       (contract.STATUS_PUBLISHED,))
+        assert cursor.fetchall() == [(refused, contract.STATUS_FAILED)]
+
+
+def _kind(sql: str) -> str:
+    """Name the store function a statement comes from, for the failure message."""
+    known = {
+        store._CLAIM_POSTGRESQL: "claim",
+        store._PURGE_WINDOW: "purge",
+    }
+    if sql in known:
+        return known[sql]
+    if sql.startswith(f"DELETE FROM {T}"):
+        return "purge_delete"
+    if sql.startswith(f"UPDATE {T} SET status = %s, published_at = %s WHERE id = ANY"):
+        return "mark_published"
+    if sql.startswith(f"UPDATE {T} SET status = %s, published_at = %s, last_error"):
+        return "mark_returned"
+    if sql.startswith(f"UPDATE {T} SET attempts = attempts + 1"):
+        return "mark_refused"
+    return sql.split(" WHERE")[0][:60]
+
+
+def test_explaining_database__counts_the_rows_a_full_scan_reads(frozen_statistics):
+    """The yardstick itself: a statement that must read the whole backlog is caught."""
+    support.write_events(("author", pk, 0) for pk in range(2 * BATCH))
+    plain = dbapi.connect(support.database_url())
+    db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
+    db.explained = []
+    try:
+        db.fetchall(f"SELECT count(*) FROM {T} WHERE payload LIKE %s", ("%author%",))
+    finally:
+        db.close()
+    [explained] = db.explained
+    assert explained.rows_read == 2 * BATCH
+
+
+
+def test_outbox_table__asks_autovacuum_to_come_by_rows_changed_not_table_size():
+    from importlib import import_module
+
+    migration = import_module("cqrs_outbox.migrations.0008_outbox_autovacuum")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", (T,))
+        [options] = cursor.fetchone()
+    applied = dict(option.split("=", 1) for option in options)
+    assert {k: float(v) for k, v in applied.items() if k in migration.SETTINGS} == {
+        k: float(v) for k, v in migration.SETTINGS.items()
+    }
