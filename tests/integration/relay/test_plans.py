@@ -34,7 +34,9 @@ BATCH = 200  # events per claim in these drains
 BACKLOG = 20_000  # pending events the relay finds when it starts
 HISTORY = 40_000  # published events already in the table in the "drained" case
 ROWS_PER_BATCH = 3  # rows a statement may read, as a multiple of the batch
-BUFFERS_PER_BATCH = 30  # buffers a statement may touch, as a multiple of the batch
+BUFFERS_PER_BATCH = 100  # buffers a statement may touch, as a multiple of the batch: a
+# deleted or updated row touches heap and index pages that a hot cache or dead tuples make
+# vary by run; a scan past the batch touches tens of thousands more
 T = contract.OUTBOX_TABLE
 
 
