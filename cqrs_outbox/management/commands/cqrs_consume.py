@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cqrs_outbox import conf
+from cqrs_outbox import conf, startup
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import consumer, topology
 from cqrs_outbox.replica import workers as worker_pool
@@ -48,6 +48,8 @@ class Command(BaseCommand):
         _check_cqrs_ids(cqrs_ids)
         try:
             topology.names(conf.get())
+            self.stdout.write(startup.consumer_line(count, batch_size, prefetch))
+            self.stdout.flush()
             worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch))
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
