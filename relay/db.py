@@ -221,7 +221,11 @@ def _connect_sqlite(url: str) -> Database:
     try:
         with open(path, "rb"):
             pass
-        connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
+        # One thread uses a connection at a time, but its owner may close it from another
+        # (a relay run in a thread); sqlite3 would refuse that and leave it open.
+        connection = sqlite3.connect(
+            path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
     except (OSError, sqlite3.Error) as exc:
         raise _unreachable(url, exc) from exc
     return Database(connection=connection, vendor=SQLITE, paramstyle="qmark", driver=SQLITE)
