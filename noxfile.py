@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,18 +73,12 @@ COMBINATIONS = {
 
 def interpreter(version: str) -> str:
     """Return the path of Python `version`: pyenv's newest patch release, else PATH's."""
-    pyenv = shutil.which("pyenv")
-    if pyenv:
-        names = subprocess.run([pyenv, "versions", "--bare"], capture_output=True,
-                               text=True, check=False).stdout.split()
-        matches = sorted((n for n in names if n.startswith(version + ".")),
-                         key=lambda n: [int(p) for p in n.split(".") if p.isdigit()])
-        if matches:
-            env = dict(os.environ, PYENV_VERSION=matches[-1])
-            found = subprocess.run([pyenv, "which", "python"], capture_output=True,
-                                   text=True, check=False, env=env).stdout.strip()
-            if found:
-                return found
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = [p for p in root.glob(f"versions/{version}.*/bin/python{version}")
+             if p.parent.parent.name.replace(".", "").isdigit()]
+    if found:
+        newest = max(found, key=lambda p: [int(n) for n in p.parent.parent.name.split(".")])
+        return str(newest)
     return shutil.which(f"python{version}") or f"python{version}"
 
 
