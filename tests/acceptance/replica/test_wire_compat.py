@@ -68,7 +68,7 @@ def _write_on_our_master():
     master.AllFields.objects.create(
         int_field=3, bool_field=True, char_field="c", text_field="t",
         date_field=datetime.date(2026, 1, 2),
-        datetime_field=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        datetime_field=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
         decimal_field=decimal.Decimal("1.50"), float_field=0.5, url_field="http://x",
         uuid_field=uuid.UUID(int=7), json_field={"k": [1]}, author=ann,
     )
@@ -104,7 +104,7 @@ def test_our_events__are_applied_by_a_django_cqrs_worker(broker, names, worker_e
                                    "decimal_field, uuid_field::text, json_field, author "
                                    "FROM peer_replica_allfieldsref")
             assert row == (3, True, datetime.date(2026, 1, 2),
-                           datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+                           datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
                            decimal.Decimal("1.50"), str(uuid.UUID(int=7)), {"k": [1]}, ann.pk)
             assert peer.alive, peer.log
             assert broker.count(names.dead_letter_queue) == 0

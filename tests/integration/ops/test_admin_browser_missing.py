@@ -30,7 +30,10 @@ def test_admin_browser_test__without_chromium_fails_leaving_no_directory_or_proc
     temp = tmp_path / "tmp"
     temp.mkdir()
     marker = f"CQRS_LEAK_MARK={uuid.uuid4().hex}"
-    env = dict(os.environ, TMPDIR=str(temp), CQRS_CHROMIUM=str(tmp_path / "no-chromium"),
+    # A run of its own: names of this run in the environment would make the inner
+    # pytest-django recreate, then drop, the outer run's test database.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CQRS_TEST_")}
+    env.update(TMPDIR=str(temp), CQRS_CHROMIUM=str(tmp_path / "no-chromium"),
                CQRS_TEST_DB="postgres", CQRS_LEAK_MARK=marker.split("=")[1])
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", BROWSER_TEST],
