@@ -1,24 +1,44 @@
-# make test: create .venv, install the package with its dev extras, run every test.
-# make demo: replicate a few rows from a master to a replica service (needs RabbitMQ).
+# make test: set up what the suite needs (scripts/ensure-services), create .venv with the
+#            dev extra, lint, and run every test on this machine's default combination.
+# make test-matrix: the same set-up, then every supported combination (noxfile.py).
+# make demo: replicate a few rows from a master to a replica service (needs RabbitMQ);
+#            installs only the package and its runtime dependencies.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: test test-postgres test-sqlite lint demo bench clean
+.PHONY: test test-postgres test-sqlite test-matrix services lint demo bench clean venv
 
-$(STAMP): setup.cfg pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
+	@echo "Installing cqrs-outbox with its dev extra into $(VENV) ..."
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(RUNTIME_STAMP) $(STAMP)
+
+# The demo's needs only: Django and pika (SQLite stands in for PostgreSQL). pip's own
+# lines show each package as it comes.
+$(RUNTIME_STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
+	@echo "Installing cqrs-outbox and its runtime dependencies into $(VENV) ..."
+	$(PIP) install --progress-bar on -e .
+	touch $(RUNTIME_STAMP)
 
 venv: $(STAMP)
 
-test: $(STAMP) lint test-postgres test-sqlite
+# Before anything is installed, so a missing piece stops the run in seconds.
+services:
+	@scripts/ensure-services
+
+test: services
+	@$(MAKE) --no-print-directory lint test-postgres test-sqlite
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cqrs_outbox relay tests bench examples
+	$(VENV)/bin/ruff check cqrs_outbox relay tests bench examples noxfile.py
 	$(VENV)/bin/mypy relay
 
 test-postgres: $(STAMP)
@@ -28,11 +48,19 @@ test-postgres: $(STAMP)
 test-sqlite: $(STAMP)
 	CQRS_TEST_DB=sqlite $(PY) -m pytest -q -m "not postgres" tests/unit tests/integration/master
 
-demo: $(STAMP)
+# Every combination of noxfile.py, then the counts of each; fails if any failed.
+test-matrix: services
+	@$(MAKE) --no-print-directory $(STAMP)
+	rm -rf .nox/reports
+	$(VENV)/bin/nox; status=$$?; scripts/matrix-summary || status=1; exit $$status
+
+demo:
+	@scripts/ensure-services venv rabbitmq
+	@$(MAKE) --no-print-directory $(RUNTIME_STAMP)
 	@$(PY) examples/demo.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .nox build dist *.egg-info
 
 # make chaos MINUTES=20: the long chaos profile, writers and faults for that many minutes.
 chaos: $(STAMP)

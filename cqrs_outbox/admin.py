@@ -307,13 +307,19 @@ class CQRSAdminMasterSyncMixin:
 
     cqrs_sync_batch = sync.DEFAULT_BATCH
 
-    def get_actions(self, request: HttpRequest) -> dict:
-        actions = super().get_actions(request)  # type: ignore[misc]
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict:
+        # Django 6.1 passes `action_location` (and warns about overrides without it) and
+        # describes actions as objects; earlier releases pass nothing and use tuples.
+        extra = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **extra)  # type: ignore[misc]
         if self.actions is None or IS_POPUP_VAR in request.GET:  # type: ignore[attr-defined]
             return actions
+        if getattr(action_location, "value", "CHANGE_LIST") != "CHANGE_LIST":
+            return actions
         if "sync_items" not in actions and self.has_change_permission(request):  # type: ignore[attr-defined]
-            func, name, description = self.get_action("sync_items")  # type: ignore[attr-defined]
-            actions[name] = (func, name, description)
+            action = self.get_action("sync_items")  # type: ignore[attr-defined]
+            if action is not None:
+                actions[action[1] if isinstance(action, tuple) else action.name] = action
         return actions
 
     def _cqrs_sync_queryset(self, queryset: models.QuerySet) -> models.QuerySet:

@@ -11,4 +11,7 @@ def database(alias: str = "default") -> Database:
     """Return a `relay.db.Database` over Django's connection `alias`."""
     connection = connections[alias]
     connection.ensure_connection()
-    return Database(connection=connection, vendor=connection.vendor, paramstyle="format")
+    driver = connection.Database.__name__.split(".")[0]  # psycopg, psycopg2, sqlite3, ...
+    return Database(
+        connection=connection, vendor=connection.vendor, paramstyle="format", driver=driver
+    )

@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
                    help="postgresql://user:password@host:port/name or sqlite:///path")
     p.add_argument("--broker-url", default=os.environ.get("RELAY_BROKER_URL"),
                    help="amqp://user:password@host:port/vhost (or amqps://)")
+    p.add_argument("--driver", choices=list(dbapi.DRIVERS), default=None,
+                   help="PostgreSQL driver module (default: psycopg if installed, else "
+                        "psycopg2)")
     p.add_argument("--exchange", default=contract.DEFAULT_EXCHANGE)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--poll-interval", type=float, default=defaults.poll_interval,
@@ -99,13 +102,15 @@ def config(args: argparse.Namespace) -> engine.Config:
 class _Connector:
     """Hand out the connection opened at start first, then fresh ones after outages."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, driver: str | None = None) -> None:
         self.url = url
-        self.first: dbapi.Database | None = dbapi.connect(url)
+        self.driver = driver
+        self.first: dbapi.Database | None = dbapi.connect(url, driver)
+        self.driver_name = dbapi.driver_version(self.first.driver)
 
     def __call__(self) -> dbapi.Database:
         db, self.first = self.first, None
-        return db or dbapi.connect(self.url)
+        return db or dbapi.connect(self.url, self.driver)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigurationError("--database-url is required (or set RELAY_DATABASE_URL)")
     if args.status:
         with dbapi.translated():
-            summary = store.summary(dbapi.connect(args.database_url))
+            summary = store.summary(dbapi.connect(args.database_url, args.driver))
         print(f"database: {redact(args.database_url)}")
         print(status.render(summary))
         return 0
@@ -139,12 +144,14 @@ def _run(args: argparse.Namespace) -> int:
     settings = config(args)
     publisher = pika_publisher.PikaPublisher(broker, args.exchange)
     observer = _metrics(args)
-    relay = engine.Relay(_Connector(args.database_url), publisher, settings, observer=observer)
+    connector = _Connector(args.database_url, args.driver)
+    relay = engine.Relay(connector, publisher, settings, observer=observer)
     _on_signals(relay)
     relay.start()
     logging.getLogger(__name__).info(
-        "relay %s: database %s, broker %s, exchange %s",
-        relay.owner, redact(args.database_url), broker.safe_url, args.exchange,
+        "relay %s: database %s (%s), broker %s, exchange %s, batch %s",
+        relay.owner, redact(args.database_url), connector.driver_name, broker.safe_url,
+        args.exchange, settings.batch_size,
     )
     relay.run(once=args.once, seconds=args.seconds)
     return 0

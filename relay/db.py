@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib
+import importlib.metadata
+import importlib.util
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +19,10 @@ from relay.urls import redact, scrub
 
 POSTGRESQL = "postgresql"
 SQLITE = "sqlite"
+# PostgreSQL drivers by module name, in the order the relay prefers them when the user
+# names none: psycopg 3 first, as Django does. The value is the distribution to report.
+DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2-binary"}
+INSTALL_HINT = "pip install 'cqrs-outbox[psycopg]' (or '[psycopg2]')"
 
 CONNECT_TIMEOUT = 10  # seconds to wait for a PostgreSQL connection
 SQLITE_BUSY_TIMEOUT = 5.0  # seconds SQLite waits for another writer's lock
@@ -33,16 +41,17 @@ SCHEMA_MESSAGES = ("no such table", "does not exist")
 
 @dataclass
 class Database:
-    """A DB-API connection (psycopg2, sqlite3, or Django's) and how to speak to it.
+    """A DB-API connection (psycopg 3, psycopg2, sqlite3, or Django's) and how to speak to it.
 
     The store writes SQL with `%s` placeholders; `paramstyle` says whether the driver
-    wants them as they are ('format': psycopg2 and Django cursors) or as `?` ('qmark':
-    the sqlite3 module).
+    wants them as they are ('format': psycopg, psycopg2 and Django cursors) or as `?`
+    ('qmark': the sqlite3 module). `driver` names the module underneath, for start-up lines.
     """
 
     connection: Any
     vendor: str
     paramstyle: str = "format"
+    driver: str = ""
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%s", "?") if self.paramstyle == "qmark" else sql
@@ -104,14 +113,63 @@ def placeholders(values: Iterable[Any]) -> str:
     return ", ".join("%s" for _ in values)
 
 
-def connect(url: str) -> Database:
+def installed_drivers() -> list[str]:
+    """Return the PostgreSQL driver modules that can be imported, preferred first."""
+    return [name for name in DRIVERS if _importable(name)]
+
+
+def _importable(name: str) -> bool:
+    if name in sys.modules:  # None there means the import is blocked
+        return sys.modules[name] is not None
+    return importlib.util.find_spec(name) is not None
+
+
+def choose_driver(requested: str | None = None) -> str:
+    """Return the PostgreSQL driver to use: `requested`, else the first one installed.
+
+    Raises ConfigurationError naming `--driver` or what to install.
+    """
+    if requested is not None and requested not in DRIVERS:
+        raise ConfigurationError(
+            f"--driver must be one of {', '.join(DRIVERS)}, got {requested!r}"
+        )
+    installed = installed_drivers()
+    if requested is not None and requested not in installed:
+        package = "psycopg[binary]" if requested == "psycopg" else DRIVERS[requested]
+        raise ConfigurationError(
+            f"--driver {requested}: the {requested} module is not installed; "
+            f"pip install '{package}'"
+        )
+    if not installed:
+        raise ConfigurationError(f"no PostgreSQL driver is installed: {INSTALL_HINT}")
+    return requested or installed[0]
+
+
+def driver_version(module: str) -> str:
+    """Return `module` and its installed version, e.g. `psycopg 3.2.3`, for start-up lines."""
+    if module == SQLITE:
+        return f"sqlite3 {sqlite3.sqlite_version}"
+    for distribution in (DRIVERS.get(module, module), module, f"{module}-binary"):
+        try:
+            return f"{module} {importlib.metadata.version(distribution)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return module
+
+
+def connect(url: str, driver: str | None = None) -> Database:
     """Open a `postgresql://` or `sqlite:///path` URL in autocommit mode.
 
-    Raises ConfigurationError for a URL it cannot use and DatabaseUnavailable when the
-    database cannot be reached; neither message carries the password.
+    `driver` picks the PostgreSQL module (`psycopg` or `psycopg2`); None takes the first
+    one installed, psycopg 3 first. Raises ConfigurationError for a URL or driver it
+    cannot use and DatabaseUnavailable when the database cannot be reached; neither
+    message carries the password.
     """
     scheme = urlsplit(url).scheme
     if scheme in ("postgresql", "postgres"):
+        module = choose_driver(driver)
+        if module == "psycopg":
+            return _connect_psycopg(url)
         return _connect_postgresql(url)
     if scheme == "sqlite":
         return _connect_sqlite(url)
@@ -120,23 +178,39 @@ def connect(url: str) -> Database:
     )
 
 
-def _connect_postgresql(url: str) -> Database:
-    import psycopg2  # only the PostgreSQL path needs the driver
+def _libpq_options() -> dict[str, Any]:
+    """Return the libpq parameters both drivers pass on: timeouts, keepalives, a name."""
+    return dict(
+        connect_timeout=CONNECT_TIMEOUT,
+        keepalives=1,
+        keepalives_idle=KEEPALIVE_IDLE,
+        keepalives_interval=KEEPALIVE_INTERVAL,
+        keepalives_count=KEEPALIVE_COUNT,
+        application_name="cqrs-outbox-relay",
+    )
 
+
+def _connect_postgresql(url: str) -> Database:
+    psycopg2 = importlib.import_module("psycopg2")  # only this path needs the driver
     try:
-        connection = psycopg2.connect(
-            url,
-            connect_timeout=CONNECT_TIMEOUT,
-            keepalives=1,
-            keepalives_idle=KEEPALIVE_IDLE,
-            keepalives_interval=KEEPALIVE_INTERVAL,
-            keepalives_count=KEEPALIVE_COUNT,
-            application_name="cqrs-outbox-relay",
-        )
+        connection = psycopg2.connect(url, **_libpq_options())
     except psycopg2.Error as exc:
         raise _unreachable(url, exc) from exc
     connection.autocommit = True
-    return Database(connection=connection, vendor=POSTGRESQL, paramstyle="format")
+    return Database(connection=connection, vendor=POSTGRESQL, driver="psycopg2")
+
+
+def _connect_psycopg(url: str) -> Database:
+    psycopg = importlib.import_module("psycopg")
+    try:
+        # Client-side binding, as Django uses it: the store's SQL is written for
+        # placeholders that the driver fills in, not for server-side parameters.
+        connection = psycopg.connect(
+            url, autocommit=True, cursor_factory=psycopg.ClientCursor, **_libpq_options()
+        )
+    except psycopg.Error as exc:
+        raise _unreachable(url, exc) from exc
+    return Database(connection=connection, vendor=POSTGRESQL, driver="psycopg")
 
 
 def _connect_sqlite(url: str) -> Database:
@@ -147,10 +221,14 @@ def _connect_sqlite(url: str) -> Database:
     try:
         with open(path, "rb"):
             pass
-        connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
+        # One thread uses a connection at a time, but its owner may close it from another
+        # (a relay run in a thread); sqlite3 would refuse that and leave it open.
+        connection = sqlite3.connect(
+            path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
     except (OSError, sqlite3.Error) as exc:
         raise _unreachable(url, exc) from exc
-    return Database(connection=connection, vendor=SQLITE, paramstyle="qmark")
+    return Database(connection=connection, vendor=SQLITE, paramstyle="qmark", driver=SQLITE)
 
 
 def _unreachable(url: str, exc: BaseException) -> DatabaseUnavailable:

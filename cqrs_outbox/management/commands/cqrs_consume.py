@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cqrs_outbox import conf
+from cqrs_outbox import conf, startup
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import consumer, reloader, topology
 from cqrs_outbox.replica import metrics as replica_metrics
@@ -85,6 +85,8 @@ class Command(BaseCommand):
                 sys.exit(reloader.run_parent(timeouts))
             if options["reload"]:
                 reloader.watch(reloader.ignored_paths(options["ignore_paths"]))
+            self.stdout.write(startup.consumer_line(count, batch_size, prefetch))
+            self.stdout.flush()
             with replica_metrics.serving(_metrics_port(options), options["metrics_addr"]):
                 worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch),
                                 timeouts)

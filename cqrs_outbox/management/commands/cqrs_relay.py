@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cqrs_outbox import conf, dbapi
+from cqrs_outbox import conf, dbapi, startup
 from relay import db as relay_db
 from relay import engine, health, metrics, pika_publisher, status, store
 from relay.exceptions import ConfigurationError, DatabaseUnavailable
@@ -109,6 +109,8 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: relay.stop())
         relay.start()
+        self.stdout.write(startup.relay_line(relay, options["database"]))
+        self.stdout.flush()
         stats = relay.run(once=options["once"], seconds=options["seconds"])
         self.stdout.write(
             f"published {stats.published}, returned {stats.returned}, "

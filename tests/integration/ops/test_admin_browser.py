@@ -1,9 +1,12 @@
 """The outbox list in a real headless browser: Debian's chromium driven by selenium.
 
 No browser is downloaded: the test uses /usr/bin/chromium and /usr/bin/chromedriver
-(Debian packages `chromium` and `chromium-driver`) and fails, never skips, without them.
+(Debian packages `chromium` and `chromium-driver`; CQRS_CHROMIUM and CQRS_CHROMEDRIVER
+name others) and fails, never skips, without them, leaving no profile directory or
+process behind. `scripts/ensure-services` installs them before the suite when it can.
 """
 
+import os
 import pathlib
 import struct
 import tempfile
@@ -21,8 +24,8 @@ from cqrs_outbox.models import OutboxEvent
 from relay import contract
 from tests.testproject.master import models
 
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
-CHROMEDRIVER = pathlib.Path("/usr/bin/chromedriver")
+CHROMIUM = pathlib.Path(os.environ.get("CQRS_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = pathlib.Path(os.environ.get("CQRS_CHROMEDRIVER", "/usr/bin/chromedriver"))
 ADMIN_STATIC = pathlib.Path(django.contrib.admin.__file__).parent / "static"
 WAIT = 30  # seconds for a page to load
 WINDOW = (1400, 900)  # pixels
@@ -64,9 +67,11 @@ def _png_size(path):
 @override_settings(STATIC_URL="/static/", STATIC_ROOT=str(ADMIN_STATIC))
 class AdminInBrowserTest(LiveServerTestCase):
     def setUp(self):
+        # Each cleanup is registered the moment its resource exists: a browser that
+        # fails to start must not leave the profile directory behind.
         self.profile = tempfile.TemporaryDirectory(prefix="cqrs-chromium-")
-        self.browser = start_chromium(self.profile.name)
         self.addCleanup(self.profile.cleanup)
+        self.browser = start_chromium(self.profile.name)
         self.addCleanup(self.browser.quit)
 
     def login(self, next_url):

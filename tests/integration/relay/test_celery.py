@@ -1,6 +1,7 @@
 """A real Celery worker with beat drains the outbox; overlapping runs publish nothing twice."""
 
 import datetime
+import importlib.util
 import os
 import re
 import signal
@@ -66,6 +67,10 @@ def _runs(log_text):
     return [(t["running"], t["stopped"]) for t in times.values() if len(t) == 2]
 
 
+# django-celery-beat 2.9 caps Django below 6.1, so the Django 6.1 combination of the test
+# matrix has no `celery` extra; the README says so.
+@pytest.mark.skipif(importlib.util.find_spec("django_celery_beat") is None,
+                    reason="django-celery-beat is not installable with this Django")
 def test_celery_beat__drains_the_outbox_and_overlapping_runs_never_publish_twice(
     celery_env, collector, tmp_path
 ):

@@ -88,7 +88,8 @@ def test_save__converts_every_field_type_and_sets_foreign_keys_by_id(apply_batch
     row = models.AllFieldsRef.objects.get()
     assert (row.int_field, row.bool_field, row.char_field, row.text_field) == (5, True, "c", "t")
     assert row.date_field == datetime.date(2026, 1, 2)
-    assert row.datetime_field == datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    utc = datetime.timezone.utc
+    assert row.datetime_field == datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc)
     assert row.decimal_field == decimal.Decimal("12.50")
     assert (row.float_field, row.url_field, row.uuid_field) == (1.5, "http://x", uid)
     assert (row.json_field, row.author_id) == ({"a": [1]}, 9)
@@ -204,7 +205,7 @@ def test_tombstones__are_purged_after_the_retention(apply_batch):
 
     apply_batch(ev.delete("author", 1, 1), ev.delete("author", 2, 1))
     Tombstone.objects.filter(instance_pk="1").update(
-        deleted_at=datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+        deleted_at=datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
     )
     assert store.purge_tombstones("default", retention=3600) == 1
     assert list(Tombstone.objects.values_list("instance_pk", flat=True)) == ["2"]

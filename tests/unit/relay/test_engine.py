@@ -171,9 +171,13 @@ def test_missing_tables__is_a_configuration_error(tmp_path, stub):
 
     path = tmp_path / "empty.sqlite3"
     path.touch()
-    relay = engine.Relay(lambda: dbapi.connect(f"sqlite:///{path}"), stub)
+    opened = []
+    relay = engine.Relay(lambda: opened.append(dbapi.connect(f"sqlite:///{path}"))
+                         or opened[-1], stub)
     with pytest.raises(ConfigurationError, match="migrate"):
         relay.start()
+    for db in opened:
+        db.close()
 
 
 def test_purge__deletes_old_published_events_in_bounded_batches_only(outbox):

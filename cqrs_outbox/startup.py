@@ -1,0 +1,55 @@
+"""The one line the worker commands print when they start: where to, how, with what.
+
+It goes to stdout, not to a logger, so it shows whatever LOGGING a project has
+(`startproject`'s default shows no INFO lines). Passwords are masked.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from django.db import connections
+
+from cqrs_outbox import conf
+from relay import db as relay_db
+from relay import engine
+from relay.urls import redact
+
+
+def database(alias: str = "default") -> str:
+    """Return Django's database `alias` as a URL with the password masked, and its driver."""
+    connection = connections[alias]
+    values = connection.settings_dict
+    driver = relay_db.driver_version(connection.Database.__name__.split(".")[0])
+    if connection.vendor == "sqlite":
+        return f"{alias} sqlite:///{values['NAME']} ({driver})"
+    auth = quote(str(values.get("USER") or ""), safe="")
+    if values.get("PASSWORD"):
+        auth += ":" + quote(str(values["PASSWORD"]), safe="")
+    host = values.get("HOST") or "localhost"
+    port = f":{values['PORT']}" if values.get("PORT") else ""
+    url = f"{connection.vendor}://{auth}{'@' if auth else ''}{host}{port}/{values['NAME']}"
+    return f"{alias} {redact(url)} ({driver})"
+
+
+def relay_line(relay: engine.Relay, alias: str) -> str:
+    """Return the start-up line of `cqrs_relay`."""
+    settings = conf.get()
+    listen = "LISTEN/NOTIFY" if relay.config.listen else "polling only"
+    return (
+        f"relay {relay.owner}: database {database(alias)}, broker {settings.broker.safe_url}, "
+        f"exchange {settings.exchange}, batch {relay.config.batch_size}, "
+        f"poll {relay.config.poll_interval:g}s, {listen}"
+    )
+
+
+def consumer_line(workers: int, batch_size: int | None, prefetch: int | None) -> str:
+    """Return the start-up line of `cqrs_consume`."""
+    settings = conf.get()
+    return (
+        f"consuming queue {settings.queue} from exchange {settings.exchange} at "
+        f"{settings.broker.safe_url}: {workers} worker(s), "
+        f"batch {batch_size or settings.replica.batch_size}, "
+        f"prefetch {prefetch or settings.replica.prefetch_count}, "
+        f"database {database()}"
+    )

@@ -1,0 +1,74 @@
+"""The standalone relay on each installed PostgreSQL driver: wake-up, cuts, start-up line.
+
+Each test runs once per driver this environment has (psycopg 3, psycopg2), so every
+combination of the test matrix covers the drivers it installs.
+"""
+
+import time
+
+import pytest
+
+from cqrs_outbox.models import OutboxEvent
+from relay import db
+from tests.integration.relay import support
+from tests.support.tcpproxy import TcpProxy
+from tests.support.waiting import wait_until
+from tests.testproject.master import models
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgres,
+    pytest.mark.broker,
+]
+
+DRIVERS = db.installed_drivers()
+# Polling this rarely, an event can only arrive in time through LISTEN/NOTIFY.
+SLOW_POLL = ("--poll-interval", "600", "--lease-ttl", "3")
+OUTAGE = 2.0  # seconds the proxy stays closed
+
+
+def test_environment__has_a_postgresql_driver():
+    assert DRIVERS, "install psycopg or psycopg2"
+
+
+def _listening(relay):
+    wait_until(lambda: "running" in relay.log(), what=f"{relay.name} running")
+    wait_until(support.leases_by_owner, what="the relay holding its leases")
+
+
+def _save_and_collect(collector, name):
+    author = models.Author.objects.create(name=name)
+    [event] = OutboxEvent.objects.filter(instance_pk=str(author.pk))
+    collector.collect([event.id], timeout=30)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_standalone_relay__wakes_on_notify_and_names_its_driver(collector, relays, driver):
+    relay = relays(f"wake-{driver}", "--driver", driver, *SLOW_POLL)
+    _listening(relay)
+    _save_and_collect(collector, f"wake {driver}")
+    assert f"({db.driver_version(driver)}), broker amqp://guest:***@" in relay.log()
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_standalone_relay__database_cut_is_survived_and_listen_resumes(
+    collector, relays, driver
+):
+    from django.db import connection
+
+    settings = connection.settings_dict
+    with TcpProxy(settings["HOST"], int(settings["PORT"])) as proxy:
+        url = support.database_url(host=proxy.host, port=proxy.port)
+        relay = relays(f"cut-{driver}", "--driver", driver, *SLOW_POLL, database=url)
+        _listening(relay)
+        _save_and_collect(collector, "before the cut")
+        proxy.close()
+        time.sleep(OUTAGE)
+        proxy.open()
+        wait_until(lambda: "database available again" in relay.log(), what="reconnected")
+        # Still on the slow poll: only a renewed LISTEN can bring this one in time.
+        _save_and_collect(collector, "after the cut")
+        assert relay.terminate() == 0
+    log = relay.log()
+    assert log.count("database unavailable") == 1, log
+    assert "Traceback" not in log

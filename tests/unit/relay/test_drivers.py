@@ -1,0 +1,62 @@
+"""`python -m relay --driver`: which PostgreSQL module it uses, and the errors without one."""
+
+import subprocess
+import sys
+
+import pytest
+
+from relay import db
+
+# Run the relay's command line with some driver modules made unimportable, as on a machine
+# where they are not installed (None in sys.modules stops an import).
+BLOCKED = "import sys\nfor name in {names!r}: sys.modules[name] = None\n" \
+          "from relay import cli\nsys.exit(cli.main({argv!r}))"
+URL = "postgresql://u:s3cret@127.0.0.1:1/db"
+
+
+def _relay_without(names, *argv):
+    code = BLOCKED.format(names=list(names), argv=["--database-url", URL,
+                                                  "--broker-url", "amqp://h/", *argv])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_no_driver_installed__one_line_error_saying_what_to_install():
+    result = _relay_without(["psycopg", "psycopg2"])
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "relay: error: no PostgreSQL driver is installed: "
+        "pip install 'cqrs-outbox[psycopg]' (or '[psycopg2]')"
+    )
+
+
+@pytest.mark.parametrize("missing, package", [("psycopg", "psycopg[binary]"),
+                                              ("psycopg2", "psycopg2-binary")])
+def test_driver_asked_for_but_missing__one_line_error_naming_the_package(missing, package):
+    result = _relay_without([missing], "--driver", missing)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"relay: error: --driver {missing}: the {missing} module is not installed; "
+        f"pip install '{package}'"
+    )
+
+
+def test_unknown_driver__usage_error_listing_the_choices():
+    result = _relay_without([], "--driver", "pg8000")
+    assert result.returncode == 2
+    assert "argument --driver: invalid choice: 'pg8000'" in result.stderr
+    assert "psycopg" in result.stderr and "s3cret" not in result.stderr
+
+
+def test_default_driver__is_psycopg_3_when_both_are_there():
+    installed = db.installed_drivers()
+    if installed != ["psycopg", "psycopg2"]:
+        pytest.skip(f"this environment has {installed or 'no driver'}, not both")
+    assert db.choose_driver() == "psycopg"
+    assert db.choose_driver("psycopg2") == "psycopg2"
+
+
+def test_driver_version__names_the_module_and_its_release():
+    for name in db.installed_drivers():
+        text = db.driver_version(name)
+        assert text.startswith(name + " ") and text.split()[1][0].isdigit()
