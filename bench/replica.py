@@ -47,7 +47,7 @@ EXTRA = os.environ.get("BENCH_EXTRA", "").split()
 
 def body(pk: int, revision: int) -> bytes:
     """Return the body a master sends for row `pk` saved at `revision`."""
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     return json.dumps({
         "signal_type": "SAVE", "cqrs_id": "author",
         "instance_data": {"id": pk, "name": f"author {pk} r{revision}",
