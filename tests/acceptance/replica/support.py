@@ -16,6 +16,7 @@ import pika
 ROOT = Path(__file__).resolve().parents[3]
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 WAIT = 60.0  # seconds a test waits for a worker to get somewhere before failing
+CONSUMER_STARTUP = "consuming queue "  # how the start-up line of cqrs_consume begins
 
 
 

@@ -137,17 +137,23 @@ def refusing_queue(exchange, collector):
 
 def _drain(exchange: str) -> tuple[engine.Stats, list[Explained]]:
     explained: list[Explained] = []
+    opened: list[dbapi.Database] = []
 
     def connect() -> dbapi.Database:
         plain = dbapi.connect(support.database_url())
         db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
         db.explained = explained
+        opened.append(db)
         return db
 
     publisher = pika_publisher.PikaPublisher(parse_broker_url(support.BROKER_URL), exchange)
     config = engine.Config(batch_size=BATCH, listen=False, max_attempts=1, retention=0.0,
                            purge_batch_size=BATCH, owner=support.unique("plans"))
-    stats = engine.Relay(connect, publisher, config).run(once=True)
+    try:
+        stats = engine.Relay(connect, publisher, config).run(once=True)
+    finally:
+        for db in opened:  # psycopg 3 warns about a connection left to the collector
+            db.close()
     return stats, explained
 
 
