@@ -132,3 +132,4 @@ class NewEvent:
     routing_key: str
     payload: str
     correlation_id: str | None = None
+    signature: str | None = None  # the `cqrs-signature` header value (relay.signing)

@@ -93,7 +93,7 @@ class Batch:
         return {row.partition: row.id for row in self.rows}
 
     def messages(self) -> list[Message]:
-        return [Message(row.id, row.routing_key, row.payload) for row in self.rows]
+        return [Message(row.id, row.routing_key, row.payload, row.signature) for row in self.rows]
 
 
 def default_owner() -> str:

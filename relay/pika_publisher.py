@@ -17,7 +17,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from relay import contract, pika_errors
+from relay import contract, pika_errors, signing
 from relay.exceptions import BrokerUnavailable, MessageRejected
 from relay.publisher import Message, Outcome, Publisher
 from relay.urls import BrokerAddress
@@ -144,10 +144,14 @@ class PikaPublisher(Publisher):
     # -- publishing -----------------------------------------------------------------
 
     def _publish(self, flight: _Flight, message: Message) -> None:
+        headers: dict[str, Any] = {}
+        if message.signature:
+            headers[signing.HEADER] = message.signature
         properties = pika.BasicProperties(
             content_type=contract.CONTENT_TYPE,
             delivery_mode=contract.DELIVERY_MODE_PERSISTENT,
             message_id=str(message.event_id),
+            headers=headers or None,
         )
         try:
             self._channel.basic_publish(

@@ -25,6 +25,7 @@ class Message:
     event_id: int
     routing_key: str
     body: str
+    signature: str | None = None  # sent as the `cqrs-signature` header
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def retry_failed(db: Database, ids: Sequence[int]) -> int:
 
 _COPY_COLUMNS = (
     "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
-    "correlation_id"
+    "correlation_id, signature"
 )
 
 
@@ -116,18 +116,18 @@ def replay(db: Database, ids: Sequence[int]) -> int:
 
 _EVENT_COLUMNS = (
     "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
-    "correlation_id"
+    "correlation_id, signature"
 )
-_EVENT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+_EVENT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 # PostgreSQL fills the rest from column defaults (migration 0006); elsewhere we send them.
 _INSERT_COLUMNS = f"{_EVENT_COLUMNS}, status, attempts, available_at, last_error, created_at"
-_INSERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, '', %s)"
+_INSERT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, '', %s)"
 
 
 def _event_params(event: contract.NewEvent) -> tuple:
     return (
         event.cqrs_id, event.instance_pk, event.signal_type, event.revision, event.partition,
-        event.routing_key, event.payload, event.correlation_id,
+        event.routing_key, event.payload, event.correlation_id, event.signature,
     )
 
 
@@ -172,9 +172,9 @@ def rewrite_event(db: Database, event_id: int, event: contract.NewEvent) -> bool
     return bool(
         db.rowcount(
             f"UPDATE {T} SET payload = %s, revision = %s, correlation_id = %s, "
-            "created_at = %s WHERE id = %s AND status = %s",
-            (event.payload, event.revision, event.correlation_id, utcnow(), event_id,
-             contract.STATUS_PENDING),
+            "signature = %s, created_at = %s WHERE id = %s AND status = %s",
+            (event.payload, event.revision, event.correlation_id, event.signature, utcnow(),
+             event_id, contract.STATUS_PENDING),
         )
     )
 
@@ -193,9 +193,10 @@ class Pending:
     payload: str
     attempts: int
     available_at: datetime.datetime
+    signature: str | None = None
 
 
-_PENDING_COLUMNS = "id, partition, routing_key, payload, attempts, available_at"
+_PENDING_COLUMNS = "id, partition, routing_key, payload, attempts, available_at, signature"
 
 # One index range scan of the partial pending index per partition, in the order given,
 # stopping as soon as `limit` rows are found: each partition yields a prefix of its
@@ -235,7 +236,7 @@ def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[
             rows.extend(
                 db.fetchall(_CLAIM_ONE, (contract.STATUS_PENDING, partition, after, wanted))
             )
-    return [Pending(int(i), int(p), k, b, int(a), _aware(t)) for i, p, k, b, a, t in rows]
+    return [Pending(int(i), int(p), k, b, int(a), _aware(t), s) for i, p, k, b, a, t, s in rows]
 
 
 def _id_filter(db: Database, ids: Sequence[int]) -> tuple[str, list]:

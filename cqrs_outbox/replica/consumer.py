@@ -21,7 +21,9 @@ from django.db import connections, router
 
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import apply, batchlog, broker, revlog, store, topology, wire
+from cqrs_outbox.replica import (
+    apply, batchlog, broker, revlog, signatures, store, topology, wire,
+)
 from relay import contract
 from relay.escape import one_line
 from relay.exceptions import BadMessage, BrokerUnavailable, DatabaseUnavailable, MessageRejected
@@ -87,6 +89,7 @@ class Consumer:
         self.applied = 0
         self._outage = batchlog.Repeats(logger)
         self._report = batchlog.BatchReport(logger)
+        self._gate = signatures.Gate(self.settings)
 
     def stop(self, *args: Any) -> None:
         """Finish the batch in hand, acknowledge it and return from `run()`."""
@@ -205,6 +208,10 @@ class Consumer:
             envelope = wire.decode(delivery.body, replica.max_body_size, replica.max_depth)
         except BadMessage as exc:
             return self._dead(delivery, f"bad message: {exc}", envelope=None), None
+        refused = self._gate.refusal(delivery.label, envelope, delivery.properties, delivery.body)
+        if refused:
+            return self._dead(delivery, f"signature refused: {refused}", envelope), None
+        envelope = signatures.from_headers(delivery.properties, envelope)
         model = ReplicaRegistry.get_model_by_cqrs_id(envelope.cqrs_id)
         if model is None:
             reason = f"bad message: no replica model has cqrs_id {envelope.cqrs_id!r}"
@@ -242,7 +249,8 @@ class Consumer:
                 f"{one_line(delivery.label)} {one_line(envelope.cqrs_id)}:"
                 f"{one_line(envelope.instance_pk)} failed ({one_line(outcome.reason)}); "
                 f"retry {retries + 1} in {delay}s"))])
-            body = wire.with_retries(envelope, retries + 1)
+            signed = signatures.is_signed(delivery.properties)  # sent on byte for byte
+            body = delivery.body if signed else wire.with_retries(envelope, retries + 1)
             return _Verdict(delivery, "retry", outcome.reason, body, delay)
         reason = f"failed after {retries} retries: {outcome.reason}"
         return self._dead(delivery, reason, envelope)
@@ -264,6 +272,8 @@ class Consumer:
         }
         if verdict.action == "retry":
             headers[broker.REASON_HEADER] = verdict.reason
+            if signatures.is_signed(delivery.properties):
+                headers[signatures.RETRIES_HEADER] = _retries(delivery) + 1
             if verdict.delay <= 0:
                 props = broker.properties(delivery.properties, headers)
                 broker.send_to_queue(channel, self.names.queue, verdict.body, props)
@@ -321,6 +331,11 @@ def _apply(work: list[tuple[Delivery, contract.Envelope, Any]]) -> list[apply.Ou
         except Exception as exc:
             outcomes.append(apply.failure(exc))
     return outcomes
+
+
+def _retries(delivery: Delivery) -> int:
+    value = signatures.headers_of(delivery.properties).get(signatures.RETRIES_HEADER)
+    return value if isinstance(value, int) else 0
 
 
 def _aliases(cqrs_ids: list[str]) -> set[str]:

@@ -1,0 +1,147 @@
+"""Signed events end to end: our master signs, our relay sends the signature as a header,
+and a replica worker under 'require' applies only what a trusted key signed."""
+
+import json
+
+import pytest
+from django.test import override_settings
+
+from relay import signing
+from tests.acceptance.replica import support
+from tests.integration.replica import events as ev
+from tests.support.waiting import wait_until
+from tests.testproject.master import models as master
+from tests.testproject.replica import models
+
+pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.slow]
+
+SETTINGS = "tests.testproject.settings"
+FORGED_REVISION = 2147483647
+
+
+class Key:
+    """A key pair of the test: its private key file and its public key."""
+
+    def __init__(self, key_id, tmp_path):
+        pem, self.public = signing.generate()
+        self.id = key_id
+        self.path = tmp_path / f"{key_id}.pem"
+        self.path.write_bytes(pem)
+        self.signer = signing.load_signer(key_id, pem, str(self.path))
+
+    def header(self, body: bytes) -> dict:
+        return {signing.HEADER: self.signer.header(body)}
+
+
+def _policy(policy, trusted):
+    return {"CQRS_TEST_SIGNATURES": policy,
+            "CQRS_TEST_TRUSTED_KEYS": json.dumps(
+                {cqrs_id: {k.id: k.public for k in keys} for cqrs_id, keys in trusted.items()})}
+
+
+def _signing(settings, key):
+    """Return the test process's CQRS settings with `key` as the master's signing key."""
+    cqrs = json.loads(json.dumps(settings.CQRS))
+    cqrs["master"]["signing_key"] = {"id": key.id, "file": str(key.path)}
+    return override_settings(CQRS=cqrs)
+
+
+def _relay(worker_env, tmp_path, name="relay"):
+    return support.django(["cqrs_relay", "--poll-interval", "0.1"], SETTINGS, worker_env,
+                          tmp_path / f"{name}.log")
+
+
+def _letters(broker, names):
+    return {props.message_id: (props, body)
+            for props, body in broker.take_all(names.dead_letter_queue)}
+
+
+def _author(pk):
+    row = models.AuthorRef.objects.filter(pk=pk).first()
+    return row and (row.name, row.cqrs_revision)
+
+
+def test_forged_high_revision_save__dead_lettered_unsigned_and_row_keeps_master_updates(
+        broker, names, start_worker, worker_env, tmp_path, settings):
+    key = Key("orders-1", tmp_path)
+    worker = start_worker(env=_policy("require", {"author": [key]}))
+    relay = _relay(worker_env, tmp_path)
+    with _signing(settings, key):
+        ann = master.Author.objects.create(name="Ann")
+        wait_until(lambda: _author(ann.pk) == ("Ann", 0), what="the master's first event")
+
+        forged = ev.save("author", ann.pk, FORGED_REVISION, name="forged")
+        broker.publish(forged, "author", message_id="forged")
+        wait_until(lambda: broker.count(names.dead_letter_queue) == 1, what="the dead letter")
+
+        ann.name = "Ann B."
+        ann.save()
+        wait_until(lambda: _author(ann.pk) == ("Ann B.", 1), what="the master's update")
+    props, body = _letters(broker, names)["forged"]
+    assert props.headers["cqrs-reason"].startswith("signature refused: unsigned"), props.headers
+    assert json.loads(body) == forged
+    assert "retry 1 in" not in worker.log
+    assert relay.terminate() == 0 and worker.terminate() == 0
+
+
+def test_tampered_events__each_dead_lettered_with_its_reason_and_good_ones_applied(
+        broker, names, start_worker, tmp_path):
+    author_key, publisher_key = Key("authors", tmp_path), Key("publishers", tmp_path)
+    ghost = Key("ghost", tmp_path)
+    trusted = {"author": [author_key], "publisher": [publisher_key]}
+
+    def signed(key, message_id, body, sent=None):
+        raw = json.dumps(body).encode()
+        broker.publish(sent or raw, "author", message_id=message_id, headers=key.header(raw))
+
+    signed(author_key, "good1", ev.save("author", 1, 0, name="one"))
+    signed(author_key, "changed", ev.save("author", 2, 0, name="two"),
+           sent=json.dumps(ev.save("author", 2, 9, name="evil")).encode())
+    signed(publisher_key, "other-id", ev.save("author", 3, 9, name="evil"))
+    signed(ghost, "unknown", ev.save("author", 4, 9, name="evil"))
+    signed(author_key, "good2", ev.save("author", 5, 0, name="five"))
+    worker = start_worker(env=_policy("require", trusted))
+
+    wait_until(lambda: broker.count(names.dead_letter_queue) == 3, what="the dead letters")
+    wait_until(lambda: _author(1) and _author(5), what="the good events")
+    assert sorted(models.AuthorRef.objects.values_list("pk", "name")) == [(1, "one"),
+                                                                         (5, "five")]
+    reasons = {mid: props.headers["cqrs-reason"]
+               for mid, (props, _) in _letters(broker, names).items()}
+    assert reasons["changed"].startswith("signature refused: bad signature")
+    assert reasons["other-id"].startswith(
+        "signature refused: key not trusted for this cqrs_id: 'publishers' may not write "
+        "'author'")
+    assert reasons["unknown"].startswith("signature refused: unknown key: 'ghost'")
+    assert worker.alive and "retry 1 in" not in worker.log
+    assert worker.terminate() == 0
+
+
+def test_key_rotation__nothing_dead_lettered_then_old_key_refused_once_untrusted(
+        broker, names, start_worker, worker_env, tmp_path, settings):
+    old, new = Key("k-2025", tmp_path), Key("k-2026", tmp_path)
+    worker = start_worker(env=_policy("require", {"author": [old, new]}))
+    relay = _relay(worker_env, tmp_path)
+    with _signing(settings, old):
+        ann = master.Author.objects.create(name="v0")
+    with _signing(settings, new):  # the master moves while relay and worker run
+        for n in range(1, 4):
+            ann.name = f"v{n}"
+            ann.save()
+    wait_until(lambda: _author(ann.pk) == ("v3", 3), what="events of both keys")
+    assert broker.count(names.dead_letter_queue) == 0
+    assert worker.terminate() == 0
+
+    worker = start_worker(env=_policy("require", {"author": [new]}))
+    with _signing(settings, old):
+        ann.name = "old key"
+        ann.save()
+    wait_until(lambda: broker.count(names.dead_letter_queue) == 1, what="the refused event")
+    with _signing(settings, new):
+        ann.name = "new key"
+        ann.save()
+    wait_until(lambda: _author(ann.pk) == ("new key", 5), what="the new key's event")
+    [(props, body)] = broker.take_all(names.dead_letter_queue)
+    assert props.headers["cqrs-reason"].startswith("signature refused: unknown key: 'k-2025'")
+    assert json.loads(body)["instance_data"]["name"] == "old key"
+    assert relay.terminate() == 0 and worker.terminate() == 0
