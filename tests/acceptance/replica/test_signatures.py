@@ -46,9 +46,13 @@ def _signing(settings, key):
     return override_settings(CQRS=cqrs)
 
 
-def _relay(worker_env, tmp_path, name="relay"):
-    return support.django(["cqrs_relay", "--poll-interval", "0.1"], SETTINGS, worker_env,
-                          tmp_path / f"{name}.log")
+@pytest.fixture
+def relay(worker_env, tmp_path):
+    """Our relay (`cqrs_relay`) as a process, draining the test database's outbox."""
+    process = support.django(["cqrs_relay", "--poll-interval", "0.1"], SETTINGS, worker_env,
+                             tmp_path / "relay.log")
+    yield process
+    process.close()
 
 
 def _letters(broker, names):
@@ -62,10 +66,9 @@ def _author(pk):
 
 
 def test_forged_high_revision_save__dead_lettered_unsigned_and_row_keeps_master_updates(
-        broker, names, start_worker, worker_env, tmp_path, settings):
+        broker, names, start_worker, relay, tmp_path, settings):
     key = Key("orders-1", tmp_path)
     worker = start_worker(env=_policy("require", {"author": [key]}))
-    relay = _relay(worker_env, tmp_path)
     with _signing(settings, key):
         ann = master.Author.objects.create(name="Ann")
         wait_until(lambda: _author(ann.pk) == ("Ann", 0), what="the master's first event")
@@ -118,10 +121,9 @@ def test_tampered_events__each_dead_lettered_with_its_reason_and_good_ones_appli
 
 
 def test_key_rotation__nothing_dead_lettered_then_old_key_refused_once_untrusted(
-        broker, names, start_worker, worker_env, tmp_path, settings):
+        broker, names, start_worker, relay, tmp_path, settings):
     old, new = Key("k-2025", tmp_path), Key("k-2026", tmp_path)
     worker = start_worker(env=_policy("require", {"author": [old, new]}))
-    relay = _relay(worker_env, tmp_path)
     with _signing(settings, old):
         ann = master.Author.objects.create(name="v0")
     with _signing(settings, new):  # the master moves while relay and worker run
