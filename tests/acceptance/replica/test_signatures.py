@@ -6,8 +6,9 @@ import json
 import pytest
 from django.test import override_settings
 
+from cqrs_outbox.models import OutboxEvent
 from relay import signing
-from tests.acceptance.replica import support
+from tests.acceptance.replica import peers, support
 from tests.integration.replica import events as ev
 from tests.support.waiting import wait_until
 from tests.testproject.master import models as master
@@ -16,6 +17,8 @@ from tests.testproject.replica import models
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.slow]
 
 SETTINGS = "tests.testproject.settings"
+PEER_MASTER = "tests.peers.master_settings"
+PEER_REPLICA = "tests.peers.replica_settings"
 FORGED_REVISION = 2147483647
 
 
@@ -147,3 +150,49 @@ def test_key_rotation__nothing_dead_lettered_then_old_key_refused_once_untrusted
     assert props.headers["cqrs-reason"].startswith("signature refused: unknown key: 'k-2025'")
     assert json.loads(body)["instance_data"]["name"] == "old key"
     assert relay.terminate() == 0 and worker.terminate() == 0
+
+
+def test_mixed_fleet__django_cqrs_worker_applies_our_signed_events(
+        broker, names, worker_env, tmp_path, settings):
+    key = Key("orders-1", tmp_path)
+    with _signing(settings, key):
+        ann = master.Author.objects.create(name="Ann")
+        ann.name = "Ann B."
+        ann.save()
+    signatures = list(OutboxEvent.objects.values_list("signature", flat=True))
+    assert signatures and all(s.startswith("ed25519;orders-1;") for s in signatures)
+    with peers.database(PEER_REPLICA) as db:
+        env = {"CQRS_PEER_DB_NAME": db, "CQRS_TEST_EXCHANGE": names.exchange,
+               "CQRS_TEST_QUEUE": names.queue}
+        peer = support.django(["cqrs_consume"], PEER_REPLICA, env, tmp_path / "peer.log")
+        try:
+            peers.publish_outbox(worker_env["CQRS_TEST_DB_NAME"], names.exchange,
+                                 tmp_path / "once.log")
+            wait_until(lambda: peers.rows(db, "SELECT id, name, cqrs_revision FROM "
+                                              "peer_replica_authorref")
+                       == [(ann.pk, "Ann B.", 1)], what="the django-cqrs replica's row")
+            assert peer.alive, peer.log
+            assert broker.count(names.dead_letter_queue) == 0
+        finally:
+            peer.terminate()
+            peer.close()
+
+
+def test_mixed_fleet__warn_applies_django_cqrs_masters_unsigned_events_and_counts_them(
+        broker, names, start_worker, tmp_path):
+    worker = start_worker(env=_policy("warn", {"*": [Key("orders-1", tmp_path)]}))
+    with peers.database(PEER_MASTER) as db:
+        out = support.run_django(
+            ["shell", "-c", "from tests.peers.master import scenario; scenario.main()"],
+            PEER_MASTER, {"CQRS_PEER_DB_NAME": db, "CQRS_TEST_EXCHANGE": names.exchange},
+        )
+    expected = {int(pk): row for pk, row in json.loads(out.splitlines()[-1])["author"].items()}
+    wait_until(lambda: {r.pk: [r.name, r.cqrs_revision]
+                        for r in models.AuthorRef.objects.all()} == expected,
+               what="the django-cqrs master's authors")
+    assert broker.count(names.dead_letter_queue) == 0
+    assert worker.terminate() == 0
+    warned = [line for line in worker.log.splitlines()
+              if "despite its signature: unsigned: no cqrs-signature header" in line]
+    assert warned, worker.log
+    assert warned[-1].endswith(f"({len(warned)} such events so far)")
