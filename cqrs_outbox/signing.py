@@ -108,3 +108,62 @@ def duplicate_key_ids(raw: dict) -> list[str]:
                 twice.append(key_id)
             seen.setdefault(key_id, text)
     return twice
+
+
+def problems(raw: Any) -> list[conf.Problem]:
+    """List what is wrong with the signing settings of a `CQRS` dict, for the checks."""
+    if not isinstance(raw, dict):
+        return []
+    master = raw.get("master") if isinstance(raw.get("master"), dict) else {}
+    replica = raw.get("replica") if isinstance(raw.get("replica"), dict) else {}
+    spec, trusted = master.get("signing_key"), replica.get("trusted_keys")
+    policy = replica.get("signatures", conf.SIGNATURES_OFF)
+    if not (isinstance(spec, dict) or policy in conf.SIGNATURE_POLICIES[1:] or trusted):
+        return []
+    try:
+        signing.require()
+    except signing.SigningUnavailable as exc:
+        return [conf.Problem("cqrs_outbox.E018", str(exc), signing.INSTALL_HINT)]
+    found = _master_problems(spec) if isinstance(spec, dict) else []
+    return found + _replica_problems(trusted, policy)
+
+
+def _master_problems(spec: dict) -> list[conf.Problem]:
+    try:
+        load_signer(spec)
+    except signing.WrongKeyKind as exc:
+        return [conf.Problem("cqrs_outbox.E020", f"{exc}.",
+                             "Point 'file' or 'env' at the private key; give the public key to "
+                             "replicas in CQRS['replica']['trusted_keys'].")]
+    except ConfigurationError as exc:
+        return [conf.Problem("cqrs_outbox.E019", f"{exc}.",
+                             "Use {'id': 'orders-1', 'file': '/run/secrets/cqrs.pem'} or "
+                             "{'id': 'orders-1', 'env': 'CQRS_SIGNING_KEY'}; "
+                             "`manage.py cqrs_keys generate --id ID` writes a key file.")]
+    return []
+
+
+def _replica_problems(trusted: Any, policy: Any) -> list[conf.Problem]:
+    found = []
+    if isinstance(trusted, dict):
+        try:
+            trusted_keys(trusted)
+        except signing.WrongKeyKind as exc:
+            found.append(conf.Problem("cqrs_outbox.E020", f"{exc}.",
+                                      "Give the public key `cqrs_keys show` prints."))
+        except ConfigurationError as exc:
+            found.append(conf.Problem("cqrs_outbox.E023", f"{exc}.",
+                                      "Map each cqrs_id or '*' to {key id: public key}, the "
+                                      "public key as `cqrs_keys show` prints it."))
+        for key_id in duplicate_key_ids(trusted):
+            found.append(conf.Problem(
+                "cqrs_outbox.E022",
+                f"{TRUSTED_PATH} uses key id {key_id!r} for two different public keys.",
+                "Give every key its own id; a replica knows which key signed by its id."))
+    if policy == conf.SIGNATURES_REQUIRE and not trusted:
+        found.append(conf.Problem(
+            "cqrs_outbox.E021",
+            "CQRS['replica']['signatures'] is 'require' but no trusted_keys are set: every "
+            "event would be dead-lettered.",
+            f"Add the masters' public keys to {TRUSTED_PATH}, or use 'warn' until they sign."))
+    return found

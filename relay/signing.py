@@ -38,6 +38,10 @@ class SigningUnavailable(ConfigurationError):
     """The `cryptography` package is not installed."""
 
 
+class WrongKeyKind(ConfigurationError):
+    """A public key was given where a private one is needed, or the other way round."""
+
+
 def _ed25519() -> Any:
     try:
         from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -45,6 +49,11 @@ def _ed25519() -> Any:
         raise SigningUnavailable(f"signed events need the cryptography package. {INSTALL_HINT}") \
             from exc
     return ed25519
+
+
+def require() -> None:
+    """Raise SigningUnavailable (with the install hint) if `cryptography` is missing."""
+    _ed25519()
 
 
 def check_key_id(key_id: Any) -> str:
@@ -82,7 +91,7 @@ def load_signer(key_id: str, pem: bytes, source: str) -> Signer:
     from cryptography.hazmat.primitives import serialization
 
     if b"PUBLIC KEY" in pem and b"PRIVATE KEY" not in pem:
-        raise ConfigurationError(
+        raise WrongKeyKind(
             f"{source} holds a public key; signing needs the private key "
             "(the file `cqrs_keys generate` wrote with mode 0600)"
         )
@@ -122,7 +131,7 @@ def load_public(text: Any, where: str) -> Any:
     if not isinstance(text, str):
         raise ConfigurationError(f"{where} must be a base64 public key string, got {text!r}")
     if "PRIVATE KEY" in text:
-        raise ConfigurationError(f"{where} holds a private key; replicas need the public one")
+        raise WrongKeyKind(f"{where} holds a private key; replicas need the public one")
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -22,7 +22,14 @@ from django.db import connections, router
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import (
-    apply, batchlog, broker, revlog, signatures, store, topology, wire,
+    apply,
+    batchlog,
+    broker,
+    revlog,
+    signatures,
+    store,
+    topology,
+    wire,
 )
 from relay import contract
 from relay.escape import one_line
