@@ -2,6 +2,7 @@
 and a replica worker under 'require' applies only what a trusted key signed."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -196,3 +197,43 @@ def test_mixed_fleet__warn_applies_django_cqrs_masters_unsigned_events_and_count
               if "despite its signature: unsigned: no cqrs-signature header" in line]
     assert warned, worker.log
     assert warned[-1].endswith(f"({len(warned)} such events so far)")
+
+
+def test_signed_event__retries_and_dead_letter_retry_keep_the_signature_valid(
+        broker, names, start_worker, worker_env, tmp_path):
+    key = Key("orders-1", tmp_path)
+    worker = start_worker(env=_policy("require", {"*": [key]}))
+    raw = json.dumps(ev.save("flaky", 2, 0, name="fail:always")).encode()
+    broker.publish(raw, "flaky", message_id="flaky", headers=key.header(raw))
+
+    wait_until(lambda: broker.count(names.dead_letter_queue) == 1, what="a dead letter")
+    dumped = support.run_django(["cqrs_dead_letters", "dump", "--with-reasons"], SETTINGS,
+                                worker_env)
+    letter = json.loads(dumped.splitlines()[-1])
+    assert letter["reason"].startswith("failed after 3 retries: RuntimeError"), letter
+    assert letter["body"].encode() == raw  # three retries later, byte for byte
+
+    (Path(worker_env["CQRS_TEST_CONTROL_DIR"]) / "fixed").touch()
+    out = support.run_django(["cqrs_dead_letters", "retry"], SETTINGS, worker_env)
+    assert "Retrying: 1/1" in out
+    wait_until(lambda: models.FlakyRef.objects.filter(pk=2).exists(), what="the fixed row")
+    assert broker.count(names.dead_letter_queue) == 0
+    assert "signature refused" not in worker.log
+    assert worker.terminate() == 0
+
+
+def test_cqrs_sync__sends_signed_syncs_a_requiring_replica_applies(
+        broker, names, start_worker, relay, worker_env, tmp_path, settings):
+    key = Key("orders-1", tmp_path)
+    worker = start_worker(env=_policy("require", {"author": [key]}))
+    with _signing(settings, key):
+        ann = master.Author.objects.create(name="Ann")
+    wait_until(lambda: _author(ann.pk) == ("Ann", 0), what="the first event")
+    models.AuthorRef.objects.filter(pk=ann.pk).update(name="drifted")
+
+    spec = json.dumps({"id": key.id, "file": str(key.path)})
+    support.run_django(["cqrs_sync", "--cqrs-id", "author", "-f", "{}"], SETTINGS,
+                       {**worker_env, "CQRS_TEST_SIGNING_KEY": spec})
+    wait_until(lambda: _author(ann.pk) == ("Ann", 0), what="the SYNC")
+    assert broker.count(names.dead_letter_queue) == 0
+    assert relay.terminate() == 0 and worker.terminate() == 0
