@@ -17,7 +17,11 @@ rows per transaction; "bulk", `bulk_create` of 100 (`cqrs.bulk_create` on master
 
 The driver is the one Django finds: psycopg 3 when installed, else psycopg2.
 
-    python bench/master_write.py [--rows 100] [--rounds 9] [--delay-ms 0.5]
+    python bench/master_write.py [--rows 100] [--rounds 9] [--delay-ms 0.5] [--signing]
+
+`--signing` adds a column "signed" (our master with an Ed25519 signing key) and prints
+the signing cost per event: the builder's time per event with signing off and on, and
+one signature alone.
 
 Short rounds, many of them: on a shared machine the load changes by the second, and
 fine alternation lets every column meet the same load.
@@ -30,6 +34,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -47,12 +52,20 @@ django.setup()
 import pika  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test.utils import setup_databases, teardown_databases  # noqa: E402
+from django.test.utils import (  # noqa: E402
+    override_settings,  # noqa: E402
+    setup_databases,
+    teardown_databases,
+)
 
 from bench import scenarios  # noqa: E402
+from cqrs_outbox import events  # noqa: E402
+from relay import signing  # noqa: E402
 from tests.testproject.master import models  # noqa: E402
 
-COLUMNS = ("plain", "outbox", "django-cqrs")
+COLUMNS: tuple[str, ...] = ("plain", "outbox", "django-cqrs")
+SIGNED = "signed"
+SIGN_SAMPLES = 2000  # events built per figure of the signing cost
 TARGETS = {  # scenario: (column, baseline, minimum ratio) from the project's goals
     "atomic": ("outbox", "django-cqrs", 1.0),
     "autocommit": ("outbox", "django-cqrs", 1.0),
@@ -137,7 +150,56 @@ def _ours(scenario: str, column: str, rows: int, port: str) -> float:
     _use_port(port)
     if column == "plain":
         return scenarios.run(scenario, models.Plain, models.Plain.objects, rows)
+    if column == SIGNED:
+        with override_settings(CQRS=_signed_settings()):
+            return scenarios.run(scenario, models.Author, models.Author.cqrs, rows)
     return scenarios.run(scenario, models.Author, models.Author.cqrs, rows)
+
+
+_KEY_FILE: list[str] = []
+
+
+def _signed_settings() -> dict:
+    if not _KEY_FILE:
+        pem, _ = signing.generate()
+        handle = tempfile.NamedTemporaryFile(suffix=".pem", delete=False)  # noqa: SIM115
+        handle.write(pem)
+        handle.close()
+        _KEY_FILE.append(handle.name)
+    master = {**settings.CQRS.get("master", {}),
+              "signing_key": {"id": "bench", "file": _KEY_FILE[0]}}
+    return {**settings.CQRS, "master": master}
+
+
+def _build_us(signed: bool) -> float:
+    """Return microseconds per event the builder takes (median of 5 runs)."""
+    author = models.Author(id=1, name="x" * 40, cqrs_revision=3)
+    data = {"id": 1, "name": "x" * 40, "cqrs_revision": 3, "cqrs_updated": "2026-01-01"}
+    cqrs = _signed_settings() if signed else settings.CQRS
+    times = []
+    with override_settings(CQRS=cqrs):
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(SIGN_SAMPLES):
+                events.build(author, "SAVE", "default", data=data)
+            times.append((time.perf_counter() - start) / SIGN_SAMPLES * 1e6)
+    return statistics.median(times)
+
+
+def _signing_cost() -> None:
+    pem, _ = signing.generate()
+    signer = signing.load_signer("bench", pem, "bench")
+    body = events.build(models.Author(id=1, name="x" * 40, cqrs_revision=3), "SAVE",
+                        "default", data={"id": 1, "name": "x" * 40, "cqrs_revision": 3,
+                                         "cqrs_updated": "2026-01-01"}).payload.encode()
+    start = time.perf_counter()
+    for _ in range(SIGN_SAMPLES):
+        signer.header(body)
+    alone = (time.perf_counter() - start) / SIGN_SAMPLES * 1e6
+    off, on = _build_us(False), _build_us(True)
+    print(f"signing: builder {off:.1f} us/event off, {on:.1f} us/event on "
+          f"(+{on - off:.1f} us); one Ed25519 signature of a {len(body)}-byte body "
+          f"{alone:.1f} us")
 
 
 def _measure(peer: Peer, scenario: str, rows: int, rounds: int, port: str) -> dict:
@@ -175,6 +237,8 @@ def _report(scenario: str, link: str, rates: dict) -> None:
         f"django-cqrs {rates['django-cqrs']:7.0f} rows/s   outbox/{baseline} {ratio:.2f} "
         f"(target {minimum:.1f}: {'met' if ratio >= minimum else 'NOT met'})   "
         f"outbox/plain {rates['outbox'] / rates['plain']:.2f}"
+        + (f"   signed {rates[SIGNED]:7.0f} rows/s, signed/outbox "
+           f"{rates[SIGNED] / rates['outbox']:.2f}" if SIGNED in rates else "")
     )
 
 
@@ -202,7 +266,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--delay-ms", type=float, default=0.5, help="round trip to add")
     parser.add_argument("--scenarios", default=",".join(scenarios.SCENARIOS))
+    parser.add_argument("--signing", action="store_true",
+                        help="add a column with signed events and print the signing cost")
     args = parser.parse_args()
+    global COLUMNS
+    if args.signing:
+        COLUMNS = (*COLUMNS, SIGNED)
     state = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     db = connection.settings_dict
     exchange = f"bench_{uuid.uuid4().hex[:8]}"
@@ -217,6 +286,8 @@ def main() -> None:
         print(f"PostgreSQL {connection.pg_version // 10000}, driver {driver}: {args.rounds} "
               f"rounds x {args.rows} rows per column, median of rounds; proxy adds "
               f"{added:.2f} ms per round trip")
+        if args.signing:
+            _signing_cost()
         for scenario in args.scenarios.split(","):
             _measure(peer, scenario, min(args.rows, 200), 1, direct)  # warm up
             for link, port in (("loopback", direct), ("+delay", proxy.port)):

@@ -136,6 +136,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "created_at",
         "published_at",
         "error_preview",
+        "signed_by",
     )
     list_display_links = ("id",)
     list_filter = (
@@ -175,6 +176,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
                     "routing_key",
                     "partition",
                     "correlation_id",
+                    "signed_by",
                     "pretty_payload",
                 )
             },
@@ -195,6 +197,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "routing_key",
         "partition",
         "correlation_id",
+        "signed_by",
         "pretty_payload",
     )
 
@@ -216,6 +219,14 @@ class OutboxEventAdmin(admin.ModelAdmin):
     def error_preview(self, obj: OutboxEvent) -> str:
         text = " ".join(obj.last_error.split())
         return text if len(text) <= ERROR_PREVIEW else text[: ERROR_PREVIEW - 1] + "…"
+
+    @admin.display(description="signed")
+    def signed_by(self, obj: OutboxEvent) -> str:
+        """Show the key id that signed the event, or that it is unsigned."""
+        if not obj.signature:
+            return "unsigned"
+        parts = obj.signature.split(";")
+        return f"signed, key {parts[1]}" if len(parts) == 3 else "signed"
 
     @admin.display(description="payload")
     def pretty_payload(self, obj: OutboxEvent) -> str:

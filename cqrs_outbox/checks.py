@@ -11,7 +11,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from cqrs_outbox import conf
+from cqrs_outbox import conf, signing
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 
 ALL_FIELDS = "__all__"
@@ -47,6 +47,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
             )
         ]
     found = [_message(p) for p in conf.problems(settings.CQRS)]
+    found += [_message(p) for p in signing.problems(settings.CQRS)]
     cqrs = settings.CQRS
     if _models("replica") and isinstance(cqrs, dict) and cqrs.get("queue") is None:
         found.append(

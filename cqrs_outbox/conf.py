@@ -40,6 +40,8 @@ DEFAULT_LEASE_TTL = 30.0  # seconds
 DEFAULT_MAX_ATTEMPTS = 10  # broker refusals before a row is marked failed
 DEFAULT_RETENTION = 7 * 86400  # seconds published rows are kept
 DEFAULT_PURGE_BATCH_SIZE = 5000  # rows per purge statement
+SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE = "off", "warn", "require"
+SIGNATURE_POLICIES = (SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE)
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +58,13 @@ class Key:
     value is bad: `tolerated` is then the warning id, and `label` opens the log line.
     """
 
-    kind: str  # 'int', 'num', 'bool', 'str', 'callable'
+    kind: str  # 'int', 'num', 'bool', 'str', 'callable', 'dict'
     default: Any
     nullable: bool = False
     minimum: float = 0
     tolerated: str | None = None
     label: str = ""
+    choices: tuple = ()
 
 
 TOP_KEYS = {
@@ -83,6 +86,7 @@ SECTION_KEYS = {
         ),
         "correlation_function": Key("callable", None, nullable=True),
         "meta_function": Key("callable", None, nullable=True),
+        "signing_key": Key("dict", None, nullable=True),
     },
     "replica": {
         "CQRS_MAX_RETRIES": Key(
@@ -106,6 +110,8 @@ SECTION_KEYS = {
         "max_body_size": Key("int", DEFAULT_MAX_BODY_SIZE, minimum=1),
         "max_depth": Key("int", DEFAULT_MAX_DEPTH, minimum=2),
         "metrics_port": Key("int", None, nullable=True, minimum=1),
+        "trusted_keys": Key("dict", None, nullable=True),
+        "signatures": Key("str", SIGNATURES_OFF, choices=SIGNATURE_POLICIES),
     },
     "relay": {
         "batch_size": Key("int", DEFAULT_RELAY_BATCH_SIZE, minimum=1),
@@ -140,11 +146,15 @@ def _type_problem(path: str, key: Key, value: Any) -> Problem | None:
         "bool": isinstance(value, bool),
         "str": isinstance(value, str) and bool(value),
         "callable": callable(value) or isinstance(value, str),
+        "dict": isinstance(value, dict),
     }[key.kind]
     if key.kind == "str" and value == "":
         return Problem("cqrs_outbox.E004", f"{path} must not be empty.", _hint(key))
     if not ok:
         return Problem("cqrs_outbox.E004", f"{path} has the wrong type: {value!r}.", _hint(key))
+    if key.choices and value not in key.choices:
+        return Problem("cqrs_outbox.E004", f"{path} must be one of "
+                       f"{', '.join(map(repr, key.choices))}, got {value!r}.", _hint(key))
     if key.kind in ("int", "num") and value < key.minimum:
         return Problem(
             "cqrs_outbox.E004", f"{path} must be at least {key.minimum}, got {value!r}.", _hint(key)
@@ -168,8 +178,11 @@ def _hint(key: Key) -> str:
         "bool": "True or False",
         "str": "a non-empty string",
         "callable": "a callable or its dotted path",
+        "dict": "a dict",
     }
     text = f"Use {kinds[key.kind]}"
+    if key.choices:
+        text = "Use one of " + ", ".join(map(repr, key.choices))
     if key.kind in ("int", "num"):
         text += f" of at least {key.minimum}"
     if key.nullable:
@@ -274,6 +287,7 @@ class MasterSettings:
     message_ttl: int | None
     correlation_function: Callable[..., Any] | None
     meta_function: Callable[..., Any] | None
+    signing_key: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +304,8 @@ class ReplicaSettings:
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     max_depth: int = DEFAULT_MAX_DEPTH
     metrics_port: int | None = None
+    trusted_keys: dict | None = None
+    signatures: str = SIGNATURES_OFF
 
 
 @dataclass(frozen=True)
@@ -356,6 +372,7 @@ def build(raw: Any) -> Settings:
             message_ttl=master["CQRS_MESSAGE_TTL"],
             correlation_function=_callable(master["correlation_function"]),
             meta_function=_callable(master["meta_function"]),
+            signing_key=master["signing_key"],
         ),
         replica=ReplicaSettings(
             max_retries=replica["CQRS_MAX_RETRIES"],
@@ -370,6 +387,8 @@ def build(raw: Any) -> Settings:
             max_body_size=replica["max_body_size"],
             max_depth=replica["max_depth"],
             metrics_port=replica["metrics_port"],
+            trusted_keys=replica["trusted_keys"],
+            signatures=replica["signatures"],
         ),
         relay=RelaySettings(**relay),
     )

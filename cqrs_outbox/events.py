@@ -11,7 +11,7 @@ import logging
 
 from django.db import models
 
-from cqrs_outbox import conf, serialization, tracker
+from cqrs_outbox import conf, serialization, signing, tracker
 from relay import contract
 from relay.exceptions import EventBuildError
 
@@ -79,6 +79,8 @@ def _event(instance: models.Model, signal_type: str, data: dict, queue: str | No
     envelope = serialization.envelope(instance, signal_type, data, previous, queue, settings)
     pk = str(envelope.instance_pk)
     correlation = envelope.correlation_id
+    payload = envelope.to_json()
+    signer = signing.signer(settings) if settings.master.signing_key else None
     return contract.NewEvent(
         cqrs_id=envelope.cqrs_id,
         instance_pk=pk,
@@ -86,8 +88,10 @@ def _event(instance: models.Model, signal_type: str, data: dict, queue: str | No
         revision=data["cqrs_revision"],
         partition=contract.partition_for(envelope.cqrs_id, pk),
         routing_key=contract.routing_key(envelope.cqrs_id, queue),
-        payload=envelope.to_json(),
+        payload=payload,
         correlation_id=None if correlation is None else str(correlation),
+        # Signed here, so the relay (standalone or not) publishes it without any secret.
+        signature=signer.header(payload.encode()) if signer else None,
     )
 
 

@@ -25,6 +25,10 @@ class OutboxEvent(models.Model):
     routing_key = models.CharField(max_length=512)
     payload = models.TextField(help_text="The exact JSON body the relay publishes.")
     correlation_id = models.CharField(max_length=255, null=True, blank=True)
+    signature = models.CharField(
+        max_length=255, null=True, blank=True,
+        help_text="The cqrs-signature header sent with the payload: scheme;key id;signature.",
+    )
     status = models.CharField(
         max_length=10, choices=STATUS_CHOICES, default=contract.STATUS_PENDING
     )

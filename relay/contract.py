@@ -134,3 +134,4 @@ class NewEvent:
     correlation_id: str | None = None
     traceparent: str | None = None  # W3C trace context of the save, sent as headers
     tracestate: str | None = None
+    signature: str | None = None  # the `cqrs-signature` header value (relay.signing)

@@ -25,7 +25,7 @@ class Message:
     event_id: int
     routing_key: str
     body: str
-    headers: dict[str, str] | None = None  # AMQP headers (the event's trace context)
+    headers: dict[str, str] | None = None  # AMQP headers: trace context, signature
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay import contract
+from relay import contract, signing
 from relay.db import POSTGRESQL, Database, placeholders
 
 T = contract.OUTBOX_TABLE
@@ -90,7 +90,7 @@ def retry_failed(db: Database, ids: Sequence[int]) -> int:
 
 _COPY_COLUMNS = (
     "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
-    "correlation_id, traceparent, tracestate"
+    "correlation_id, traceparent, tracestate, signature"
 )
 
 
@@ -118,7 +118,10 @@ _EVENT_COLUMNS = (
     "cqrs_id, instance_pk, signal_type, revision, partition, routing_key, payload, "
     "correlation_id"
 )
-_TRACE_COLUMNS = ", traceparent, tracestate"  # sent only when an event of the batch has them
+# Sent only when an event of the batch has them, so a service without tracing or signing
+# binds no more values than it needs.
+_TRACE_COLUMNS = ", traceparent, tracestate"
+_SIGNATURE_COLUMNS = ", signature"
 # PostgreSQL fills the rest from column defaults (migration 0006); elsewhere we send them.
 _DEFAULTED_COLUMNS = ", status, attempts, available_at, last_error, created_at"
 _DEFAULTED_VALUES = ", %s, 0, %s, '', %s"
@@ -126,8 +129,11 @@ _DEFAULTED_VALUES = ", %s, 0, %s, '', %s"
 
 def _insert_sql(db: Database, events: Sequence[contract.NewEvent]) -> tuple[str, list]:
     traced = any(event.traceparent for event in events)
+    signed = any(event.signature for event in events)
     columns = _EVENT_COLUMNS + (_TRACE_COLUMNS if traced else "")
+    columns += _SIGNATURE_COLUMNS if signed else ""
     values = "%s, %s, %s, %s, %s, %s, %s, %s" + (", %s, %s" if traced else "")
+    values += ", %s" if signed else ""
     defaults = db.vendor != POSTGRESQL
     if defaults:
         columns += _DEFAULTED_COLUMNS
@@ -141,6 +147,8 @@ def _insert_sql(db: Database, events: Sequence[contract.NewEvent]) -> tuple[str,
         ))
         if traced:
             params.extend((event.traceparent, event.tracestate))
+        if signed:
+            params.append(event.signature)
         if defaults:
             params.extend((contract.STATUS_PENDING, now, now))
     rows = ", ".join([f"({values})"] * len(events))
@@ -176,8 +184,9 @@ def rewrite_event(db: Database, event_id: int, event: contract.NewEvent) -> bool
     return bool(
         db.rowcount(
             f"UPDATE {T} SET payload = %s, revision = %s, correlation_id = %s, "
-            f"created_at = %s WHERE id = %s AND {_UNSETTLED}",
-            (event.payload, event.revision, event.correlation_id, utcnow(), event_id),
+            f"signature = %s, created_at = %s WHERE id = %s AND {_UNSETTLED}",
+            (event.payload, event.revision, event.correlation_id, event.signature, utcnow(),
+             event_id),
         )
     )
 
@@ -200,20 +209,23 @@ class Pending:
     created_at: datetime.datetime | None = None
     traceparent: str | None = None
     tracestate: str | None = None
+    signature: str | None = None
 
     def headers(self) -> dict[str, str] | None:
-        """Return the AMQP headers the event carries: its trace context, if any."""
-        if not self.traceparent:
-            return None
-        found = {"traceparent": self.traceparent}
-        if self.tracestate:
-            found["tracestate"] = self.tracestate
-        return found
+        """Return the AMQP headers the event carries: its trace context and signature."""
+        found = {}
+        if self.traceparent:
+            found["traceparent"] = self.traceparent
+            if self.tracestate:
+                found["tracestate"] = self.tracestate
+        if self.signature:
+            found[signing.HEADER] = self.signature
+        return found or None
 
 
 _PENDING_COLUMNS = (
     "id, partition, routing_key, payload, attempts, available_at, cqrs_id, created_at, "
-    "traceparent, tracestate"
+    "traceparent, tracestate, signature"
 )
 
 # One index range scan of the partial pending index per partition, in the order given,
@@ -265,8 +277,8 @@ def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[
                 db.fetchall(_CLAIM_ONE, (contract.STATUS_PENDING, partition, after, wanted))
             )
     return [
-        Pending(int(i), int(p), k, b, int(a), _aware(t), c, _aware(m), tp, ts)
-        for i, p, k, b, a, t, c, m, tp, ts in rows
+        Pending(int(i), int(p), k, b, int(a), _aware(t), c, _aware(m), tp, ts, s)
+        for i, p, k, b, a, t, c, m, tp, ts, s in rows
     ]
 
 

@@ -23,6 +23,7 @@ from cqrs_outbox import conf, tracing
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import apply, batchlog, broker, revlog, store, topology, wire
 from cqrs_outbox.replica import metrics as replica_metrics
+from cqrs_outbox.replica import signatures as signed
 from relay import contract
 from relay.escape import one_line
 from relay.exceptions import BadMessage, BrokerUnavailable, DatabaseUnavailable, MessageRejected
@@ -89,6 +90,7 @@ class Consumer:
         self.applied = 0
         self._outage = batchlog.Repeats(logger)
         self._report = batchlog.BatchReport(logger)
+        self._gate = signed.Gate(self.settings)
 
     def stop(self, *args: Any) -> None:
         """Finish the batch in hand, acknowledge it and return from `run()`."""
@@ -213,6 +215,10 @@ class Consumer:
             envelope = wire.decode(delivery.body, replica.max_body_size, replica.max_depth)
         except BadMessage as exc:
             return self._dead(delivery, f"bad message: {exc}", envelope=None), None
+        refused = self._gate.refusal(delivery.label, envelope, delivery.properties, delivery.body)
+        if refused:
+            return self._dead(delivery, f"signature refused: {refused}", envelope), None
+        envelope = signed.from_headers(delivery.properties, envelope)
         model = ReplicaRegistry.get_model_by_cqrs_id(envelope.cqrs_id)
         if model is None:
             reason = f"bad message: no replica model has cqrs_id {envelope.cqrs_id!r}"
@@ -251,7 +257,8 @@ class Consumer:
                 f"{one_line(delivery.label)} {one_line(envelope.cqrs_id)}:"
                 f"{one_line(envelope.instance_pk)} failed ({one_line(outcome.reason)}); "
                 f"retry {retries + 1} in {delay}s"))])
-            body = wire.with_retries(envelope, retries + 1)
+            keep = signed.is_signed(delivery.properties)  # sent on byte for byte
+            body = delivery.body if keep else wire.with_retries(envelope, retries + 1)
             self.observer.retried(envelope)
             return _Verdict(delivery, "retry", outcome.reason, body, delay)
         reason = f"failed after {retries} retries: {outcome.reason}"
@@ -275,6 +282,8 @@ class Consumer:
         }
         if verdict.action == "retry":
             headers[broker.REASON_HEADER] = verdict.reason
+            if signed.is_signed(delivery.properties):
+                headers[signed.RETRIES_HEADER] = _retries(delivery) + 1
             if verdict.delay <= 0:
                 props = broker.properties(delivery.properties, headers)
                 broker.send_to_queue(channel, self.names.queue, verdict.body, props)
@@ -332,6 +341,11 @@ def _apply(work: list[tuple[Delivery, contract.Envelope, Any]]) -> list[apply.Ou
         except Exception as exc:
             outcomes.append(apply.failure(exc))
     return outcomes
+
+
+def _retries(delivery: Delivery) -> int:
+    value = signed.headers_of(delivery.properties).get(signed.RETRIES_HEADER)
+    return value if isinstance(value, int) else 0
 
 
 def _aliases(cqrs_ids: list[str]) -> set[str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from cqrs_outbox import conf
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import broker, topology, wire
+from cqrs_outbox.replica import broker, signatures, topology, wire
 from relay.escape import one_line
 
 # Dead letters come back with a fresh `expires` of this many seconds, as in django-cqrs.
@@ -33,7 +33,11 @@ def retry(write: Write, verbose: bool = False) -> int:
             done += 1
             write(f"Retrying: {done}/{total} {describe(props, body)}")
             headers = {k: v for k, v in (props.headers or {}).items() if k not in DROPPED_HEADERS}
-            fresh = wire.reset_for_retry(body, RETRY_MESSAGE_TTL)
+            signed = signatures.reset_for_retry(headers, body, RETRY_MESSAGE_TTL)
+            if signed:  # the signed body goes back byte for byte
+                headers, fresh = signed
+            else:
+                fresh = wire.reset_for_retry(body, RETRY_MESSAGE_TTL)
             out = broker.properties(None, headers)
             out.message_id, out.correlation_id = props.message_id, props.correlation_id
             broker.send_to_queue(channel, names.queue, fresh, out)

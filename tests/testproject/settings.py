@@ -4,6 +4,7 @@ CQRS_TEST_DB=sqlite|postgres picks the database (default postgres); the addresse
 services come from PGHOST/PGPORT/PGUSER and CQRS_BROKER_URL, with this machine's defaults.
 """
 
+import json
 import os
 import uuid
 
@@ -81,6 +82,13 @@ CQRS = {
     "master": {"CQRS_MESSAGE_TTL": 3600},
     "replica": {"CQRS_MAX_RETRIES": 3, "CQRS_RETRY_DELAY": 1},
 }
+# The signing key of a master command a test runs (cqrs_sync), and the signature policy
+# of a replica worker a test starts (JSON of trusted keys).
+if os.environ.get("CQRS_TEST_SIGNATURES"):
+    CQRS["replica"]["signatures"] = os.environ["CQRS_TEST_SIGNATURES"]
+    CQRS["replica"]["trusted_keys"] = json.loads(os.environ.get("CQRS_TEST_TRUSTED_KEYS", "{}"))
+if os.environ.get("CQRS_TEST_SIGNING_KEY"):
+    CQRS["master"]["signing_key"] = json.loads(os.environ["CQRS_TEST_SIGNING_KEY"])
 
 LOGGING = {
     "version": 1,

@@ -21,6 +21,7 @@ SCHEMA = [
     '"signal_type" varchar(8) NOT NULL, "revision" bigint NOT NULL, '
     '"partition" smallint NOT NULL, "routing_key" varchar(512) NOT NULL, '
     '"payload" text NOT NULL, "correlation_id" varchar(255) NULL, '
+    '"signature" varchar(255) NULL, '
     '"status" varchar(10) NOT NULL, "attempts" integer NOT NULL, '
     '"available_at" datetime NOT NULL, "last_error" text NOT NULL, '
     '"created_at" datetime NOT NULL, "published_at" datetime NULL, '
