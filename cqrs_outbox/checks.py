@@ -18,7 +18,8 @@ ALL_FIELDS = "__all__"
 
 
 def _models(kind: str) -> list:
-    from cqrs_outbox.mixins import RawMasterMixin, RawReplicaMixin
+    from cqrs_outbox.master.mixins import RawMasterMixin
+    from cqrs_outbox.replica.mixins import RawReplicaMixin
 
     base = RawMasterMixin if kind == "master" else RawReplicaMixin
     found = [m for m in apps.get_models() if issubclass(m, base)]

@@ -30,7 +30,8 @@ from typing import Any
 
 from django.db import connections, models, transaction
 
-from cqrs_outbox import conf, dbapi, events, serialization, tracing
+from cqrs_outbox import conf, dbapi, tracing
+from cqrs_outbox.master import events, serialization
 from relay import contract, store
 
 logger = logging.getLogger(__name__)
@@ -316,7 +317,7 @@ def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: boo
 def _refresh(instances: list[models.Model], alias: str) -> None:
     # Read back, one query per model, the fields saves wrote as F() expressions
     # (`cqrs_revision`), for models serialised from memory by the default to_cqrs_dict.
-    from cqrs_outbox.mixins import RawMasterMixin
+    from cqrs_outbox.master.mixins import RawMasterMixin
 
     by_model: dict = {}
     for instance in instances:
