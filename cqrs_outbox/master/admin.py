@@ -23,7 +23,7 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from cqrs_outbox import dbapi
+from cqrs_outbox import outbox_db
 from cqrs_outbox.master import sync
 from cqrs_outbox.models import OutboxEvent
 from cqrs_outbox.registry import MasterRegistry
@@ -257,7 +257,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
     def summary(self) -> dict:
         """Return the figures shown above the list: pending, failed, oldest pending age."""
         alias = router.db_for_read(OutboxEvent)
-        figures = store.summary(dbapi.database(alias))
+        figures = store.summary(outbox_db.database(alias))
         return {
             "pending": figures.pending,
             "failed": figures.failed,
@@ -305,7 +305,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _run_in_chunks(alias: str, operation: Any, ids: list[int]) -> int:
-        db = dbapi.database(alias)
+        db = outbox_db.database(alias)
         with transaction.atomic(using=alias):
             return sum(operation(db, chunk) for chunk in chunks(ids))
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from django.db import connections, models, transaction
 
-from cqrs_outbox import conf, dbapi, tracing
+from cqrs_outbox import conf, outbox_db, tracing
 from cqrs_outbox.master import events, serialization
 from relay import contract, store
 
@@ -298,7 +298,7 @@ def _flush(alias: str, pending: Pending, commit: bool = False) -> list[int]:
 
 
 def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: bool) -> list[int]:
-    db = dbapi.database(alias)
+    db = outbox_db.database(alias)
     fresh = []
     for entry, event in built:
         if entry.event_id is None or not store.rewrite_event(db, entry.event_id, event):

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, router, transaction
 
-from cqrs_outbox.replica import data, hooks, revlog, rules, store
+from cqrs_outbox.replica import handlers, mapping, queries, revlog, rules
 from relay import contract
 from relay.escape import one_line
 from relay.exceptions import BadMessage
@@ -21,13 +21,13 @@ REFUSALS = (DatabaseError, ValidationError, ValueError, TypeError)
 
 
 class ReplicaManager(models.Manager):
-    """The replica's `cqrs` manager: create, update or delete a row from master data.
+    """The replica's `cqrs` manager: create, update or delete a row from master mapping.
 
     The same methods as django-cqrs's manager, applying the same revision rules as the
     consumer (`cqrs_outbox.replica.rules`). As in django-cqrs, data that cannot apply
     and writes the database refuses are logged at ERROR and give None (False for a
     delete) instead of an exception; the write runs in a savepoint, so the caller's
-    transaction goes on. The consumer learns the reason through `hooks.refuse()`.
+    transaction goes on. The consumer learns the reason through `handlers.refuse()`.
     """
 
     def _alias(self) -> str:
@@ -38,10 +38,10 @@ class ReplicaManager(models.Manager):
         """Create or update the row from master data; return it, or None if it cannot apply."""
         signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
         try:
-            change = data.prepare(self.model, signal_type, master_data)
-            previous = data.map_previous_data(self.model, previous_data)
+            change = mapping.prepare(self.model, signal_type, master_data)
+            previous = mapping.map_previous_data(self.model, previous_data)
         except BadMessage as exc:
-            hooks.refuse(logger, f"CQRS data cannot be applied ({self.model.CQRS_ID}): {exc}",
+            handlers.refuse(logger, f"CQRS data cannot be applied ({self.model.CQRS_ID}): {exc}",
                          exc)
             return None
         alias = self._alias()
@@ -51,7 +51,7 @@ class ReplicaManager(models.Manager):
         instance = qs.first()
         if instance is not None:
             return self.update_instance(instance, change.mapped, previous, sync, meta)
-        tombstone = store.tombstone_revision(alias, self.model.CQRS_ID, change.key)
+        tombstone = queries.tombstone_revision(alias, self.model.CQRS_ID, change.key)
         verdict = rules.decide(signal_type, change.revision, rules.State(None, tombstone))
         if verdict != rules.APPLY:
             logger.debug("Ignored %s %s:%s r%s: deleted at r%s", signal_type,
@@ -70,7 +70,7 @@ class ReplicaManager(models.Manager):
                 return self.model.cqrs_create(sync, mapped_data, **kwargs)
         except REFUSALS as exc:
             pk = mapped_data.get(self.model._meta.pk.name)
-            hooks.refuse(logger, f"CQRS create error: pk = {pk} ({self.model.CQRS_ID}): "
+            handlers.refuse(logger, f"CQRS create error: pk = {pk} ({self.model.CQRS_ID}): "
                                  f"{_error_text(exc)}", exc)
             return None
 
@@ -86,7 +86,7 @@ class ReplicaManager(models.Manager):
         revision = mapped_data["cqrs_revision"]
         state = rules.State(row=instance.cqrs_revision)
         applies = rules.decide(signal_type, revision, state) == rules.APPLY
-        if not hooks.consuming():  # the consumer logs these per batch itself
+        if not handlers.consuming():  # the consumer logs these per batch itself
             note = revlog.note_for(signal_type, revision, instance.cqrs_revision, applies)
             revlog.log(logger, note, self.model.CQRS_ID, instance.pk, revision,
                        instance.cqrs_revision)
@@ -99,7 +99,7 @@ class ReplicaManager(models.Manager):
             with transaction.atomic(using=self._alias()):
                 return instance.cqrs_update(sync, mapped_data, **kwargs)
         except REFUSALS as exc:
-            hooks.refuse(logger, f"CQRS update error: pk = {instance.pk}, cqrs_revision = "
+            handlers.refuse(logger, f"CQRS update error: pk = {instance.pk}, cqrs_revision = "
                                  f"{revision} ({self.model.CQRS_ID}): {_error_text(exc)}", exc)
             return None
 
@@ -110,25 +110,25 @@ class ReplicaManager(models.Manager):
         the database refuses, as django-cqrs does.
         """
         try:
-            change = data.prepare(self.model, contract.SIGNAL_DELETE, master_data)
+            change = mapping.prepare(self.model, contract.SIGNAL_DELETE, master_data)
         except BadMessage as exc:
-            hooks.refuse(logger, f"CQRS data cannot be applied ({self.model.CQRS_ID}): {exc}",
+            handlers.refuse(logger, f"CQRS data cannot be applied ({self.model.CQRS_ID}): {exc}",
                          exc)
             return False
         try:
             with transaction.atomic(using=self._alias()):
                 self._delete(change)
         except DatabaseError as exc:
-            hooks.refuse(logger, f"CQRS delete error: pk = {change.pk} ({self.model.CQRS_ID}): "
+            handlers.refuse(logger, f"CQRS delete error: pk = {change.pk} ({self.model.CQRS_ID}): "
                                  f"{_error_text(exc)}", exc)
             return False
         return True
 
-    def _delete(self, change: data.Change) -> None:
+    def _delete(self, change: mapping.Change) -> None:
         alias = self._alias()
         rows = self.model._default_manager.using(alias).filter(pk=change.pk)
         row = rows.order_by().values_list("cqrs_revision", flat=True).first()
-        tombstone = store.tombstone_revision(alias, self.model.CQRS_ID, change.key)
+        tombstone = queries.tombstone_revision(alias, self.model.CQRS_ID, change.key)
         state = rules.State(row, tombstone)
         if rules.decide(contract.SIGNAL_DELETE, change.revision, state) != rules.APPLY:
             logger.debug("Ignored DELETE %s:%s r%s (row r%s, tombstone r%s)",
@@ -136,7 +136,7 @@ class ReplicaManager(models.Manager):
                          tombstone)
             return
         rows.delete()
-        store.save_tombstones(alias, self.model.CQRS_ID, {change.key: change.revision})
+        queries.save_tombstones(alias, self.model.CQRS_ID, {change.key: change.revision})
 
 
 def _error_text(exc: BaseException) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import models
 
 from cqrs_outbox import conf
-from cqrs_outbox.replica import data as replica_data
+from cqrs_outbox.replica import mapping
 from cqrs_outbox.replica.managers import ReplicaManager
 from cqrs_outbox.replica.metas import ReplicaMeta
 
@@ -79,12 +79,12 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
     def cqrs_create(cls, sync: bool, mapped_data: dict, previous_data: dict | None = None,
                     meta: dict | None = None) -> Any:
         """Create the row from mapped master data; override it for custom serialization."""
-        return cls._default_manager.create(**replica_data.attname_kwargs(cls, mapped_data))
+        return cls._default_manager.create(**mapping.attname_kwargs(cls, mapped_data))
 
     def cqrs_update(self, sync: bool, mapped_data: dict, previous_data: dict | None = None,
                     meta: dict | None = None) -> Any:
         """Update the row from mapped master data; override it for custom serialization."""
-        for name, value in replica_data.attname_kwargs(type(self), mapped_data).items():
+        for name, value in mapping.attname_kwargs(type(self), mapped_data).items():
             setattr(self, name, value)
         self.save()
         return self

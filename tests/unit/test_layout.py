@@ -36,7 +36,7 @@ SHARED = (
 )
 ONE_SIDE = {
     # The outbox writer and the admin reach the outbox table through the relay's store.
-    "cqrs_outbox.master": ("cqrs_outbox.dbapi", "cqrs_outbox.utils", "relay.db", "relay.store"),
+    "cqrs_outbox.master": ("cqrs_outbox.outbox_db", "cqrs_outbox.utils", "relay.db", "relay.store"),
     # The consumer's probes and metrics are the relay's, with the replica's figures.
     "cqrs_outbox.replica": ("relay.health", "relay.metrics"),
 }
@@ -132,7 +132,7 @@ def test_imported_modules__finds_lazy_and_relative_imports():
         "def handler():\n"
         "    from cqrs_outbox.master import outbox\n"
         "    import relay.store\n"
-        "    from . import data\n"
+        "    from . import mapping\n"
         "    from ..registry import ReplicaRegistry\n"
     )
     found = imported_modules(source, "cqrs_outbox.replica.apply")
@@ -140,6 +140,6 @@ def test_imported_modules__finds_lazy_and_relative_imports():
         "cqrs_outbox.conf",
         "cqrs_outbox.master.outbox",
         "relay.store",
-        "cqrs_outbox.replica.data",
+        "cqrs_outbox.replica.mapping",
         "cqrs_outbox.registry",
     }
