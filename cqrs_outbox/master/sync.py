@@ -146,8 +146,6 @@ def sync_queryset(
         total += sync_pks(qs.model, pks, qs.db, queue)
         if bar is not None:
             bar.advance(len(pks))
-    if bar is not None:
-        bar.finish()
     return total
 
 
