@@ -1,7 +1,7 @@
 """Write SYNC events for chosen master rows into the outbox, a batch per transaction.
 
 `cqrs_sync`, `cqrs_diff_sync` and the admin's "Sync selected via CQRS" action all come
-through here; every event is built by `cqrs_outbox.events.build`, and a model's own
+through here; every event is built by `cqrs_outbox.master.events.build`, and a model's own
 `cqrs_sync()` is called per row when it overrides it. Each batch reads its rows under
 `SELECT ... FOR UPDATE`, so a SYNC is serialised after any write in flight on the same
 row and can never carry a state older than an event already in the outbox.
