@@ -28,7 +28,7 @@ from django.db import (
 
 from cqrs_outbox import progress
 from cqrs_outbox.master import events, outbox
-from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
+from cqrs_outbox.registry import MasterRegistry
 from relay import contract
 from relay.exceptions import ConfigurationError
 
@@ -59,11 +59,6 @@ class SyncResult:
 def master_model(cqrs_id: str) -> type[models.Model]:
     """Return the master model registered as `cqrs_id`."""
     return _lookup(MasterRegistry.models, cqrs_id, "master")
-
-
-def replica_model(cqrs_id: str) -> type[models.Model]:
-    """Return the replica model registered as `cqrs_id`."""
-    return _lookup(ReplicaRegistry.models, cqrs_id, "replica")
 
 
 def _lookup(known: dict, cqrs_id: str, kind: str) -> type[models.Model]:
