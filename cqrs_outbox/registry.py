@@ -1,4 +1,4 @@
-"""Which models are masters and replicas, by CQRS_ID."""
+"""Which models are masters and replicas, by CQRS_ID, and the metaclass base that registers them."""
 
 from __future__ import annotations
 
