@@ -21,9 +21,9 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from relay import contract
-from relay.exceptions import ConfigurationError
-from relay.urls import BrokerAddress, parse_broker_url
+from cqrs_outbox.core import contract
+from cqrs_outbox.core.errors import ConfigurationError
+from cqrs_outbox.core.urls import BrokerAddress, parse_broker_url
 
 DEFAULT_MESSAGE_TTL = 86400  # seconds
 DEFAULT_MAX_RETRIES = 30

@@ -31,7 +31,8 @@ from typing import Any
 from django.db import connections, models, transaction
 
 from cqrs_outbox import conf, dbapi, events, serialization, tracing
-from relay import contract, store
+from cqrs_outbox.core import contract
+from relay import store
 
 logger = logging.getLogger(__name__)
 

@@ -11,22 +11,22 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import random
 import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from relay import db as dbapi
-from relay import metrics, store
-from relay.db import Database
-from relay.exceptions import (
+from cqrs_outbox.core import backoff
+from cqrs_outbox.core.errors import (
     BrokerUnavailable,
     DatabaseUnavailable,
     MessageRejected,
     RecoverableError,
 )
+from relay import db as dbapi
+from relay import metrics, store
+from relay.db import Database
 from relay.leases import Leases
 from relay.publisher import Message, Outcome, Publisher
 from relay.wake import Alarm, Listener
@@ -114,8 +114,7 @@ class Health:
         if not tries:
             logger.warning("%s unavailable, retrying with back-off: %s", what, error)
         self._down[what] = (since, tries + 1)
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**tries)
-        return random.uniform(delay / 2, delay)
+        return backoff.jittered(tries, BACKOFF_FIRST, BACKOFF_MAX)
 
     def up(self) -> None:
         """Record that a turn of the loop went through."""
@@ -306,7 +305,7 @@ class Relay:
     def _refused(
         self, db: Database, row: store.Pending, reason: str, now: datetime.datetime
     ) -> None:
-        delay = min(REFUSAL_BACKOFF_MAX, REFUSAL_BACKOFF * 2**row.attempts)
+        delay = backoff.exponential(row.attempts, REFUSAL_BACKOFF, REFUSAL_BACKOFF_MAX)
         retry_at = now + datetime.timedelta(seconds=delay)
         failed = store.mark_refused(
             db, row.id, f"refused by the broker: {reason}", retry_at, self.config.max_attempts

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from relay.exceptions import BrokerUnavailable, MessageRejected
+from cqrs_outbox.core.errors import BrokerUnavailable, MessageRejected
 
 CONFIRM_SLICE = 0.2  # seconds `publish()` waits between checks
 

@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay import contract, signing
+from cqrs_outbox.core import contract, signing
 from relay.db import POSTGRESQL, Database, placeholders
 
 T = contract.OUTBOX_TABLE

@@ -1,6 +1,6 @@
 """Connect to RabbitMQ with pika and publish the replica's own messages (retries, dead letters).
 
-pika's errors are translated by `relay.pika_errors`, the translation the relay uses too:
+pika's errors are translated by `cqrs_outbox.core.pika_errors`, the translation the relay uses too:
 connection and channel losses become BrokerUnavailable; a refused login, vhost or
 permission becomes AccessRefused, and a refused declaration ConfigurationError.
 """
@@ -14,8 +14,8 @@ import pika
 from pika import exceptions as pika_exceptions
 
 from cqrs_outbox import conf
-from relay import contract, pika_errors
-from relay.exceptions import CQRSOutboxError
+from cqrs_outbox.core import pika_errors, wire
+from cqrs_outbox.core.errors import CQRSOutboxError
 
 HEARTBEAT = 60  # seconds
 BLOCKED_CONNECTION_TIMEOUT = 30  # seconds
@@ -65,8 +65,8 @@ def properties(original: Any = None, headers: dict | None = None,
     merged = dict(getattr(original, "headers", None) or {})
     merged.update(headers or {})
     return pika.BasicProperties(
-        content_type=contract.CONTENT_TYPE,
-        delivery_mode=contract.DELIVERY_MODE_PERSISTENT,
+        content_type=wire.CONTENT_TYPE,
+        delivery_mode=wire.DELIVERY_MODE_PERSISTENT,
         message_id=getattr(original, "message_id", None),
         correlation_id=getattr(original, "correlation_id", None),
         timestamp=getattr(original, "timestamp", None),

@@ -10,7 +10,6 @@ crash at any point leaves every message either applied or still queued.
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 import time
@@ -20,13 +19,18 @@ from typing import Any
 from django.db import connections, router
 
 from cqrs_outbox import conf, tracing
+from cqrs_outbox.core import backoff, wire
+from cqrs_outbox.core.errors import (
+    BadMessage,
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    MessageRejected,
+)
+from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import apply, batchlog, broker, revlog, store, topology, wire
+from cqrs_outbox.replica import apply, batchlog, broker, revlog, store, topology
 from cqrs_outbox.replica import metrics as replica_metrics
 from cqrs_outbox.replica import signatures as signed
-from relay import contract
-from relay.escape import one_line
-from relay.exceptions import BadMessage, BrokerUnavailable, DatabaseUnavailable, MessageRejected
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +116,7 @@ class Consumer:
                 # Only a session that got a batch through ends an outage: back off afresh.
                 failures = 1 if self._batches_done > done_before else failures + 1
                 self.observer.down(exc)
-                delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
-                delay *= random.uniform(0.5, 1.0)
+                delay = backoff.jittered(failures - 1, BACKOFF_BASE, BACKOFF_MAX)
                 self._outage.failed("%s; reconnecting in %.1fs", one_line(exc), delay)
                 connections.close_all()
                 self.stopping.wait(delay)
@@ -161,7 +164,7 @@ class Consumer:
         self._report = batchlog.BatchReport(logger)
         applied_before = self.applied
         verdicts: dict[int, _Verdict] = {}
-        work: list[tuple[Delivery, contract.Envelope, Any]] = []
+        work: list[tuple[Delivery, wire.Envelope, Any]] = []
         for delivery in batch:
             verdict, item = self._triage(delivery)
             if verdict is not None:
@@ -184,7 +187,7 @@ class Consumer:
         self._report.finish(len(batch), self.applied - applied_before,
                             (time.monotonic() - started) * 1000)
 
-    def _settle(self, delivery: Delivery, envelope: contract.Envelope, model: Any,
+    def _settle(self, delivery: Delivery, envelope: wire.Envelope, model: Any,
                 outcome: apply.Outcome) -> _Verdict:
         try:
             self._note(envelope, outcome)
@@ -194,7 +197,7 @@ class Consumer:
                      f"{type(exc).__name__}: {exc}"
             return self._dead(delivery, reason, envelope)
 
-    def _note(self, envelope: contract.Envelope, outcome: apply.Outcome) -> None:
+    def _note(self, envelope: wire.Envelope, outcome: apply.Outcome) -> None:
         if not outcome.note:
             return
         revision = envelope.instance_data.get(wire.REVISION_KEY)
@@ -231,13 +234,13 @@ class Consumer:
             return _Verdict(delivery, "ack"), None
         return None, (delivery, envelope, model)
 
-    def _indirect_sync(self, delivery: Delivery, envelope: contract.Envelope, model: Any) -> bool:
-        if envelope.signal_type != contract.SIGNAL_SYNC or not model.CQRS_ONLY_DIRECT_SYNCS:
+    def _indirect_sync(self, delivery: Delivery, envelope: wire.Envelope, model: Any) -> bool:
+        if envelope.signal_type != wire.SIGNAL_SYNC or not model.CQRS_ONLY_DIRECT_SYNCS:
             return False
         direct = topology.direct_routing_key(self.names, envelope.cqrs_id)
         return delivery.original_routing_key != direct
 
-    def _judge(self, delivery: Delivery, envelope: contract.Envelope, model: Any,
+    def _judge(self, delivery: Delivery, envelope: wire.Envelope, model: Any,
                outcome: apply.Outcome) -> _Verdict:
         if outcome.status in (apply.APPLIED, apply.IGNORED):
             self.applied += outcome.status == apply.APPLIED
@@ -265,7 +268,7 @@ class Consumer:
         return self._dead(delivery, reason, envelope)
 
     def _dead(self, delivery: Delivery, reason: str,
-              envelope: contract.Envelope | None) -> _Verdict:
+              envelope: wire.Envelope | None) -> _Verdict:
         reason = one_line(reason, REASON_CHARS)
         what = f"{envelope.cqrs_id}:{envelope.instance_pk}" if envelope else "body"
         self.observer.dead_lettered(envelope, reason)
@@ -322,7 +325,7 @@ class Consumer:
                             alias)
 
 
-def _apply(work: list[tuple[Delivery, contract.Envelope, Any]]) -> list[apply.Outcome]:
+def _apply(work: list[tuple[Delivery, wire.Envelope, Any]]) -> list[apply.Outcome]:
     """Apply the batch; if applying fails in a way it does not handle, one event at a time."""
     pairs = [(envelope, model) for _, envelope, model in work]
     try:

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cqrs_outbox import conf
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import broker, signatures, topology, wire
-from relay.escape import one_line
+from cqrs_outbox.replica import broker, signatures, topology
 
 # Dead letters come back with a fresh `expires` of this many seconds, as in django-cqrs.
 RETRY_MESSAGE_TTL = 86400  # seconds

@@ -12,7 +12,7 @@ from django.test.utils import override_settings
 
 from cqrs_outbox import checks as cqrs_checks
 from cqrs_outbox import events
-from relay import signing
+from cqrs_outbox.core import signing
 from tests.testproject.master import models as master
 
 BODY = b'{"signal_type":"SAVE","cqrs_id":"author"}'

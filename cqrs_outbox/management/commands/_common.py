@@ -11,10 +11,9 @@ from typing import Any, TextIO
 from django.core.management.base import BaseCommand, CommandError
 
 from cqrs_outbox import progress, sync
+from cqrs_outbox.core import contract
+from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
-from relay.exceptions import ConfigurationError
-
-DEFAULT_BATCH = 10000  # rows per batch, as django-cqrs
 
 
 def positive_int(text: str) -> int:
@@ -85,7 +84,7 @@ def add_filter(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_batch(parser: argparse.ArgumentParser, default: int = DEFAULT_BATCH) -> None:
+def add_batch(parser: argparse.ArgumentParser, default: int = contract.DEFAULT_BATCH) -> None:
     """Add `--batch/-b`."""
     parser.add_argument(
         "--batch",

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from cqrs_outbox.core.errors import CQRSOutboxError
 from cqrs_outbox.replica import dead_letters
-from relay.exceptions import CQRSOutboxError
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from cqrs_outbox import keys
-from relay.exceptions import CQRSOutboxError
+from cqrs_outbox.core.errors import CQRSOutboxError
 
 
 class Command(BaseCommand):

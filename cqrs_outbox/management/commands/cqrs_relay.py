@@ -9,9 +9,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from cqrs_outbox import conf, dbapi, startup
+from cqrs_outbox.core import pika_errors
+from cqrs_outbox.core.errors import ConfigurationError, DatabaseUnavailable
 from relay import db as relay_db
 from relay import engine, health, metrics, pika_publisher, status, store
-from relay.exceptions import ConfigurationError, DatabaseUnavailable
 
 
 def build_relay(database: str = "default", observer: metrics.Observer | None = None,
@@ -97,7 +98,7 @@ class Command(BaseCommand):
             if options[name] is not None and options[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be positive.")
         if options["verbosity"] < 3:
-            pika_publisher.quiet_pika()
+            pika_errors.quiet_pika()
         relay = build_relay(
             options["database"],
             _observer(options),

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cqrs_outbox import admin as outbox_admin
+from cqrs_outbox.core import contract
 from cqrs_outbox.models import OutboxEvent
-from relay import contract
 from tests.testproject.master import models
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from relay import contract, engine, pika_publisher, store
+from cqrs_outbox.core import contract
+from cqrs_outbox.core.urls import parse_broker_url
 from relay import db as dbapi
-from relay.urls import parse_broker_url
+from relay import engine, pika_publisher, store
 from tests.integration.relay import support
 
 pytestmark = [

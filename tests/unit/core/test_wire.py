@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from cqrs_outbox.replica import wire
-from relay import contract
-from relay.exceptions import BadMessage
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.errors import BadMessage
 from tests.integration.replica import events as ev
 
 
@@ -95,7 +94,7 @@ def test_with_retries__keeps_every_key_and_raises_the_counter():
     body = {**ev.save("author", 1, 0, name="a"), "future_key": "kept"}
     again = json.loads(wire.with_retries(wire.validate(body), 3))
     assert again == {**body, "retries": 3}
-    assert set(contract.ENVELOPE_KEYS) <= set(again)
+    assert set(wire.ENVELOPE_KEYS) <= set(again)
 
 
 def test_reset_for_retry__zeroes_retries_and_renews_expires():

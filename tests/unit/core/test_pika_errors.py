@@ -3,14 +3,14 @@
 import pytest
 from pika import exceptions as pika_exceptions
 
-from relay import pika_errors
-from relay.exceptions import (
+from cqrs_outbox.core import pika_errors
+from cqrs_outbox.core.errors import (
     AccessRefused,
     BrokerUnavailable,
     ConfigurationError,
     MessageRejected,
 )
-from relay.urls import parse_broker_url
+from cqrs_outbox.core.urls import parse_broker_url
 
 ADDRESS = parse_broker_url("amqp://app:pa#ss@rabbit.internal:5672/prod")
 
