@@ -12,6 +12,7 @@ cost of a call is one dict comparison.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from django.utils.module_loading import import_string
 from cqrs_outbox.core import contract
 from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.core.urls import BrokerAddress, parse_broker_url
+from relay import engine
 
 DEFAULT_MESSAGE_TTL = 86400  # seconds
 DEFAULT_MAX_RETRIES = 30
@@ -34,12 +36,7 @@ DEFAULT_PREFETCH_COUNT = 1000  # unacknowledged messages per worker
 DEFAULT_TOMBSTONE_RETENTION = 7 * 86400  # seconds
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024  # bytes of one message body
 DEFAULT_MAX_DEPTH = 64  # levels of nested arrays and objects in one message body
-DEFAULT_RELAY_BATCH_SIZE = 500  # events per claim
-DEFAULT_POLL_INTERVAL = 1.0  # seconds
-DEFAULT_LEASE_TTL = 30.0  # seconds
-DEFAULT_MAX_ATTEMPTS = 10  # broker refusals before a row is marked failed
-DEFAULT_RETENTION = 7 * 86400  # seconds published rows are kept
-DEFAULT_PURGE_BATCH_SIZE = 5000  # rows per purge statement
+RELAY_DEFAULTS = engine.Config()  # the relay's defaults live with its config, once
 SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE = "off", "warn", "require"
 SIGNATURE_POLICIES = (SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE)
 
@@ -114,12 +111,12 @@ SECTION_KEYS = {
         "signatures": Key("str", SIGNATURES_OFF, choices=SIGNATURE_POLICIES),
     },
     "relay": {
-        "batch_size": Key("int", DEFAULT_RELAY_BATCH_SIZE, minimum=1),
-        "poll_interval": Key("num", DEFAULT_POLL_INTERVAL, minimum=0.01),
-        "lease_ttl": Key("num", DEFAULT_LEASE_TTL, minimum=1),
-        "max_attempts": Key("int", DEFAULT_MAX_ATTEMPTS, minimum=1),
-        "retention": Key("int", DEFAULT_RETENTION, minimum=0),
-        "purge_batch_size": Key("int", DEFAULT_PURGE_BATCH_SIZE, minimum=1),
+        "batch_size": Key("int", RELAY_DEFAULTS.batch_size, minimum=1),
+        "poll_interval": Key("num", RELAY_DEFAULTS.poll_interval, minimum=0.01),
+        "lease_ttl": Key("num", RELAY_DEFAULTS.lease_ttl, minimum=1),
+        "max_attempts": Key("int", RELAY_DEFAULTS.max_attempts, minimum=1),
+        "retention": Key("int", RELAY_DEFAULTS.retention, minimum=0),
+        "purge_batch_size": Key("int", RELAY_DEFAULTS.purge_batch_size, minimum=1),
         "metrics_port": Key("int", None, nullable=True, minimum=1),
     },
 }
@@ -392,6 +389,18 @@ def build(raw: Any) -> Settings:
         ),
         relay=RelaySettings(**relay),
     )
+
+
+def relay_config(settings: Settings | None = None, **overrides: Any) -> engine.Config:
+    """Return the relay's configuration from the `CQRS['relay']` settings.
+
+    `overrides` that are not None replace its fields (batch_size, poll_interval, ...).
+    """
+    relay = (settings or get()).relay
+    names = [field.name for field in dataclasses.fields(engine.Config)]
+    values = {name: getattr(relay, name) for name in names if hasattr(relay, name)}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return engine.Config(**values)
 
 
 _last: tuple[Any, Settings] | None = None  # (copy of the dict read, its settings)

@@ -1,7 +1,7 @@
 """Publish to RabbitMQ with pika: publisher confirms, mandatory flag, returned messages.
 
 A `SelectConnection` driven by the caller's thread: `send()` writes a whole batch to the
-socket and returns at once, so the relay can settle the previous batch and claim the
+socket and returns at once, so the relay can settle the previous batch and read the
 next while the broker persists this one; `wait()` then runs the I/O loop until every
 message is acknowledged. Confirms pipeline a batch the way an AMQP transaction does,
 and also say which message the broker refused (a nack), which a transaction cannot.
