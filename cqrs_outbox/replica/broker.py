@@ -52,7 +52,7 @@ def connect(settings: conf.Settings) -> tuple[Any, Any]:
 
 
 def translate(exc: BaseException, what: str, precondition_hint: str = "") -> CQRSOutboxError:
-    """Return our error for a pika error raised while doing `what`."""
+    """Return `pika_errors.translate()` of a pika error, for the configured broker."""
     return pika_errors.translate(exc, conf.get().broker, what, precondition_hint)
 
 
