@@ -22,9 +22,10 @@ from typing import Any, TextIO
 from django.db import models, router, transaction
 from django.utils import timezone
 
-from cqrs_outbox import progress, sync
+from cqrs_outbox import progress
 from cqrs_outbox.core import wire
 from cqrs_outbox.core.errors import ConfigurationError
+from cqrs_outbox.master import sync
 
 logger = logging.getLogger(__name__)
 
@@ -197,9 +198,8 @@ def delete_missing(model: type[models.Model], lines: Iterable[str]) -> DiffResul
 
 def _delete(model: type[models.Model], alias: str, pks: list[Any]) -> int:
     held = model._default_manager.using(alias).filter(pk__in=pks).order_by()
-    now = str(timezone.now())
+    now = timezone.now()
     count = 0
-    for pk, revision in held.values_list("pk", "cqrs_revision"):
-        data = {"id": wire.json_value(pk), "cqrs_revision": revision + 1, "cqrs_updated": now}
-        count += bool(model.cqrs_delete(data))
+    for pk, revision in held.values_list("pk", wire.REVISION_KEY):
+        count += bool(model.cqrs_delete(wire.delete_data(wire.json_value(pk), revision, now)))
     return count

@@ -10,9 +10,10 @@ from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cqrs_outbox import progress, sync
+from cqrs_outbox import progress
 from cqrs_outbox.core import contract
 from cqrs_outbox.core.errors import ConfigurationError
+from cqrs_outbox.master import sync
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 
 

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cqrs_outbox import conf, dbapi, startup
+from cqrs_outbox import conf, drain, outbox_db, startup
 from cqrs_outbox.core import pika_errors
 from cqrs_outbox.core.errors import ConfigurationError, DatabaseUnavailable
 from relay import db as relay_db
-from relay import engine, health, metrics, pika_publisher, status, store
-
-
-def build_relay(database: str = "default", observer: metrics.Observer | None = None,
-                **overrides: Any) -> engine.Relay:
-    """Return a relay on Django's connection `database`, configured by `CQRS` settings.
-
-    `overrides` replace fields of `relay.engine.Config` (batch_size, poll_interval, ...);
-    `observer` hears what it does (see `relay.metrics`).
-    """
-    settings = conf.get()
-    publisher = pika_publisher.PikaPublisher(settings.broker, settings.exchange)
-    return engine.Relay(
-        functools.partial(dbapi.database, database), publisher,
-        conf.relay_config(settings, **overrides), observer=observer,
-    )
+from relay import health, metrics, status, store
 
 
 def _observer(options: dict) -> metrics.Observer | None:
@@ -80,7 +64,7 @@ class Command(BaseCommand):
 
     def _status(self, database: str) -> None:
         with relay_db.translated():
-            summary = store.summary(dbapi.database(database))
+            summary = store.summary(outbox_db.database(database))
         self.stdout.write(f"database: {database}")
         self.stdout.write(status.render(summary))
 
@@ -90,7 +74,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name.replace('_', '-')} must be positive.")
         if options["verbosity"] < 3:
             pika_errors.quiet_pika()
-        relay = build_relay(
+        relay = drain.build_relay(
             options["database"],
             _observer(options),
             batch_size=options["batch_size"],

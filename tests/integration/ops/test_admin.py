@@ -8,8 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from cqrs_outbox import admin as outbox_admin
 from cqrs_outbox.core import contract
+from cqrs_outbox.master import admin as outbox_admin
 from cqrs_outbox.models import OutboxEvent
 from tests.testproject.master import models
 

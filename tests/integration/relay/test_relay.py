@@ -67,7 +67,7 @@ def test_notify__wakes_a_relay_that_polls_only_every_ten_minutes(collector, rela
 
 
 def test_unroutable_and_refused_events__are_recorded_on_their_rows(exchange, collector):
-    from cqrs_outbox.management.commands import cqrs_relay
+    from cqrs_outbox import drain
 
     channel = collector.channel
     full = support.unique("relay_full_q")
@@ -83,7 +83,7 @@ def test_unroutable_and_refused_events__are_recorded_on_their_rows(exchange, col
     runs = []
 
     def drained_and_failed():  # the refusal waits out a back-off before the second try
-        runs.append(cqrs_relay.build_relay(max_attempts=2).run(once=True))
+        runs.append(drain.build_relay(max_attempts=2).run(once=True))
         return OutboxEvent.objects.filter(id=refused, status="failed").exists()
 
     wait_until(drained_and_failed, what="the refused event failed")
@@ -98,12 +98,12 @@ def test_unroutable_and_refused_events__are_recorded_on_their_rows(exchange, col
 
 
 def test_routing_key_too_long_for_amqp__fails_without_blocking_the_rest(collector):
-    from cqrs_outbox.management.commands import cqrs_relay
+    from cqrs_outbox import drain
 
     [too_long, fine] = support.write_events([("author", 1, 0), ("author", 2, 0)])
     # A SYNC aimed at a queue whose name makes `cqrs.<queue>.<id>` exceed AMQP's 255 bytes.
     OutboxEvent.objects.filter(id=too_long).update(routing_key=f"cqrs.{'q' * 300}.author")
-    cqrs_relay.build_relay(max_attempts=1).run(once=True)
+    drain.build_relay(max_attempts=1).run(once=True)
     collector.collect([fine])
     row = OutboxEvent.objects.get(id=too_long)
     assert row.status == "failed" and "cannot be encoded" in row.last_error

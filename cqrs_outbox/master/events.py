@@ -11,15 +11,16 @@ import logging
 
 from django.db import models
 
-from cqrs_outbox import conf, serialization, signing, tracker
+from cqrs_outbox import conf, signing
 from cqrs_outbox.core import contract, wire
 from cqrs_outbox.core.errors import EventBuildError
+from cqrs_outbox.master import serialization, tracker
 
 logger = logging.getLogger(__name__)
 
 
 def _source(model_cls: type[models.Model]) -> str:
-    from cqrs_outbox.mixins import RawMasterMixin
+    from cqrs_outbox.master.mixins import RawMasterMixin
 
     if model_cls.to_cqrs_dict is not RawMasterMixin.to_cqrs_dict:
         return f"{model_cls.__qualname__}.to_cqrs_dict()"

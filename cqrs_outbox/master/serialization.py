@@ -9,8 +9,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from cqrs_outbox import conf, tracker, utils
+from cqrs_outbox import conf, utils
 from cqrs_outbox.core import contract, wire
+from cqrs_outbox.master import tracker
 
 _STR_FIELDS = (models.DateField, models.DateTimeField, models.UUIDField)
 _PLAIN = {type(None), int, str, bool, float}  # values that are never expressions

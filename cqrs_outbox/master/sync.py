@@ -26,9 +26,10 @@ from django.db import (
     transaction,
 )
 
-from cqrs_outbox import events, outbox, progress
+from cqrs_outbox import progress
 from cqrs_outbox.core import contract, wire
 from cqrs_outbox.core.errors import ConfigurationError
+from cqrs_outbox.master import events, outbox
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 
 logger = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ def _sync_rows(model: type[models.Model], rows: Any, alias: str, queue: str | No
 
 
 def _default_cqrs_sync() -> Any:
-    from cqrs_outbox.mixins import RawMasterMixin
+    from cqrs_outbox.master.mixins import RawMasterMixin
 
     return RawMasterMixin.cqrs_sync
 

@@ -1,0 +1,27 @@
+"""Drain the outbox from Django: the relay on a Django connection, configured by `CQRS`.
+
+The `cqrs_relay` command and the Celery tasks both build their relay here.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from cqrs_outbox import conf, outbox_db
+from relay import engine, metrics, pika_publisher
+
+
+def build_relay(database: str = "default", observer: metrics.Observer | None = None,
+                **overrides: Any) -> engine.Relay:
+    """Return a relay on Django's connection `database`, configured by `CQRS` settings.
+
+    `overrides` replace fields of `relay.engine.Config` (batch_size, poll_interval, ...);
+    `observer` hears what it does (see `relay.metrics`).
+    """
+    settings = conf.get()
+    publisher = pika_publisher.PikaPublisher(settings.broker, settings.exchange)
+    return engine.Relay(
+        functools.partial(outbox_db.database, database), publisher,
+        conf.relay_config(settings, **overrides), observer=observer,
+    )
