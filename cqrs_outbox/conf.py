@@ -22,7 +22,7 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from cqrs_outbox.core import contract
+from cqrs_outbox.core import contract, wire
 from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.core.urls import BrokerAddress, parse_broker_url
 from relay import engine
@@ -34,8 +34,6 @@ DEFAULT_DEAD_MESSAGE_TTL = 864000  # seconds
 DEFAULT_REPLICA_BATCH_SIZE = 250  # messages per apply transaction
 DEFAULT_PREFETCH_COUNT = 1000  # unacknowledged messages per worker
 DEFAULT_TOMBSTONE_RETENTION = 7 * 86400  # seconds
-DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024  # bytes of one message body
-DEFAULT_MAX_DEPTH = 64  # levels of nested arrays and objects in one message body
 RELAY_DEFAULTS = engine.Config()  # the relay's defaults live with its config, once
 SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE = "off", "warn", "require"
 SIGNATURE_POLICIES = (SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE)
@@ -104,8 +102,8 @@ SECTION_KEYS = {
         "batch_size": Key("int", DEFAULT_REPLICA_BATCH_SIZE, minimum=1),
         "prefetch_count": Key("int", DEFAULT_PREFETCH_COUNT, minimum=1),
         "tombstone_retention": Key("int", DEFAULT_TOMBSTONE_RETENTION, minimum=1),
-        "max_body_size": Key("int", DEFAULT_MAX_BODY_SIZE, minimum=1),
-        "max_depth": Key("int", DEFAULT_MAX_DEPTH, minimum=2),
+        "max_body_size": Key("int", wire.MAX_BODY_SIZE, minimum=1),
+        "max_depth": Key("int", wire.MAX_DEPTH, minimum=2),
         "metrics_port": Key("int", None, nullable=True, minimum=1),
         "trusted_keys": Key("dict", None, nullable=True),
         "signatures": Key("str", SIGNATURES_OFF, choices=SIGNATURE_POLICIES),
@@ -298,8 +296,8 @@ class ReplicaSettings:
     batch_size: int
     prefetch_count: int
     tombstone_retention: int
-    max_body_size: int = DEFAULT_MAX_BODY_SIZE
-    max_depth: int = DEFAULT_MAX_DEPTH
+    max_body_size: int = wire.MAX_BODY_SIZE
+    max_depth: int = wire.MAX_DEPTH
     metrics_port: int | None = None
     trusted_keys: dict | None = None
     signatures: str = SIGNATURES_OFF
