@@ -17,7 +17,8 @@ from typing import Any
 
 import pika
 
-from relay import contract, store
+from cqrs_outbox.core import contract, wire
+from relay import store
 
 ROOT = Path(__file__).resolve().parents[3]
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -41,7 +42,7 @@ def database_url(host: str | None = None, port: int | None = None, password: str
 
 
 def envelope_json(cqrs_id: str, pk: Any, revision: int) -> str:
-    return contract.Envelope(
+    return wire.Envelope(
         signal_type="SAVE",
         cqrs_id=cqrs_id,
         instance_data={"id": pk, "cqrs_revision": revision},
