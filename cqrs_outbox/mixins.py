@@ -7,7 +7,7 @@ from typing import Any
 from django.db import models, router, transaction
 from django.db.models import F
 
-from cqrs_outbox import conf, outbox, signals, tracker
+from cqrs_outbox import conf, locking, outbox, signals, tracker
 from cqrs_outbox.managers import MasterManager, ReplicaManager
 from cqrs_outbox.metas import MasterMeta, ReplicaMeta
 from cqrs_outbox.replica import data as replica_data
@@ -107,7 +107,7 @@ class RawMasterMixin(models.Model):
         alias = using or self._cqrs_alias()
         with transaction.atomic(using=alias, savepoint=False):
             qs = model_cls.relate_cqrs_serialization(model_cls._default_manager.using(alias))
-            fresh = qs.select_for_update(of=("self",)).filter(pk=self.pk).first()
+            fresh = locking.for_update(qs, alias).filter(pk=self.pk).first()
             if fresh is None:
                 return False
             signals.queue_save(model_cls, fresh, alias, sync=True, queue=queue)

@@ -26,7 +26,7 @@ from django.db import (
     transaction,
 )
 
-from cqrs_outbox import events, outbox, progress
+from cqrs_outbox import events, locking, outbox, progress
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 from relay import contract
 from relay.exceptions import ConfigurationError
@@ -171,7 +171,7 @@ def sync_pks(model: type[models.Model], pks: list, alias: str, queue: str | None
                 qs = model.relate_cqrs_serialization(model._default_manager.using(alias))
                 # Locks are taken in pk order, so two syncs over the same rows cannot
                 # deadlock.
-                rows = qs.select_for_update(of=("self",)).filter(
+                rows = locking.for_update(qs, alias).filter(
                     pk__in=[pk for pk in pks if pk not in failed]
                 ).order_by("pk")
                 synced, skipped = _sync_rows(model, rows, alias, queue, failed)

@@ -11,8 +11,8 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay import contract, signing
-from relay.db import POSTGRESQL, Database, placeholders
+from relay import contract, signing, store_mysql
+from relay.db import MYSQL, POSTGRESQL, Database, placeholders
 
 T = contract.OUTBOX_TABLE
 L = contract.LEASE_TABLE
@@ -160,6 +160,8 @@ def insert_events(db: Database, events: Sequence[contract.NewEvent]) -> list[int
     if not events:
         return []
     sql, params = _insert_sql(db, events)
+    if db.vendor == MYSQL:
+        return store_mysql.insert_returning_ids(db, sql, params, len(events))
     rows = db.fetchall(sql + " RETURNING id", params)
     return [int(row[0]) for row in rows]
 
@@ -267,6 +269,8 @@ def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[
         rows = db.fetchall(
             _CLAIM_POSTGRESQL, (parts, afters, contract.STATUS_PENDING, limit, limit)
         )
+    elif db.vendor == MYSQL:
+        rows = store_mysql.claim(db, _PENDING_COLUMNS, cursors, limit)
     else:
         rows = []
         for partition, after in cursors:
@@ -343,6 +347,8 @@ def mark_refused(
 
     Plan: one primary key probe (see `_UNSETTLED`).
     """
+    if db.vendor == MYSQL:
+        return store_mysql.mark_refused(db, event_id, reason, retry_at, max_attempts, _UNSETTLED)
     row = db.fetchone(
         f"UPDATE {T} SET attempts = attempts + 1, last_error = %s, available_at = %s, "
         "status = CASE WHEN attempts + 1 >= %s THEN %s ELSE status END "
@@ -404,7 +410,9 @@ def _delete_published(db: Database, ids: Sequence[int], before: datetime.datetim
 
 
 def clock(db: Database) -> datetime.datetime:
-    """Return the database's current time (PostgreSQL), or this host's (SQLite)."""
+    """Return the database's current time (PostgreSQL, MySQL), or this host's (SQLite)."""
+    if db.vendor == MYSQL:
+        return store_mysql.clock(db)
     if db.vendor != "postgresql":
         return utcnow()
     row = db.fetchone("SELECT statement_timestamp()")
@@ -435,9 +443,15 @@ def ensure_partitions(db: Database) -> None:
     values = ", ".join("(%s, '', '', NULL)" for _ in range(contract.PARTITIONS))
     db.rowcount(
         f"INSERT INTO {L} (partition, owner, token, expires_at) VALUES {values} "
-        "ON CONFLICT (partition) DO NOTHING",
+        + _lease_row_exists(db),
         tuple(range(contract.PARTITIONS)),
     )
+
+
+def _lease_row_exists(db: Database) -> str:
+    if db.vendor == MYSQL:
+        return store_mysql.LEASE_ROW_EXISTS
+    return "ON CONFLICT (partition) DO NOTHING"
 
 
 def leases(db: Database) -> list[LeaseRow]:
@@ -454,7 +468,7 @@ def take_lease(
     if partition < 0:
         db.rowcount(
             f"INSERT INTO {L} (partition, owner, token, expires_at) VALUES (%s, '', '', NULL) "
-            "ON CONFLICT (partition) DO NOTHING",
+            + _lease_row_exists(db),
             (partition,),
         )
     return 1 == db.rowcount(
@@ -470,6 +484,8 @@ def renew_leases(
     """Extend the leases `owner` still holds; return the partitions it still holds."""
     if not partitions:
         return set()
+    if db.vendor == MYSQL:
+        return store_mysql.renew_leases(db, owner, partitions, expires)
     rows = db.fetchall(
         f"UPDATE {L} SET expires_at = %s WHERE owner = %s "
         f"AND partition IN ({placeholders(partitions)}) RETURNING partition",
