@@ -14,6 +14,10 @@ partition only while pending would not make that index smaller, as InnoDB keeps 
 entries in secondary indexes; the status column in front gives the same range for the
 same cost. The published index becomes (status, published_at), and the pending index
 also serves the failed rows (migration 0005 adds nothing here).
+
+Replica row locks: MySQL has no transaction-level advisory locks, so a replica locks rows
+of `cqrs_outbox_rowlock`, one per lock slot, all made here (see
+`cqrs_outbox.replica.store_mysql`). The table is not a model: only that module uses it.
 """
 
 from django.db import migrations
@@ -46,6 +50,28 @@ def _utf8mb4(apps, schema_editor):
             )
 
 
+LOCK_TABLE = "cqrs_outbox_rowlock"
+LOCK_SLOTS = 65536  # as cqrs_outbox.replica.store_mysql.LOCK_SLOTS, fixed here
+LOCK_CHUNK = 4096  # slots per INSERT
+
+
+def _lock_table(apps, schema_editor):
+    if schema_editor.connection.vendor != "mysql":
+        return
+    schema_editor.execute(
+        f"CREATE TABLE IF NOT EXISTS {LOCK_TABLE} (slot INT NOT NULL PRIMARY KEY) "
+        "ENGINE=InnoDB"
+    )
+    for start in range(0, LOCK_SLOTS, LOCK_CHUNK):
+        values = ", ".join(f"({n})" for n in range(start, start + LOCK_CHUNK))
+        schema_editor.execute(f"INSERT IGNORE INTO {LOCK_TABLE} (slot) VALUES {values}")
+
+
+def _drop_lock_table(apps, schema_editor):
+    if schema_editor.connection.vendor == "mysql":
+        schema_editor.execute(f"DROP TABLE IF EXISTS {LOCK_TABLE}")
+
+
 class Migration(migrations.Migration):
     atomic = False  # MySQL commits DDL at once; Django refuses it inside a transaction
 
@@ -54,4 +80,5 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunPython(_utf8mb4, migrations.RunPython.noop),
         migrations.RunPython(_indexes(0), _indexes(1)),
+        migrations.RunPython(_lock_table, _drop_lock_table),
     ]
