@@ -46,7 +46,7 @@ test-postgres: $(STAMP)
 	CQRS_TEST_DB=postgres $(PY) -m pytest -q
 
 # What the MariaDB pass runs: tests not needing PostgreSQL, and those marked to run on
-# MariaDB as well. noxfile.py reads this line.
+# MariaDB as well (the same as MARIADB_PASS in noxfile.py).
 MARIADB_PASS := -m "not postgres or mysql" tests/unit tests/integration/master \
 	tests/integration/relay tests/integration/replica tests/integration/ops
 
