@@ -18,7 +18,8 @@ ALL_FIELDS = "__all__"
 
 
 def _models(kind: str) -> list:
-    from cqrs_outbox.mixins import RawMasterMixin, RawReplicaMixin
+    from cqrs_outbox.master.mixins import RawMasterMixin
+    from cqrs_outbox.replica.mixins import RawReplicaMixin
 
     base = RawMasterMixin if kind == "master" else RawReplicaMixin
     found = [m for m in apps.get_models() if issubclass(m, base)]
@@ -43,7 +44,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 "settings.CQRS is missing, but the project has CQRS models.",
                 hint="Add CQRS = {'url': 'amqp://user:password@host:5672/vhost'} to settings "
                 "(and 'queue': '<name>' on a replica service).",
-                id="cqrs_outbox.E001",
+                id="cqrs_outbox.E024",
             )
         ]
     found = [_message(p) for p in conf.problems(settings.CQRS)]
@@ -63,7 +64,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
 
 # What a service cannot run with at all. The app raises these when it is ready, so a
 # process started by gunicorn, uwsgi or Celery (where no system check runs) fails at once.
-FATAL_AT_START = ("cqrs_outbox.E001", "cqrs_outbox.E016")
+FATAL_AT_START = ("cqrs_outbox.E001", "cqrs_outbox.E016", "cqrs_outbox.E024")
 
 
 def raise_if_unusable() -> None:

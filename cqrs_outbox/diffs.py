@@ -22,7 +22,8 @@ from typing import Any, TextIO
 from django.db import models, router, transaction
 from django.utils import timezone
 
-from cqrs_outbox import progress, sync
+from cqrs_outbox import progress
+from cqrs_outbox.master import sync
 from relay import contract
 from relay.exceptions import ConfigurationError
 

@@ -15,7 +15,8 @@ from typing import TextIO
 
 from django.db import models, router, transaction
 
-from cqrs_outbox import progress, serialization, sync
+from cqrs_outbox import progress
+from cqrs_outbox.master import serialization, sync
 from relay import contract
 from relay.exceptions import ConfigurationError
 
@@ -35,7 +36,7 @@ class Counts:
 def _data(row: models.Model, alias: str) -> dict:
     # A model's own to_cqrs_dict() is called as django-cqrs's dump calls it; the
     # default one is spared re-reading the row it was just handed.
-    from cqrs_outbox.mixins import RawMasterMixin
+    from cqrs_outbox.master.mixins import RawMasterMixin
 
     if type(row).to_cqrs_dict is not RawMasterMixin.to_cqrs_dict:
         return row.to_cqrs_dict()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import models
+from django.db.models import base
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +46,18 @@ def _label(model_cls: type[models.Model]) -> str:
 
 MasterRegistry = Registry("master")
 ReplicaRegistry = Registry("replica")
+
+
+class RegisteringMeta(base.ModelBase):
+    """Call the metaclass's `register()` for every concrete model as it is defined."""
+
+    def __new__(mcs, name, bases, attrs, **kwargs):
+        model_cls = super().__new__(mcs, name, bases, attrs, **kwargs)
+        if mcs.registers(model_cls):
+            mcs.register(model_cls)
+        return model_cls
+
+    @classmethod
+    def registers(mcs, model_cls) -> bool:
+        """Tell whether `model_cls` is registered as it is defined."""
+        return not model_cls._meta.abstract

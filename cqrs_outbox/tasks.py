@@ -17,8 +17,7 @@ from typing import Any
 
 from celery import shared_task
 
-from cqrs_outbox import conf, dbapi
-from cqrs_outbox.management.commands import cqrs_relay
+from cqrs_outbox import conf, drain, outbox_db
 from relay import db as relay_db
 from relay import engine, metrics, pika_publisher, store
 
@@ -36,7 +35,7 @@ def drain_outbox(
     """Drain the outbox for at most `seconds` (with `once`, until nothing is pending)."""
     pika_publisher.quiet_pika()
     observer = metrics.RelayMetrics(database) if metrics.available() else None
-    stats = cqrs_relay.build_relay(database, observer).run(seconds=seconds, once=once)
+    stats = drain.build_relay(database, observer).run(seconds=seconds, once=once)
     return dataclasses.asdict(stats)
 
 
@@ -45,7 +44,7 @@ def purge_outbox(database: str = "default") -> int:
     """Delete events published longer ago than `CQRS['relay']['retention']`."""
     settings = conf.get().relay
     with relay_db.translated():
-        db = dbapi.database(database)
+        db = outbox_db.database(database)
         before = store.utcnow() - datetime.timedelta(seconds=settings.retention)
         return engine.purge(db, before, settings.purge_batch_size, PURGE_ROUNDS)
 

@@ -21,7 +21,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 
-from cqrs_outbox import outbox
+from cqrs_outbox.master import outbox
 from cqrs_outbox.models import OutboxEvent
 
 

@@ -30,7 +30,7 @@ from django.db import (
 )
 
 from cqrs_outbox import conf
-from cqrs_outbox.replica import data, hooks, revlog, rules, store, writes
+from cqrs_outbox.replica import handlers, mapping, queries, revlog, rules, writes
 from relay import contract
 from relay.escape import one_line
 from relay.exceptions import BadMessage, DatabaseUnavailable
@@ -45,7 +45,7 @@ REASON_CHARS = 1000  # characters of an error's text kept in a reason
 
 
 @dataclass(frozen=True)
-class Outcome:
+class EventResult:
     """What became of one event."""
 
     status: str
@@ -60,7 +60,7 @@ class _Item:
     index: int
     envelope: contract.Envelope
     model: Any
-    change: data.Change
+    change: mapping.Change
 
 
 @dataclass
@@ -75,23 +75,23 @@ class _Run:
     def in_bulk(self, model: Any) -> bool:
         """Tell (once per batch) whether the model's events are written in bulk."""
         if model not in self.bulk:
-            self.bulk[model] = hooks.uses_bulk_path(model)
+            self.bulk[model] = handlers.uses_bulk_path(model)
         return self.bulk[model]
 
 
-def apply(batch: list[tuple[contract.Envelope, Any]]) -> list[Outcome]:
+def apply(batch: list[tuple[contract.Envelope, Any]]) -> list[EventResult]:
     """Apply (envelope, model) pairs in order; return one outcome each.
 
     Raises DatabaseUnavailable when the database is gone, so that nothing is acknowledged.
     """
-    outcomes: list[Outcome | None] = [None] * len(batch)
+    outcomes: list[EventResult | None] = [None] * len(batch)
     groups: dict[str, list[_Item]] = defaultdict(list)
     for index, (envelope, model) in enumerate(batch):
         if model.CQRS_NO_DB_OPERATIONS:
             outcomes[index] = _call_handler(model, envelope)
             continue
         try:
-            change = data.prepare(model, envelope.signal_type, envelope.instance_data)
+            change = mapping.prepare(model, envelope.signal_type, envelope.instance_data)
         except Exception as exc:  # any failure to read one event is that event's fault
             outcomes[index] = failure(exc)
             continue
@@ -99,18 +99,18 @@ def apply(batch: list[tuple[contract.Envelope, Any]]) -> list[Outcome]:
     for alias, items in groups.items():
         for index, outcome in _apply_alias(alias, items).items():
             outcomes[index] = outcome
-    return [o if o is not None else Outcome(FAILED, "not applied") for o in outcomes]
+    return [o if o is not None else EventResult(FAILED, "not applied") for o in outcomes]
 
 
-def _call_handler(model: Any, envelope: contract.Envelope) -> Outcome:
+def _call_handler(model: Any, envelope: contract.Envelope) -> EventResult:
     try:
-        hooks.call(model, envelope)
+        handlers.call(model, envelope)
     except Exception as exc:  # the user's handler: any error is this event's failure
         return failure(exc)
-    return Outcome(APPLIED)
+    return EventResult(APPLIED)
 
 
-def _apply_alias(alias: str, items: list[_Item]) -> dict[int, Outcome]:
+def _apply_alias(alias: str, items: list[_Item]) -> dict[int, EventResult]:
     try:
         with transaction.atomic(using=alias):
             return _attempt(alias, items)
@@ -121,8 +121,8 @@ def _apply_alias(alias: str, items: list[_Item]) -> dict[int, Outcome]:
     return _one_by_one(alias, items)
 
 
-def _one_by_one(alias: str, items: list[_Item]) -> dict[int, Outcome]:
-    outcomes: dict[int, Outcome] = {}
+def _one_by_one(alias: str, items: list[_Item]) -> dict[int, EventResult]:
+    outcomes: dict[int, EventResult] = {}
     with transaction.atomic(using=alias):
         for item in items:
             try:
@@ -134,9 +134,9 @@ def _one_by_one(alias: str, items: list[_Item]) -> dict[int, Outcome]:
     return outcomes
 
 
-def _attempt(alias: str, items: list[_Item]) -> dict[int, Outcome]:
-    store.set_statement_timeout(alias, conf.get().replica.query_timeout)
-    store.lock(alias, [(i.model.CQRS_ID, i.change.key) for i in items])
+def _attempt(alias: str, items: list[_Item]) -> dict[int, EventResult]:
+    queries.set_statement_timeout(alias, conf.get().replica.query_timeout)
+    queries.lock(alias, [(i.model.CQRS_ID, i.change.key) for i in items])
     states = _states(alias, items)
     run = _Run()
     for item in items:
@@ -148,26 +148,26 @@ def _attempt(alias: str, items: list[_Item]) -> dict[int, Outcome]:
     return run.outcomes
 
 
-def _call_in_savepoint(alias: str, item: _Item) -> Outcome:
+def _call_in_savepoint(alias: str, item: _Item) -> EventResult:
     # The model's own code may fail; its savepoint keeps the rest of the batch, so the
     # batch need not be run again (and the handler called twice) to isolate it.
     try:
         with transaction.atomic(using=alias):
-            hooks.call(item.model, item.envelope)
+            handlers.call(item.model, item.envelope)
     except Exception as exc:
         _raise_if_lost(alias, exc)
         return failure(exc)
-    return Outcome(APPLIED)
+    return EventResult(APPLIED)
 
 
 def _states(alias: str, items: list[_Item]) -> dict:
-    by_model: dict[Any, list[data.Change]] = defaultdict(list)
+    by_model: dict[Any, list[mapping.Change]] = defaultdict(list)
     for item in items:
         by_model[item.model].append(item.change)
     states = {}
     for model, changes in by_model.items():
-        rows = store.revisions(model, alias, list({c.pk for c in changes}))
-        tombs = store.tombstones(alias, model.CQRS_ID, list({c.key for c in changes}))
+        rows = queries.revisions(model, alias, list({c.pk for c in changes}))
+        tombs = queries.tombstones(alias, model.CQRS_ID, list({c.key for c in changes}))
         for change in changes:
             states[(model, change.key)] = rules.State(rows.get(change.pk), tombs.get(change.key))
     return states
@@ -182,35 +182,35 @@ def _decide(item: _Item, states: dict, run: _Run) -> None:
     if verdict == rules.TOMBSTONED:
         note = revlog.TOMBSTONED
     if not applies:
-        run.outcomes[item.index] = Outcome(
+        run.outcomes[item.index] = EventResult(
             IGNORED, rules.skip_reason(verdict, change.revision, state), note=note,
             existing=state.row,
         )
         return
     states[(model, change.key)] = rules.after(change.signal_type, change.revision, state)
-    run.outcomes[item.index] = Outcome(APPLIED, note=note, existing=state.row)
+    run.outcomes[item.index] = EventResult(APPLIED, note=note, existing=state.row)
     if run.in_bulk(model):
         run.plans.setdefault(model, writes.Plan()).add(change, existed=state.row is not None)
     else:
         run.hooked.append(item)
 
 
-def failure(exc: BaseException) -> Outcome:
+def failure(exc: BaseException) -> EventResult:
     """Return the outcome of an event that raised `exc`: BAD for bad input, else FAILED."""
-    cause = exc.error if isinstance(exc, hooks.HandlerFailed) and exc.error else exc
+    cause = exc.error if isinstance(exc, handlers.HandlerFailed) and exc.error else exc
     reason = _describe(exc)
     if isinstance(cause, BadMessage):
-        return Outcome(BAD, one_line(exc if cause is not exc else cause, REASON_CHARS), cause)
+        return EventResult(BAD, one_line(exc if cause is not exc else cause, REASON_CHARS), cause)
     if isinstance(cause, (DataError, OverflowError)):
         what = f"the database refused a value ({type(cause).__name__})"
-        return Outcome(BAD, f"{what}: {one_line(exc, REASON_CHARS)}", cause)
+        return EventResult(BAD, f"{what}: {one_line(exc, REASON_CHARS)}", cause)
     if isinstance(cause, RecursionError):
-        return Outcome(BAD, f"the data nests too deeply: {reason}", cause)
-    return Outcome(FAILED, reason, cause)
+        return EventResult(BAD, f"the data nests too deeply: {reason}", cause)
+    return EventResult(FAILED, reason, cause)
 
 
 def _raise_if_lost(alias: str, exc: BaseException) -> None:
-    if isinstance(exc, hooks.HandlerFailed) and exc.error is not None:
+    if isinstance(exc, handlers.HandlerFailed) and exc.error is not None:
         exc = exc.error
     if not isinstance(exc, (OperationalError, InterfaceError)) or not _lost(alias):
         return

@@ -21,7 +21,7 @@ from django.db import connections, router
 
 from cqrs_outbox import conf, tracing
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import apply, batchlog, broker, revlog, store, topology, wire
+from cqrs_outbox.replica import apply, batchlog, broker, queries, revlog, topology, wire
 from cqrs_outbox.replica import metrics as replica_metrics
 from cqrs_outbox.replica import signatures as signed
 from relay import contract
@@ -185,7 +185,7 @@ class Consumer:
                             (time.monotonic() - started) * 1000)
 
     def _settle(self, delivery: Delivery, envelope: contract.Envelope, model: Any,
-                outcome: apply.Outcome) -> _Verdict:
+                outcome: apply.EventResult) -> _Verdict:
         try:
             self._note(envelope, outcome)
             return self._judge(delivery, envelope, model, outcome)
@@ -194,7 +194,7 @@ class Consumer:
                      f"{type(exc).__name__}: {exc}"
             return self._dead(delivery, reason, envelope)
 
-    def _note(self, envelope: contract.Envelope, outcome: apply.Outcome) -> None:
+    def _note(self, envelope: contract.Envelope, outcome: apply.EventResult) -> None:
         if not outcome.note:
             return
         revision = envelope.instance_data.get(wire.REVISION_KEY)
@@ -238,7 +238,7 @@ class Consumer:
         return delivery.original_routing_key != direct
 
     def _judge(self, delivery: Delivery, envelope: contract.Envelope, model: Any,
-               outcome: apply.Outcome) -> _Verdict:
+               outcome: apply.EventResult) -> _Verdict:
         if outcome.status in (apply.APPLIED, apply.IGNORED):
             self.applied += outcome.status == apply.APPLIED
             self.observer.acknowledged(envelope, outcome.reason)
@@ -313,7 +313,7 @@ class Consumer:
         retention = self.settings.replica.tombstone_retention
         for alias in _aliases(self.cqrs_ids):
             try:
-                purged = store.purge_tombstones(alias, retention)
+                purged = queries.purge_tombstones(alias, retention)
             except Exception as exc:  # housekeeping must never stop the worker
                 logger.warning("Purging tombstones in %r failed: %s", alias, exc)
                 continue
@@ -322,7 +322,7 @@ class Consumer:
                             alias)
 
 
-def _apply(work: list[tuple[Delivery, contract.Envelope, Any]]) -> list[apply.Outcome]:
+def _apply(work: list[tuple[Delivery, contract.Envelope, Any]]) -> list[apply.EventResult]:
     """Apply the batch; if applying fails in a way it does not handle, one event at a time."""
     pairs = [(envelope, model) for _, envelope, model in work]
     try:

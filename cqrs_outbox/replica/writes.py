@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db import models
 
-from cqrs_outbox.replica import data, store
+from cqrs_outbox.replica import mapping, queries
 from relay import contract
 
 
@@ -29,7 +29,7 @@ class Plan:
     rows: dict = field(default_factory=dict)  # key -> _Row
     pks: dict = field(default_factory=dict)  # key -> pk value
 
-    def add(self, change: data.Change, existed: bool) -> None:
+    def add(self, change: mapping.Change, existed: bool) -> None:
         """Fold in an applied change; `existed` says whether the row was there before it."""
         row = self.rows.setdefault(change.key, _Row())
         self.pks[change.key] = change.pk
@@ -46,7 +46,7 @@ def execute(model: type[models.Model], alias: str, plan: Plan) -> None:
     doomed = [plan.pks[k] for k, row in plan.rows.items() if row.delete]
     if doomed:
         model._default_manager.using(alias).filter(pk__in=doomed).delete()
-    store.save_tombstones(
+    queries.save_tombstones(
         alias,
         model.CQRS_ID,
         {k: row.tombstone for k, row in plan.rows.items() if row.tombstone is not None},
@@ -60,5 +60,5 @@ def execute(model: type[models.Model], alias: str, plan: Plan) -> None:
 
 
 def _upsert(model: type[models.Model], alias: str, columns: frozenset, rows: list[dict]) -> None:
-    pk_attname = data.fields(model).pk_attname
-    store.upsert(model, alias, rows, sorted(c for c in columns if c != pk_attname))
+    pk_attname = mapping.fields(model).pk_attname
+    queries.upsert(model, alias, rows, sorted(c for c in columns if c != pk_attname))

@@ -10,7 +10,8 @@ from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cqrs_outbox import progress, sync
+from cqrs_outbox import progress
+from cqrs_outbox.master import sync
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 from relay.exceptions import ConfigurationError
 

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cqrs_outbox import conf, dbapi, startup
+from cqrs_outbox import conf, drain, outbox_db, startup
 from relay import db as relay_db
-from relay import engine, health, metrics, pika_publisher, status, store
+from relay import health, metrics, pika_publisher, status, store
 from relay.exceptions import ConfigurationError, DatabaseUnavailable
-
-
-def build_relay(database: str = "default", observer: metrics.Observer | None = None,
-                **overrides: Any) -> engine.Relay:
-    """Return a relay on Django's connection `database`, configured by `CQRS` settings.
-
-    `overrides` replace fields of `relay.engine.Config` (batch_size, poll_interval, ...);
-    `observer` hears what it does (see `relay.metrics`).
-    """
-    settings = conf.get()
-    values = dict(
-        batch_size=settings.relay.batch_size,
-        poll_interval=settings.relay.poll_interval,
-        lease_ttl=settings.relay.lease_ttl,
-        max_attempts=settings.relay.max_attempts,
-        retention=settings.relay.retention,
-        purge_batch_size=settings.relay.purge_batch_size,
-    )
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    publisher = pika_publisher.PikaPublisher(settings.broker, settings.exchange)
-    return engine.Relay(
-        functools.partial(dbapi.database, database), publisher, engine.Config(**values),
-        observer=observer,
-    )
 
 
 def _observer(options: dict) -> metrics.Observer | None:
@@ -88,7 +63,7 @@ class Command(BaseCommand):
 
     def _status(self, database: str) -> None:
         with relay_db.translated():
-            summary = store.summary(dbapi.database(database))
+            summary = store.summary(outbox_db.database(database))
         self.stdout.write(f"database: {database}")
         self.stdout.write(status.render(summary))
 
@@ -98,7 +73,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name.replace('_', '-')} must be positive.")
         if options["verbosity"] < 3:
             pika_publisher.quiet_pika()
-        relay = build_relay(
+        relay = drain.build_relay(
             options["database"],
             _observer(options),
             batch_size=options["batch_size"],

@@ -3,7 +3,7 @@
 import pytest
 from django.db import transaction
 
-from cqrs_outbox import dbapi
+from cqrs_outbox import outbox_db
 from cqrs_outbox.models import OutboxEvent
 from relay import contract, store
 
@@ -22,7 +22,7 @@ def test_payload_of_16_mib__read_back_exactly():
         partition=contract.partition_for("big", 1), routing_key="big", payload=payload,
     )
     with transaction.atomic():
-        [event_id] = store.insert_events(dbapi.database(), [event])
+        [event_id] = store.insert_events(outbox_db.database(), [event])
     stored = OutboxEvent.objects.get(pk=event_id).payload
     assert len(stored) == len(payload)
     assert stored == payload

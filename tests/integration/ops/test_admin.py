@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from cqrs_outbox import admin as outbox_admin
+from cqrs_outbox.master import admin as outbox_admin
 from cqrs_outbox.models import OutboxEvent
 from relay import contract
 from tests.testproject.master import models
@@ -194,7 +194,7 @@ def test_list__estimates_the_count_of_a_large_outbox(admin_client, events, monke
 
 @pytest.mark.mysql
 def test_mysql_estimates__come_from_statistics_and_explain_without_counting(events):
-    from cqrs_outbox import admin_mysql
+    from cqrs_outbox.master import admin_mysql
 
     if connection.vendor != "mysql":
         pytest.skip("the information_schema estimate is MySQL's")

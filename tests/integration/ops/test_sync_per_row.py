@@ -11,7 +11,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from cqrs_outbox import sync
+from cqrs_outbox.master import sync
 from cqrs_outbox.models import OutboxEvent
 from tests.testproject.master import models
 

@@ -86,9 +86,9 @@ def envelope_json(cqrs_id: str, pk: Any, revision: int) -> str:
 
 def write_events(keys: Iterable[tuple[str, Any, int]], chunk: int = 1000) -> list[int]:
     """Insert pending events for (cqrs_id, pk, revision) and commit; return their ids."""
-    from cqrs_outbox import dbapi
+    from cqrs_outbox import outbox_db
 
-    db = dbapi.database()
+    db = outbox_db.database()
     ids: list[int] = []
     batch: list[contract.NewEvent] = []
     for cqrs_id, pk, revision in keys:
@@ -246,10 +246,10 @@ class RelayProcess:
 
 def leases_by_owner() -> dict[str, set[int]]:
     """Return the partitions each relay holds with a lease that has not expired."""
-    from cqrs_outbox import dbapi
+    from cqrs_outbox import outbox_db
     from relay import store as relay_store
 
-    db = dbapi.database()
+    db = outbox_db.database()
     now = relay_store.clock(db)
     held: dict[str, set[int]] = {}
     for row in relay_store.leases(db):

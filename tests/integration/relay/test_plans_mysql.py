@@ -5,7 +5,7 @@ import json
 import pytest
 from django.db import connection
 
-from cqrs_outbox import dbapi
+from cqrs_outbox import outbox_db
 from relay import contract, store_mysql
 from tests.integration.relay import support
 
@@ -27,7 +27,7 @@ def test_claim__each_partition_is_a_range_scan_of_the_pending_index():
     if connection.vendor != "mysql":
         pytest.skip("the plan of MySQL's claim statement")
     support.write_events(("author", pk, 0) for pk in range(200))
-    db = dbapi.database()
+    db = outbox_db.database()
     db.rowcount("ANALYZE TABLE cqrs_outbox_event")
     cursors = [(p, 0) for p in range(5)]
     sql = store_mysql.claim_sql("id, partition, routing_key, payload", len(cursors))

@@ -70,7 +70,7 @@ def test_notify__wakes_a_relay_that_polls_only_every_ten_minutes(collector, rela
 
 
 def test_unroutable_and_refused_events__are_recorded_on_their_rows(exchange, collector):
-    from cqrs_outbox.management.commands import cqrs_relay
+    from cqrs_outbox import drain
 
     channel = collector.channel
     full = support.unique("relay_full_q")
@@ -86,7 +86,7 @@ def test_unroutable_and_refused_events__are_recorded_on_their_rows(exchange, col
     runs = []
 
     def drained_and_failed():  # the refusal waits out a back-off before the second try
-        runs.append(cqrs_relay.build_relay(max_attempts=2).run(once=True))
+        runs.append(drain.build_relay(max_attempts=2).run(once=True))
         return OutboxEvent.objects.filter(id=refused, status="failed").exists()
 
     wait_until(drained_and_failed, what="the refused event failed")
@@ -101,12 +101,12 @@ def test_unroutable_and_refused_events__are_recorded_on_their_rows(exchange, col
 
 
 def test_routing_key_too_long_for_amqp__fails_without_blocking_the_rest(collector):
-    from cqrs_outbox.management.commands import cqrs_relay
+    from cqrs_outbox import drain
 
     [too_long, fine] = support.write_events([("author", 1, 0), ("author", 2, 0)])
     # A SYNC aimed at a queue whose name makes `cqrs.<queue>.<id>` exceed AMQP's 255 bytes.
     OutboxEvent.objects.filter(id=too_long).update(routing_key=f"cqrs.{'q' * 300}.author")
-    cqrs_relay.build_relay(max_attempts=1).run(once=True)
+    drain.build_relay(max_attempts=1).run(once=True)
     collector.collect([fine])
     row = OutboxEvent.objects.get(id=too_long)
     assert row.status == "failed" and "cannot be encoded" in row.last_error
@@ -251,7 +251,7 @@ def test_two_standalone_relays__share_the_partitions_and_keep_each_rows_order(
 def test_purge__deletes_in_batches_of_the_size_asked_oldest_first(settings):
     import datetime
 
-    from cqrs_outbox import dbapi
+    from cqrs_outbox import outbox_db
     from relay import engine
 
     ids = support.write_events([("author", i, 0) for i in range(5)])
@@ -259,7 +259,7 @@ def test_purge__deletes_in_batches_of_the_size_asked_oldest_first(settings):
         status="published", published_at="2000-01-01T00:00:00Z"
     )
     before = datetime.datetime(2001, 1, 1, tzinfo=datetime.timezone.utc)
-    assert engine.purge(dbapi.database(), before, batch_size=2, rounds=1) == 2
+    assert engine.purge(outbox_db.database(), before, batch_size=2, rounds=1) == 2
     assert sorted(OutboxEvent.objects.values_list("id", flat=True)) == ids[2:]
-    assert engine.purge(dbapi.database(), before, batch_size=2, rounds=5) == 3
+    assert engine.purge(outbox_db.database(), before, batch_size=2, rounds=5) == 3
     assert not OutboxEvent.objects.exists()

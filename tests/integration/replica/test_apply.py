@@ -201,13 +201,13 @@ def test_failing_handler__is_isolated_and_the_rest_of_the_batch_applies(apply_ba
 
 
 def test_tombstones__are_purged_after_the_retention(apply_batch):
-    from cqrs_outbox.replica import store
+    from cqrs_outbox.replica import queries
 
     apply_batch(ev.delete("author", 1, 1), ev.delete("author", 2, 1))
     Tombstone.objects.filter(instance_pk="1").update(
         deleted_at=datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
     )
-    assert store.purge_tombstones("default", retention=3600) == 1
+    assert queries.purge_tombstones("default", retention=3600) == 1
     assert list(Tombstone.objects.values_list("instance_pk", flat=True)) == ["2"]
 
 

@@ -29,7 +29,7 @@ def test_valid_settings__no_messages():
 def test_missing_cqrs__error_with_hint(settings):
     del settings.CQRS
     [message] = cqrs_checks.check_settings()
-    assert message.id == "cqrs_outbox.E001"
+    assert message.id == "cqrs_outbox.E024"
     assert "CQRS" in message.hint
 
 

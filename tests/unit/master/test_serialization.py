@@ -5,7 +5,8 @@ import uuid
 
 from django.db.models import F
 
-from cqrs_outbox import conf, serialization, tracker
+from cqrs_outbox import conf
+from cqrs_outbox.master import serialization, tracker
 from tests.testproject.master import models
 
 

@@ -26,7 +26,8 @@ from django.db import (
     transaction,
 )
 
-from cqrs_outbox import events, locking, outbox, progress
+from cqrs_outbox import progress
+from cqrs_outbox.master import events, locking, outbox
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 from relay import contract
 from relay.exceptions import ConfigurationError
@@ -205,7 +206,7 @@ def _sync_rows(model: type[models.Model], rows: Any, alias: str, queue: str | No
 
 
 def _default_cqrs_sync() -> Any:
-    from cqrs_outbox.mixins import RawMasterMixin
+    from cqrs_outbox.master.mixins import RawMasterMixin
 
     return RawMasterMixin.cqrs_sync
 

@@ -109,8 +109,8 @@ def uses_bulk_path(model: type[models.Model]) -> bool:
 
 
 def _own_code_free(model: type[models.Model]) -> bool:
-    from cqrs_outbox.managers import ReplicaManager
-    from cqrs_outbox.mixins import ReplicaMixin
+    from cqrs_outbox.replica.managers import ReplicaManager
+    from cqrs_outbox.replica.mixins import ReplicaMixin
 
     same = all(
         getattr(model, name).__func__ is getattr(ReplicaMixin, name).__func__

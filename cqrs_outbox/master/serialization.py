@@ -10,7 +10,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from cqrs_outbox import conf, tracker, utils
+from cqrs_outbox import conf, utils
+from cqrs_outbox.master import tracker
 from relay import contract
 
 ALL_FIELDS = "__all__"

@@ -11,7 +11,8 @@ import logging
 
 from django.db import models
 
-from cqrs_outbox import conf, serialization, signing, tracker
+from cqrs_outbox import conf, signing
+from cqrs_outbox.master import serialization, tracker
 from relay import contract
 from relay.exceptions import EventBuildError
 
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def _source(model_cls: type[models.Model]) -> str:
-    from cqrs_outbox.mixins import RawMasterMixin
+    from cqrs_outbox.master.mixins import RawMasterMixin
 
     if model_cls.to_cqrs_dict is not RawMasterMixin.to_cqrs_dict:
         return f"{model_cls.__qualname__}.to_cqrs_dict()"

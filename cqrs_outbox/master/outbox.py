@@ -30,7 +30,8 @@ from typing import Any
 
 from django.db import connections, models, transaction
 
-from cqrs_outbox import conf, dbapi, events, serialization, tracing
+from cqrs_outbox import conf, outbox_db, tracing
+from cqrs_outbox.master import events, serialization
 from relay import contract, store
 
 logger = logging.getLogger(__name__)
@@ -297,7 +298,7 @@ def _flush(alias: str, pending: Pending, commit: bool = False) -> list[int]:
 
 
 def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: bool) -> list[int]:
-    db = dbapi.database(alias)
+    db = outbox_db.database(alias)
     fresh = []
     for entry, event in built:
         if entry.event_id is None or not store.rewrite_event(db, entry.event_id, event):
@@ -316,7 +317,7 @@ def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: boo
 def _refresh(instances: list[models.Model], alias: str) -> None:
     # Read back, one query per model, the fields saves wrote as F() expressions
     # (`cqrs_revision`), for models serialised from memory by the default to_cqrs_dict.
-    from cqrs_outbox.mixins import RawMasterMixin
+    from cqrs_outbox.master.mixins import RawMasterMixin
 
     by_model: dict = {}
     for instance in instances:

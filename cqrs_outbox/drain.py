@@ -1,0 +1,36 @@
+"""Drain the outbox from Django: the relay on a Django connection, configured by `CQRS`.
+
+The `cqrs_relay` command and the Celery tasks both build their relay here.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from cqrs_outbox import conf, outbox_db
+from relay import engine, metrics, pika_publisher
+
+
+def build_relay(database: str = "default", observer: metrics.Observer | None = None,
+                **overrides: Any) -> engine.Relay:
+    """Return a relay on Django's connection `database`, configured by `CQRS` settings.
+
+    `overrides` replace fields of `relay.engine.Config` (batch_size, poll_interval, ...);
+    `observer` hears what it does (see `relay.metrics`).
+    """
+    settings = conf.get()
+    values = dict(
+        batch_size=settings.relay.batch_size,
+        poll_interval=settings.relay.poll_interval,
+        lease_ttl=settings.relay.lease_ttl,
+        max_attempts=settings.relay.max_attempts,
+        retention=settings.relay.retention,
+        purge_batch_size=settings.relay.purge_batch_size,
+    )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    publisher = pika_publisher.PikaPublisher(settings.broker, settings.exchange)
+    return engine.Relay(
+        functools.partial(outbox_db.database, database), publisher, engine.Config(**values),
+        observer=observer,
+    )

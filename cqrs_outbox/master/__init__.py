@@ -1,0 +1,1 @@
+"""The master side: turn model changes into outbox events, written at commit."""

@@ -1,0 +1,149 @@
+"""The master model mixins, with django-cqrs's names: their changes become outbox events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models, router, transaction
+from django.db.models import F
+
+from cqrs_outbox import conf
+from cqrs_outbox.master import locking, outbox, signals, tracker
+from cqrs_outbox.master.managers import MasterManager
+from cqrs_outbox.master.metas import MasterMeta
+from relay import contract
+
+ALL_BASIC_FIELDS = "__all__"
+
+
+class RawMasterMixin(models.Model):
+    """Master behaviour without the registering metaclass; use `MasterMeta.register`."""
+
+    CQRS_ID: str | None = None
+    CQRS_PRODUCE = True
+    CQRS_FIELDS: Any = ALL_BASIC_FIELDS
+    CQRS_SERIALIZER: str | None = None
+    CQRS_TRACKED_FIELDS: Any = None
+
+    objects = models.Manager()
+    cqrs = MasterManager()
+
+    cqrs_revision = models.IntegerField(
+        default=0, help_text="Incremented once per transaction that changes the row."
+    )
+    cqrs_updated = models.DateTimeField(
+        auto_now=True, help_text="When the row last changed; sent with every event."
+    )
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save the row and queue its event, written just before the transaction commits."""
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        outbox.count_save(using, self)
+        with transaction.atomic(using=using, savepoint=False):
+            self._prepare_cqrs_save(using, kwargs)
+            super().save(*args, **kwargs)
+
+    def _prepare_cqrs_save(self, using: str, kwargs: dict) -> None:
+        update_fields = kwargs.get("update_fields")
+        auto = kwargs.pop("update_cqrs_fields", conf.get().master.auto_update_fields)
+        key = outbox.event_key(self.CQRS_ID, self.pk, contract.SIGNAL_SAVE)
+        first = self._state.adding or not outbox.queued(using, key)
+        bump = not self._state.adding
+        if update_fields is not None:
+            bump = bump and auto
+            if auto:
+                kwargs["update_fields"] = set(update_fields) | {"cqrs_revision", "cqrs_updated"}
+        if bump:
+            # A later save in the same transaction keeps the revision the first one set;
+            # F() rather than the value in memory, which another object may have left
+            # stale. Read back when the event is built.
+            self.cqrs_revision = F("cqrs_revision") + 1 if first else F("cqrs_revision")
+        tracker.capture(self, first_in_transaction=first)
+
+    def _cqrs_alias(self) -> str:
+        return self._state.db or router.db_for_write(type(self), instance=self)
+
+    @property
+    def cqrs_saves_count(self) -> int:
+        """How many times this instance has been saved in the current transaction."""
+        return outbox.saves_count(self._cqrs_alias(), self)
+
+    @property
+    def is_initial_cqrs_save(self) -> bool:
+        """True until the instance's second save in the current transaction."""
+        return self.cqrs_saves_count < 2
+
+    def reset_cqrs_saves_count(self) -> None:
+        """Start counting saves afresh; the next save in this transaction gets an event
+        (and a revision) of its own, as in django-cqrs."""
+        self.__dict__.pop(outbox.SAVES_ATTR, None)
+        if self.pk is not None:
+            key = outbox.event_key(self.CQRS_ID, self.pk, contract.SIGNAL_SAVE)
+            outbox.seal(self._cqrs_alias(), key)
+
+    def to_cqrs_dict(self, using: str | None = None, sync: bool = False) -> dict:
+        """Return `instance_data` as the next event would carry it."""
+        from cqrs_outbox.master import serialization
+
+        return serialization.instance_data(self, using or self._cqrs_alias(), fetch=not sync)
+
+    def get_tracked_fields_data(self) -> dict | None:
+        """Return the previous values of the tracked fields that changed."""
+        return tracker.previous_data(self)
+
+    def cqrs_sync(self, using: str | None = None, queue: str | None = None) -> bool:
+        """Queue a SYNC event of the row, to every replica or to `queue`.
+
+        The row is read under `SELECT ... FOR UPDATE`, so the SYNC cannot overtake a newer
+        revision being written by another transaction; its event is built and written at
+        commit. Returns False if the row is gone.
+        """
+        if self._state.adding:
+            return False
+        model_cls = type(self)
+        alias = using or self._cqrs_alias()
+        with transaction.atomic(using=alias, savepoint=False):
+            qs = model_cls.relate_cqrs_serialization(model_cls._default_manager.using(alias))
+            fresh = locking.for_update(qs, alias).filter(pk=self.pk).first()
+            if fresh is None:
+                return False
+            signals.queue_save(model_cls, fresh, alias, sync=True, queue=queue)
+        return True
+
+    def is_sync_instance(self) -> bool:
+        """Return False to keep this instance's changes from being published."""
+        return True
+
+    def get_cqrs_meta(self, **kwargs: Any) -> dict:
+        """Return metadata for the event; calls the `meta_function` setting by default."""
+        func = conf.get().master.meta_function
+        return func(obj=self, **kwargs) if func else {}
+
+    @classmethod
+    def relate_cqrs_serialization(cls, queryset: models.QuerySet) -> models.QuerySet:
+        """Return `queryset` prepared for CQRS_SERIALIZER (select_related and so on)."""
+        return queryset
+
+    def get_custom_cqrs_delete_data(self) -> Any:
+        """Return extra data sent as `custom` in the DELETE event."""
+        return None
+
+    @classmethod
+    def call_post_bulk_create(cls, instances: list, using: str | None = None) -> None:
+        """Write SAVE events for instances created in bulk."""
+        signals.post_bulk_create.send(cls, instances=instances, using=using)
+
+    @classmethod
+    def call_post_update(cls, instances: list, using: str | None = None) -> None:
+        """Write SAVE events for instances updated in bulk."""
+        signals.post_update.send(cls, instances=instances, using=using)
+
+
+class MasterMixin(RawMasterMixin, metaclass=MasterMeta):
+    """A model whose changes are published to its replicas through the outbox."""
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,98 @@
+"""Signal handlers that queue master saves, deletes and bulk writes for the outbox.
+
+The events themselves are built and written when the transaction commits
+(`cqrs_outbox.outbox`), each by `cqrs_outbox.events.build`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models, router, transaction
+from django.dispatch import Signal
+
+from cqrs_outbox import utils
+from cqrs_outbox.master import events, outbox
+from relay import contract
+
+post_bulk_create = Signal()
+"""Sent by `Model.cqrs.bulk_create()` with `instances` and `using`."""
+
+post_update = Signal()
+"""Sent by `Model.cqrs.bulk_update()` with `instances` and `using`."""
+
+REVISION_ATTR = "_cqrs_deleted_revision"
+
+
+def _produces(sender: Any, instance: models.Model) -> bool:
+    return sender.CQRS_PRODUCE and instance.is_sync_instance()
+
+
+def queue_save(sender: Any, instance: models.Model, using: str, sync: bool = False,
+               queue: str | None = None) -> bool:
+    """Queue the SAVE (or SYNC) event of `instance` for this transaction's commit."""
+    if not _produces(sender, instance):
+        return False
+    signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
+    utils.register_saved(instance, using)
+    key = outbox.event_key(sender.CQRS_ID, instance.pk, signal_type, queue)
+    outbox.enqueue(using, key, instance)
+    return True
+
+
+class MasterSignals:
+    """Connects the handlers of one master model."""
+
+    @classmethod
+    def register_model(cls, model_cls: type[models.Model]) -> None:
+        """Connect the save, delete and bulk handlers for `model_cls`."""
+        models.signals.post_save.connect(cls.post_save, sender=model_cls)
+        models.signals.pre_delete.connect(cls.pre_delete, sender=model_cls)
+        models.signals.post_delete.connect(cls.post_delete, sender=model_cls)
+        post_bulk_create.connect(cls.post_bulk, sender=model_cls)
+        post_update.connect(cls.post_bulk, sender=model_cls)
+
+    @classmethod
+    def post_save(cls, sender: Any, instance: models.Model, using: str | None = None,
+                  **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields and "cqrs_revision" not in update_fields:
+            return
+        alias = using or router.db_for_write(sender, instance=instance)
+        queue_save(sender, instance, alias, kwargs.get("sync", False), kwargs.get("queue"))
+
+    @classmethod
+    def pre_delete(cls, sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
+        # The revision in memory may be stale; read it under the row lock the delete takes
+        # anyway, so the DELETE event always outranks the last SAVE.
+        revision = (
+            sender._default_manager.using(using)
+            .select_for_update()
+            .filter(pk=instance.pk)
+            .values_list("cqrs_revision", flat=True)
+            .first()
+        )
+        instance.__dict__[REVISION_ATTR] = instance.cqrs_revision if revision is None else revision
+
+    @classmethod
+    def post_delete(cls, sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
+        # A row deleted in the transaction that saved it gets only its DELETE event.
+        outbox.drop(using, sender.CQRS_ID, instance.pk,
+                    (contract.SIGNAL_SAVE, contract.SIGNAL_SYNC))
+        revision = instance.__dict__.pop(REVISION_ATTR, instance.cqrs_revision)
+        if not _produces(sender, instance):
+            return
+        # Built now: after the delete, the instance loses its pk and its related rows.
+        event = events.delete_event(instance, revision)
+        key = outbox.event_key(sender.CQRS_ID, instance.pk, contract.SIGNAL_DELETE)
+        outbox.enqueue(using, key, event=event)
+
+    @classmethod
+    def post_bulk(cls, sender: Any, instances: list, using: str | None = None,
+                  **kwargs: Any) -> None:
+        if not sender.CQRS_PRODUCE:
+            return
+        alias = using or router.db_for_write(sender)
+        with transaction.atomic(using=alias, savepoint=False):
+            for instance in instances:
+                queue_save(sender, instance, alias)

@@ -1,0 +1,145 @@
+"""The `cqrs` manager of replica models."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, models, router, transaction
+
+from cqrs_outbox.replica import handlers, mapping, queries, revlog, rules
+from relay import contract
+from relay.escape import one_line
+from relay.exceptions import BadMessage
+
+logger = logging.getLogger(__name__)
+
+# What a refused write raises: the database's refusal, a failed validation, and the
+# ValueError / TypeError Django raises for a value of the wrong type (as in `id="x"`).
+REFUSALS = (DatabaseError, ValidationError, ValueError, TypeError)
+
+
+class ReplicaManager(models.Manager):
+    """The replica's `cqrs` manager: create, update or delete a row from master mapping.
+
+    The same methods as django-cqrs's manager, applying the same revision rules as the
+    consumer (`cqrs_outbox.replica.rules`). As in django-cqrs, data that cannot apply
+    and writes the database refuses are logged at ERROR and give None (False for a
+    delete) instead of an exception; the write runs in a savepoint, so the caller's
+    transaction goes on. The consumer learns the reason through `handlers.refuse()`.
+    """
+
+    def _alias(self) -> str:
+        return self._db or router.db_for_write(self.model)
+
+    def save_instance(self, master_data: dict, previous_data: dict | None = None,
+                      sync: bool = False, meta: dict | None = None) -> Any:
+        """Create or update the row from master data; return it, or None if it cannot apply."""
+        signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
+        try:
+            change = mapping.prepare(self.model, signal_type, master_data)
+            previous = mapping.map_previous_data(self.model, previous_data)
+        except BadMessage as exc:
+            handlers.refuse(logger, f"CQRS data cannot be applied ({self.model.CQRS_ID}): {exc}",
+                         exc)
+            return None
+        alias = self._alias()
+        qs = self.model._default_manager.using(alias).filter(pk=change.pk).order_by()
+        if self.model.CQRS_SELECT_FOR_UPDATE:
+            qs = qs.select_for_update()
+        instance = qs.first()
+        if instance is not None:
+            return self.update_instance(instance, change.mapped, previous, sync, meta)
+        tombstone = queries.tombstone_revision(alias, self.model.CQRS_ID, change.key)
+        verdict = rules.decide(signal_type, change.revision, rules.State(None, tombstone))
+        if verdict != rules.APPLY:
+            logger.debug("Ignored %s %s:%s r%s: deleted at r%s", signal_type,
+                        self.model.CQRS_ID, one_line(change.key), change.revision, tombstone)
+            return None
+        return self.create_instance(change.mapped, previous, sync, meta)
+
+    def create_instance(self, mapped_data: dict, previous_data: dict | None = None,
+                        sync: bool = False, meta: dict | None = None) -> Any:
+        """Create the row through the model's `cqrs_create`; None if the database refuses."""
+        kwargs: dict = {"previous_data": previous_data}
+        if self.model.CQRS_META:
+            kwargs["meta"] = meta
+        try:
+            with transaction.atomic(using=self._alias()):
+                return self.model.cqrs_create(sync, mapped_data, **kwargs)
+        except REFUSALS as exc:
+            pk = mapped_data.get(self.model._meta.pk.name)
+            handlers.refuse(logger, f"CQRS create error: pk = {pk} ({self.model.CQRS_ID}): "
+                                 f"{_error_text(exc)}", exc)
+            return None
+
+    def update_instance(self, instance: models.Model, mapped_data: dict,
+                        previous_data: dict | None = None, sync: bool = False,
+                        meta: dict | None = None) -> Any:
+        """Update the row through its `cqrs_update` if the data is newer; return the row.
+
+        An older or equal revision is logged as django-cqrs logs it and leaves the row;
+        a write the database refuses is logged and gives None.
+        """
+        signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
+        revision = mapped_data["cqrs_revision"]
+        state = rules.State(row=instance.cqrs_revision)
+        applies = rules.decide(signal_type, revision, state) == rules.APPLY
+        if not handlers.consuming():  # the consumer logs these per batch itself
+            note = revlog.note_for(signal_type, revision, instance.cqrs_revision, applies)
+            revlog.log(logger, note, self.model.CQRS_ID, instance.pk, revision,
+                       instance.cqrs_revision)
+        if not applies:
+            return instance
+        kwargs: dict = {"previous_data": previous_data}
+        if self.model.CQRS_META:
+            kwargs["meta"] = meta
+        try:
+            with transaction.atomic(using=self._alias()):
+                return instance.cqrs_update(sync, mapped_data, **kwargs)
+        except REFUSALS as exc:
+            handlers.refuse(logger, f"CQRS update error: pk = {instance.pk}, cqrs_revision = "
+                                 f"{revision} ({self.model.CQRS_ID}): {_error_text(exc)}", exc)
+            return None
+
+    def delete_instance(self, master_data: dict) -> bool:
+        """Delete the row if the DELETE is newer, and leave a tombstone.
+
+        Return True, also when nothing was deleted; False when the data cannot apply or
+        the database refuses, as django-cqrs does.
+        """
+        try:
+            change = mapping.prepare(self.model, contract.SIGNAL_DELETE, master_data)
+        except BadMessage as exc:
+            handlers.refuse(logger, f"CQRS data cannot be applied ({self.model.CQRS_ID}): {exc}",
+                         exc)
+            return False
+        try:
+            with transaction.atomic(using=self._alias()):
+                self._delete(change)
+        except DatabaseError as exc:
+            handlers.refuse(logger, f"CQRS delete error: pk = {change.pk} ({self.model.CQRS_ID}): "
+                                 f"{_error_text(exc)}", exc)
+            return False
+        return True
+
+    def _delete(self, change: mapping.Change) -> None:
+        alias = self._alias()
+        rows = self.model._default_manager.using(alias).filter(pk=change.pk)
+        row = rows.order_by().values_list("cqrs_revision", flat=True).first()
+        tombstone = queries.tombstone_revision(alias, self.model.CQRS_ID, change.key)
+        state = rules.State(row, tombstone)
+        if rules.decide(contract.SIGNAL_DELETE, change.revision, state) != rules.APPLY:
+            logger.debug("Ignored DELETE %s:%s r%s (row r%s, tombstone r%s)",
+                         self.model.CQRS_ID, one_line(change.key), change.revision, row,
+                         tombstone)
+            return
+        rows.delete()
+        queries.save_tombstones(alias, self.model.CQRS_ID, {change.key: change.revision})
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.messages)
+    return str(exc)
