@@ -48,7 +48,8 @@ test-postgres: $(STAMP)
 # What the MariaDB pass runs: tests not needing PostgreSQL, and those marked to run on
 # MariaDB as well (the same as MARIADB_PASS in noxfile.py).
 MARIADB_PASS := -m "not postgres or mysql" tests/unit tests/integration/master \
-	tests/integration/relay tests/integration/replica tests/integration/ops
+	tests/integration/relay tests/integration/replica tests/integration/ops \
+	tests/acceptance/replica/test_wire_compat.py
 
 # The master-side suite again on SQLite, the embedded default.
 test-sqlite: $(STAMP)
