@@ -1,7 +1,7 @@
 """Signal handlers that queue master saves, deletes and bulk writes for the outbox.
 
 The events themselves are built and written when the transaction commits
-(`cqrs_outbox.outbox`), each by `cqrs_outbox.events.build`.
+(`cqrs_outbox.master.outbox`), each by `cqrs_outbox.master.events.build`.
 """
 
 from __future__ import annotations

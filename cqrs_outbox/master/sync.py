@@ -1,7 +1,7 @@
 """Write SYNC events for chosen master rows into the outbox, a batch per transaction.
 
 `cqrs_sync`, `cqrs_diff_sync` and the admin's "Sync selected via CQRS" action all come
-through here; every event is built by `cqrs_outbox.events.build`, and a model's own
+through here; every event is built by `cqrs_outbox.master.events.build`, and a model's own
 `cqrs_sync()` is called per row when it overrides it. Each batch reads its rows under
 `SELECT ... FOR UPDATE`, so a SYNC is serialised after any write in flight on the same
 row and can never carry a state older than an event already in the outbox.
@@ -28,7 +28,7 @@ from django.db import (
 
 from cqrs_outbox import progress
 from cqrs_outbox.master import events, locking, outbox
-from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
+from cqrs_outbox.registry import MasterRegistry
 from relay import contract
 from relay.exceptions import ConfigurationError
 
@@ -59,11 +59,6 @@ class SyncResult:
 def master_model(cqrs_id: str) -> type[models.Model]:
     """Return the master model registered as `cqrs_id`."""
     return _lookup(MasterRegistry.models, cqrs_id, "master")
-
-
-def replica_model(cqrs_id: str) -> type[models.Model]:
-    """Return the replica model registered as `cqrs_id`."""
-    return _lookup(ReplicaRegistry.models, cqrs_id, "replica")
 
 
 def _lookup(known: dict, cqrs_id: str, kind: str) -> type[models.Model]:
@@ -146,8 +141,6 @@ def sync_queryset(
         total += sync_pks(qs.model, pks, qs.db, queue)
         if bar is not None:
             bar.advance(len(pks))
-    if bar is not None:
-        bar.finish()
     return total
 
 

@@ -36,7 +36,7 @@ SHARED = (
 )
 ONE_SIDE = {
     # The outbox writer and the admin reach the outbox table through the relay's store.
-    "cqrs_outbox.master": ("cqrs_outbox.outbox_db", "cqrs_outbox.utils", "relay.db", "relay.store"),
+    "cqrs_outbox.master": ("cqrs_outbox.outbox_db", "cqrs_outbox.utils", "relay.store"),
     # The consumer's probes and metrics are the relay's, with the replica's figures.
     "cqrs_outbox.replica": ("relay.health", "relay.metrics"),
 }

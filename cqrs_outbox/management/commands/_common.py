@@ -1,11 +1,12 @@
-"""What the sync, dump and diff commands share: options, streams, errors, progress."""
+"""What every cqrs_* command shares: the base class (errors, streams, progress) and options."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,9 +14,10 @@ from django.core.management.base import BaseCommand, CommandError
 from cqrs_outbox import progress
 from cqrs_outbox.master import sync
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
-from relay.exceptions import ConfigurationError
+from relay.exceptions import ConfigurationError, CQRSOutboxError
 
 DEFAULT_BATCH = 10000  # rows per batch, as django-cqrs
+ERROR_EXIT = 1  # the exit status of a command that failed, whatever the error
 
 
 def positive_int(text: str) -> int:
@@ -30,7 +32,15 @@ def positive_int(text: str) -> int:
 
 
 class CQRSCommand(BaseCommand):
-    """A command that reports a bad option or input as one line and exit status 1."""
+    """The base of every cqrs_* command: one way from an error to an exit status.
+
+    A subclass implements `run(options)`. What the next command in a pipe reads goes to
+    stdout; what a person reads (progress, closing lines, hints) goes to stderr through
+    `progress_bar()` and `report()`. An error of the library (`CQRSOutboxError`: bad
+    settings, options or input, the database or the broker away) ends the command with
+    its message as one line and exit status 1, as a `CommandError` raised by `run` does;
+    so does output closed before the end (`| head`).
+    """
 
     # Tests and callers may hand a stream instead of the process's stdin.
     stealth_options = ("stdin",)
@@ -38,29 +48,36 @@ class CQRSCommand(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             self.run(options)
-        except ConfigurationError as exc:
-            raise CommandError(str(exc)) from exc
+        except CQRSOutboxError as exc:
+            raise CommandError(str(exc), returncode=ERROR_EXIT) from exc
         except BrokenPipeError:
             # The reader of our output went away (`| head`): stop quietly. Pointing stdout
             # at /dev/null keeps the interpreter's final flush from failing again.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise CommandError("Output closed before the end.", returncode=1) from None
+            raise CommandError("Output closed before the end.", returncode=ERROR_EXIT) from None
 
     def run(self, options: dict) -> None:
-        """Do the command's work; raise ConfigurationError for bad options or input."""
+        """Do the command's work; raise CommandError or a CQRSOutboxError to fail."""
         raise NotImplementedError
 
     def input_stream(self, options: dict) -> TextIO:
         """Return the stream the command reads: the `stdin` option, else the process's."""
         return options.get("stdin") or sys.stdin
 
-    def bar(
+    @contextlib.contextmanager
+    def progress_bar(
         self, options: dict, total: Callable[[], int | None], label: str = "rows"
-    ) -> progress.Progress | None:
-        """Return a progress bar when a person watches stderr or `--progress` asks for one."""
-        if not progress.wanted(sys.stderr, forced=bool(options.get("progress"))):
-            return None
-        return progress.Progress(total(), stream=sys.stderr, label=label)
+    ) -> Iterator[progress.Progress | None]:
+        """Give a progress bar on stderr when a person watches it or `--progress` asks.
+
+        The bar is finished when the block ends normally; None when nobody watches.
+        """
+        bar = None
+        if progress.wanted(sys.stderr, forced=bool(options.get("progress"))):
+            bar = progress.Progress(total(), stream=sys.stderr, label=label)
+        yield bar
+        if bar is not None:
+            bar.finish()
 
     def report(self, options: dict, text: str) -> None:
         """Write a closing line to stderr, so stdout stays clean for the next command."""
@@ -151,4 +168,4 @@ def finish_sync(command: CQRSCommand, options: dict, result: Any, queue: str | N
         f"{result.skipped} row(s) skipped; {len(result.failed)} failed.",
     )
     if result.failed:
-        raise CommandError(f"{len(result.failed)} row(s) failed to sync.", returncode=1)
+        raise CommandError(f"{len(result.failed)} row(s) failed to sync.", returncode=ERROR_EXIT)

@@ -29,14 +29,12 @@ class Command(_common.CQRSCommand):
         if path != "-" and os.path.exists(path) and not options["force"]:
             self.stderr.write("Use --force to overwrite it.")
             raise CommandError(f"File {path} exists!")
-        bar = self.bar(options, model._default_manager.count)
-        if path == "-":
-            counts = dumps.dump(model, self.stdout, self.stderr, options["batch"], bar)
-        else:
-            with open(path, "w", encoding="utf-8") as out:
-                counts = dumps.dump(model, out, self.stderr, options["batch"], bar)
-        if bar is not None:
-            bar.finish()
+        with self.progress_bar(options, model._default_manager.count) as bar:
+            if path == "-":
+                counts = dumps.dump(model, self.stdout, self.stderr, options["batch"], bar)
+            else:
+                with open(path, "w", encoding="utf-8") as out:
+                    counts = dumps.dump(model, out, self.stderr, options["batch"], bar)
         # django-cqrs's closing lines, which scripts read.
         self.report(options, f"Done!\n{counts.done} instance(s) saved.\n"
                              f"{counts.done + counts.failed} instance(s) processed.")

@@ -60,10 +60,8 @@ class Command(_common.CQRSCommand):
             except DatabaseError as exc:
                 self.stderr.write(f"{type(exc).__name__}: {exc}")
                 raise CommandError("Delete operation fails!") from exc
-        bar = self.bar(options, lambda: None)
-        counts = dumps.load(model, stream, self.stderr, options["batch"], bar)
-        if bar is not None:
-            bar.finish()
+        with self.progress_bar(options, lambda: None) as bar:
+            counts = dumps.load(model, stream, self.stderr, options["batch"], bar)
         if counts.failed:
             self.report(options, f"{counts.failed} line(s) not loaded.")
         self.report(options, f"Done!\n{counts.done} instance(s) loaded.")  # django-cqrs's

@@ -5,18 +5,18 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from cqrs_outbox import conf, startup
+from cqrs_outbox.management.commands import _common
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import consumer, reloader, topology
 from cqrs_outbox.replica import metrics as replica_metrics
 from cqrs_outbox.replica import workers as worker_pool
 from relay import pika_publisher
-from relay.exceptions import ConfigurationError
 
 
-class Command(BaseCommand):
+class Command(_common.CQRSCommand):
     help = "Consume CQRS events from the replica queue and apply them to the replica models."
 
     def add_arguments(self, parser: Any) -> None:
@@ -70,7 +70,7 @@ class Command(BaseCommand):
         parser.add_argument("--metrics-addr", default="127.0.0.1",
                             help="Address the metrics port listens on (default: 127.0.0.1).")
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def run(self, options: dict) -> None:
         count, cqrs_ids, batch_size = options["workers"], options["cqrs_ids"], options["batch_size"]
         prefetch = options["prefetch_count"]
         if count < 1 or any(n is not None and n < 1 for n in (batch_size, prefetch)):
@@ -79,19 +79,15 @@ class Command(BaseCommand):
         self._check_cqrs_ids(cqrs_ids)
         if options["verbosity"] < 3:
             pika_publisher.quiet_pika()  # the consumer reports broker trouble itself, once
-        try:
-            topology.names(conf.get())
-            if options["reload"] and not reloader.in_child():
-                sys.exit(reloader.run_parent(timeouts))
-            if options["reload"]:
-                reloader.watch(reloader.ignored_paths(options["ignore_paths"]))
-            self.stdout.write(startup.consumer_line(count, batch_size, prefetch))
-            self.stdout.flush()
-            with replica_metrics.serving(_metrics_port(options), options["metrics_addr"]):
-                worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch),
-                                timeouts)
-        except ConfigurationError as exc:
-            raise CommandError(str(exc)) from exc
+        topology.names(conf.get())
+        if options["reload"] and not reloader.in_child():
+            sys.exit(reloader.run_parent(timeouts))
+        if options["reload"]:
+            reloader.watch(reloader.ignored_paths(options["ignore_paths"]))
+        self.stdout.write(startup.consumer_line(count, batch_size, prefetch))
+        self.stdout.flush()
+        with replica_metrics.serving(_metrics_port(options), options["metrics_addr"]):
+            worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch), timeouts)
         if worker_pool.reload_requested.is_set():
             sys.exit(worker_pool.RELOAD_EXIT)
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-
+from cqrs_outbox.management.commands import _common
 from cqrs_outbox.replica import dead_letters
-from relay.exceptions import CQRSOutboxError
 
 
-class Command(BaseCommand):
+class Command(_common.CQRSCommand):
     help = "Retry, dump or purge the messages in the replica's dead-letter queue."
 
     def add_arguments(self, parser: Any) -> None:
@@ -28,14 +26,11 @@ class Command(BaseCommand):
         )
         commands.add_parser("purge", help="Delete every dead letter.")
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def run(self, options: dict) -> None:
         write = self.stdout.write
-        try:
-            if options["command"] == "retry":
-                dead_letters.retry(write, options.get("verbose", False))
-            elif options["command"] == "dump":
-                dead_letters.dump(write, options.get("with_reasons", False))
-            else:
-                dead_letters.purge(write)
-        except CQRSOutboxError as exc:
-            raise CommandError(str(exc)) from exc
+        if options["command"] == "retry":
+            dead_letters.retry(write, options.get("verbose", False))
+        elif options["command"] == "dump":
+            dead_letters.dump(write, options.get("with_reasons", False))
+        else:
+            dead_letters.purge(write)

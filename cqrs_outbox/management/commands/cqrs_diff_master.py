@@ -19,9 +19,7 @@ class Command(_common.CQRSCommand):
     def run(self, options):
         model = _common.model_or_error(self, "master", options["cqrs_id"])
         qs = _common.filtered_or_error(model, options["filter"])
-        bar = self.bar(options, qs.count)
-        result = diffs.master_revisions(qs, self.stdout, options["batch"], bar)
-        if bar is not None:
-            bar.finish()
+        with self.progress_bar(options, qs.count) as bar:
+            result = diffs.master_revisions(qs, self.stdout, options["batch"], bar)
         if not result.seen:
             self.report(options, "No objects found for filter!")

@@ -20,8 +20,6 @@ class Command(_common.CQRSCommand):
         first = dumps.read_header(stream, "stdin")
         model = sync.master_model(diffs.header_cqrs_id(first))
         queue = diffs.header_queue(first)
-        bar = self.bar(options, lambda: None)
-        result = diffs.sync_changes(model, stream, queue, options["batch"], bar)
-        if bar is not None:
-            bar.finish()
+        with self.progress_bar(options, lambda: None) as bar:
+            result = diffs.sync_changes(model, stream, queue, options["batch"], bar)
         _common.finish_sync(self, options, result, queue)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-
 from cqrs_outbox import keys
-from relay.exceptions import CQRSOutboxError
+from cqrs_outbox.management.commands import _common
 
 
-class Command(BaseCommand):
+class Command(_common.CQRSCommand):
     help = "Generate an Ed25519 key pair for signed events, or print a public key."
 
     def add_arguments(self, parser: Any) -> None:
@@ -27,14 +25,11 @@ class Command(BaseCommand):
         )
         show.add_argument("--file", default=None, help="A private key file to read instead.")
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            if options["command"] == "generate":
-                path = options["out"] or f"{options['key_id']}.pem"
-                public = keys.generate(options["key_id"], path)
-                self.stdout.write(f"Wrote private key {options['key_id']!r} to {path}")
-                self.stdout.write(keys.snippet(options["key_id"], path, public))
-            else:
-                self.stdout.write(keys.show(options["file"]))
-        except CQRSOutboxError as exc:
-            raise CommandError(str(exc)) from exc
+    def run(self, options: dict) -> None:
+        if options["command"] == "generate":
+            path = options["out"] or f"{options['key_id']}.pem"
+            public = keys.generate(options["key_id"], path)
+            self.stdout.write(f"Wrote private key {options['key_id']!r} to {path}")
+            self.stdout.write(keys.snippet(options["key_id"], path, public))
+        else:
+            self.stdout.write(keys.show(options["file"]))

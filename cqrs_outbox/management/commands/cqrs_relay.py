@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from cqrs_outbox import conf, drain, outbox_db, startup
+from cqrs_outbox.management.commands import _common
 from relay import db as relay_db
 from relay import health, metrics, pika_publisher, status, store
-from relay.exceptions import ConfigurationError, DatabaseUnavailable
 
 
 def _observer(options: dict) -> metrics.Observer | None:
@@ -23,7 +23,7 @@ def _observer(options: dict) -> metrics.Observer | None:
     return observer
 
 
-class Command(BaseCommand):
+class Command(_common.CQRSCommand):
     help = "Publish the outbox's pending events to RabbitMQ, in order, with confirms."
 
     def add_arguments(self, parser: Any) -> None:
@@ -52,14 +52,11 @@ class Command(BaseCommand):
         parser.add_argument("--metrics-addr", default=health.DEFAULT_ADDR,
                             help="Address the metrics port listens on (default: 127.0.0.1).")
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            if options["status"]:
-                self._status(options["database"])
-            else:
-                self._run(options)
-        except (ConfigurationError, DatabaseUnavailable) as exc:
-            raise CommandError(str(exc)) from exc
+    def run(self, options: dict) -> None:
+        if options["status"]:
+            self._status(options["database"])
+        else:
+            self._run(options)
 
     def _status(self, database: str) -> None:
         with relay_db.translated():

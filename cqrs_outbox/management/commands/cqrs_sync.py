@@ -31,6 +31,6 @@ class Command(_common.CQRSCommand):
         if not qs.exists():
             self.stdout.write("No objects found for filter!")
             return
-        bar = self.bar(options, qs.count)
-        result = sync.sync_queryset(qs, options["queue"], options["batch"], bar)
+        with self.progress_bar(options, qs.count) as bar:
+            result = sync.sync_queryset(qs, options["queue"], options["batch"], bar)
         _common.finish_sync(self, options, result, options["queue"])

@@ -1,5 +1,6 @@
 """The modules django-cqrs users import from import where django-cqrs's do."""
 
+import importlib
 import inspect
 import os
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from dj_cqrs import utils as their_utils
+from django.dispatch import Signal
 
 from cqrs_outbox import utils
 
@@ -38,3 +40,18 @@ def test_bulk_relate_cqrs_serialization__same_signature_as_django_cqrs():
     theirs = inspect.signature(their_utils.bulk_relate_cqrs_serialization)
     assert list(ours.parameters) == list(theirs.parameters) == ["cqrs_id"]
     assert ours.parameters["cqrs_id"].default is theirs.parameters["cqrs_id"].default is None
+
+
+@pytest.mark.parametrize("name", ["mixins", "metas", "managers", "signals", "admin"])
+def test_import_paths__every_class_and_signal_of_django_cqrs_is_there(name):
+    # Signals are compared where django-cqrs defines them; its mixins merely import them.
+    theirs = importlib.import_module(f"dj_cqrs.{name}")
+    ours = importlib.import_module(f"cqrs_outbox.{name}")
+    public = [
+        key for key, value in vars(theirs).items()
+        if not key.startswith("_")
+        and (getattr(value, "__module__", None) == theirs.__name__
+             or (isinstance(value, Signal) and name == "signals"))
+    ]
+    assert public, f"dj_cqrs.{name} defines nothing to compare"
+    assert [key for key in public if not hasattr(ours, key)] == []
