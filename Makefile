@@ -49,7 +49,7 @@ test-postgres: $(STAMP)
 # MariaDB as well (the same as MARIADB_PASS in noxfile.py).
 MARIADB_PASS := -m "not postgres or mysql" tests/unit tests/integration/master \
 	tests/integration/relay tests/integration/replica tests/integration/ops \
-	tests/acceptance/replica/test_wire_compat.py
+	tests/acceptance/replica/test_wire_compat.py tests/faults/relay
 
 # The master-side suite again on SQLite, the embedded default.
 test-sqlite: $(STAMP)
