@@ -96,10 +96,14 @@ class Database:
         SQLite keeps datetimes as naive UTC text (as Django writes them), and text
         compares correctly only in that exact form. MySQL's DATETIME holds naive UTC.
         """
-        if self.vendor == POSTGRESQL or value.tzinfo is None:
+        if self.vendor == MYSQL:
+            if value.tzinfo is None:
+                return value
+            return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        if self.vendor != SQLITE:
             return value
         naive = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        return naive if self.vendor == MYSQL else naive.isoformat(" ", "microseconds")
+        return naive.isoformat(" ", "microseconds")
 
     @property
     def raw(self) -> Any:
