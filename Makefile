@@ -40,7 +40,7 @@ test: services
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cqrs_outbox relay tests bench examples noxfile.py
-	$(VENV)/bin/mypy relay
+	$(VENV)/bin/mypy relay cqrs_outbox/core
 
 test-postgres: $(STAMP)
 	CQRS_TEST_DB=postgres $(PY) -m pytest -q

@@ -34,7 +34,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
-from relay import contract  # noqa: E402
+from cqrs_outbox.core import contract  # noqa: E402
 
 TARGET_MS = 1000  # the list page must answer faster than this
 PENDING = 1000  # newest rows left pending: a relay's backlog

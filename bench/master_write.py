@@ -65,8 +65,8 @@ from django.test.utils import (  # noqa: E402
 )
 
 from bench import scenarios  # noqa: E402
+from cqrs_outbox.core import signing  # noqa: E402
 from cqrs_outbox.master import events  # noqa: E402
-from relay import signing  # noqa: E402
 from tests.testproject.master import models  # noqa: E402
 
 COLUMNS: tuple[str, ...] = ("plain", "outbox", "django-cqrs")

@@ -48,7 +48,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
 from bench import replica  # noqa: E402
-from relay import contract  # noqa: E402
+from cqrs_outbox.core import contract, wire  # noqa: E402
 
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 T = contract.OUTBOX_TABLE
@@ -195,7 +195,7 @@ def observer_cost() -> tuple[float, float]:
     for _ in range(200):
         relay_observer.settled(rows, set(), time.monotonic(), now)
     relay_us = (time.process_time() - began) / (200 * len(rows)) * 1e6
-    envelope = contract.Envelope("SAVE", "author", {"id": 1, "cqrs_updated": str(now)}, 1)
+    envelope = wire.Envelope("SAVE", "author", {"id": 1, "cqrs_updated": str(now)}, 1)
     with replica_metrics.serving(free_port()):  # multiprocess mode, as the workers run
         observer = replica_metrics.observer("bench")
         began = time.process_time()

@@ -58,8 +58,9 @@ import pika  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-from relay import contract, store  # noqa: E402
+from cqrs_outbox.core import contract, wire  # noqa: E402
 from relay import db as dbapi  # noqa: E402
+from relay import store  # noqa: E402
 from tests.testproject.master.models import Author  # noqa: E402
 
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -234,8 +235,8 @@ def raw_rate(broker: Broker, first: int, last: int) -> Raw:
         channel.tx_select()
         for i, body in enumerate(bodies, 1):
             properties = pika.BasicProperties(
-                content_type=contract.CONTENT_TYPE,
-                delivery_mode=contract.DELIVERY_MODE_PERSISTENT,
+                content_type=wire.CONTENT_TYPE,
+                delivery_mode=wire.DELIVERY_MODE_PERSISTENT,
                 message_id=str(i),
             )
             channel.basic_publish(broker.exchange, "author", body, properties, mandatory=True)
@@ -418,7 +419,7 @@ def _load() -> str:
 
 
 def _host() -> str:
-    from relay.urls import parse_broker_url
+    from cqrs_outbox.core.urls import parse_broker_url
 
     address = parse_broker_url(BROKER_URL)
     return f"{address.host}:{address.port}"

@@ -229,8 +229,7 @@ def _per_event_us(check: callable, samples: int = VERIFY_SAMPLES) -> float:
 
 def verification_cost() -> None:
     """Print microseconds per event of verifying a signature and of decoding the body."""
-    from cqrs_outbox.replica import wire
-    from relay import signing
+    from cqrs_outbox.core import signing, wire
 
     pem, public = signing.generate()
     signer = signing.load_signer("bench", pem, "bench")

@@ -2,7 +2,8 @@
 
 The Django app. Data flows one way: `master` turns model changes into outbox rows, the
 relay (`relay/`, free of Django) publishes them, and `replica` applies them to the read
-copies. The two sides never import each other.
+copies. The two sides never import each other. What all three share, the wire format
+and table contract included, is `core`, free of Django too.
 
 Owned here, at the top, is what both sides and the commands share: settings (`conf`),
 the model `registry`, the outbox and tombstone `models` and their migrations, event

@@ -12,9 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from cqrs_outbox import conf, signing
+from cqrs_outbox.core import contract
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
-
-ALL_FIELDS = "__all__"
 
 
 def _models(kind: str) -> list:
@@ -137,7 +136,7 @@ def _serializer_problems(model: Any) -> list:
     if model.CQRS_SERIALIZER is None:
         return list(_fields_problems(model))
     found = []
-    if model.CQRS_FIELDS != ALL_FIELDS:
+    if model.CQRS_FIELDS != contract.ALL_FIELDS:
         found.append(
             checks.Error(
                 f"{model.__name__} sets both CQRS_FIELDS and CQRS_SERIALIZER.",
@@ -162,14 +161,14 @@ def _serializer_problems(model: Any) -> list:
 
 
 def _fields_problems(model: Any) -> Iterable[checks.Error]:
-    if model.CQRS_FIELDS == ALL_FIELDS:
+    if model.CQRS_FIELDS == contract.ALL_FIELDS:
         return []
     return _names_problems(model, model.CQRS_FIELDS, "CQRS_FIELDS", need_pk=True)
 
 
 def _tracked_problems(model: Any) -> Iterable[checks.Error]:
     tracked = model.CQRS_TRACKED_FIELDS
-    if tracked is None or tracked == ALL_FIELDS:
+    if tracked is None or tracked == contract.ALL_FIELDS:
         return []
     return _names_problems(model, tracked, "CQRS_TRACKED_FIELDS", need_pk=False)
 

@@ -12,6 +12,7 @@ cost of a call is one dict comparison.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from relay import contract
-from relay.exceptions import ConfigurationError
-from relay.urls import BrokerAddress, parse_broker_url
+from cqrs_outbox.core import contract, wire
+from cqrs_outbox.core.errors import ConfigurationError
+from cqrs_outbox.core.urls import BrokerAddress, parse_broker_url
+from relay import engine
 
 DEFAULT_MESSAGE_TTL = 86400  # seconds
 DEFAULT_MAX_RETRIES = 30
@@ -32,14 +34,7 @@ DEFAULT_DEAD_MESSAGE_TTL = 864000  # seconds
 DEFAULT_REPLICA_BATCH_SIZE = 250  # messages per apply transaction
 DEFAULT_PREFETCH_COUNT = 1000  # unacknowledged messages per worker
 DEFAULT_TOMBSTONE_RETENTION = 7 * 86400  # seconds
-DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024  # bytes of one message body
-DEFAULT_MAX_DEPTH = 64  # levels of nested arrays and objects in one message body
-DEFAULT_RELAY_BATCH_SIZE = 500  # events per claim
-DEFAULT_POLL_INTERVAL = 1.0  # seconds
-DEFAULT_LEASE_TTL = 30.0  # seconds
-DEFAULT_MAX_ATTEMPTS = 10  # broker refusals before a row is marked failed
-DEFAULT_RETENTION = 7 * 86400  # seconds published rows are kept
-DEFAULT_PURGE_BATCH_SIZE = 5000  # rows per purge statement
+RELAY_DEFAULTS = engine.Config()  # the relay's defaults live with its config, once
 SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE = "off", "warn", "require"
 SIGNATURE_POLICIES = (SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE)
 
@@ -107,19 +102,19 @@ SECTION_KEYS = {
         "batch_size": Key("int", DEFAULT_REPLICA_BATCH_SIZE, minimum=1),
         "prefetch_count": Key("int", DEFAULT_PREFETCH_COUNT, minimum=1),
         "tombstone_retention": Key("int", DEFAULT_TOMBSTONE_RETENTION, minimum=1),
-        "max_body_size": Key("int", DEFAULT_MAX_BODY_SIZE, minimum=1),
-        "max_depth": Key("int", DEFAULT_MAX_DEPTH, minimum=2),
+        "max_body_size": Key("int", wire.MAX_BODY_SIZE, minimum=1),
+        "max_depth": Key("int", wire.MAX_DEPTH, minimum=2),
         "metrics_port": Key("int", None, nullable=True, minimum=1),
         "trusted_keys": Key("dict", None, nullable=True),
         "signatures": Key("str", SIGNATURES_OFF, choices=SIGNATURE_POLICIES),
     },
     "relay": {
-        "batch_size": Key("int", DEFAULT_RELAY_BATCH_SIZE, minimum=1),
-        "poll_interval": Key("num", DEFAULT_POLL_INTERVAL, minimum=0.01),
-        "lease_ttl": Key("num", DEFAULT_LEASE_TTL, minimum=1),
-        "max_attempts": Key("int", DEFAULT_MAX_ATTEMPTS, minimum=1),
-        "retention": Key("int", DEFAULT_RETENTION, minimum=0),
-        "purge_batch_size": Key("int", DEFAULT_PURGE_BATCH_SIZE, minimum=1),
+        "batch_size": Key("int", RELAY_DEFAULTS.batch_size, minimum=1),
+        "poll_interval": Key("num", RELAY_DEFAULTS.poll_interval, minimum=0.01),
+        "lease_ttl": Key("num", RELAY_DEFAULTS.lease_ttl, minimum=1),
+        "max_attempts": Key("int", RELAY_DEFAULTS.max_attempts, minimum=1),
+        "retention": Key("int", RELAY_DEFAULTS.retention, minimum=0),
+        "purge_batch_size": Key("int", RELAY_DEFAULTS.purge_batch_size, minimum=1),
         "metrics_port": Key("int", None, nullable=True, minimum=1),
     },
 }
@@ -301,8 +296,8 @@ class ReplicaSettings:
     batch_size: int
     prefetch_count: int
     tombstone_retention: int
-    max_body_size: int = DEFAULT_MAX_BODY_SIZE
-    max_depth: int = DEFAULT_MAX_DEPTH
+    max_body_size: int = wire.MAX_BODY_SIZE
+    max_depth: int = wire.MAX_DEPTH
     metrics_port: int | None = None
     trusted_keys: dict | None = None
     signatures: str = SIGNATURES_OFF
@@ -392,6 +387,18 @@ def build(raw: Any) -> Settings:
         ),
         relay=RelaySettings(**relay),
     )
+
+
+def relay_config(settings: Settings | None = None, **overrides: Any) -> engine.Config:
+    """Return the relay's configuration from the `CQRS['relay']` settings.
+
+    `overrides` that are not None replace its fields (batch_size, poll_interval, ...).
+    """
+    relay = (settings or get()).relay
+    names = [field.name for field in dataclasses.fields(engine.Config)]
+    values = {name: getattr(relay, name) for name in names if hasattr(relay, name)}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return engine.Config(**values)
 
 
 _last: tuple[Any, Settings] | None = None  # (copy of the dict read, its settings)

@@ -23,9 +23,9 @@ from django.db import models, router, transaction
 from django.utils import timezone
 
 from cqrs_outbox import progress
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.master import sync
-from relay import contract
-from relay.exceptions import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def packages(lines: Iterable[str]) -> Iterator[list]:
 
 
 def _write(out: TextIO, package: list) -> None:
-    out.write(contract.dumps(package) + "\n")
+    out.write(wire.dumps(package) + "\n")
 
 
 def master_revisions(
@@ -82,7 +82,7 @@ def master_revisions(
     seen = found = 0
     for rows in sync.batches(qs, batch):
         package = [
-            [contract.json_value(row.pk), row.cqrs_revision]
+            [wire.json_value(row.pk), row.cqrs_revision]
             for row in rows
             if row.is_sync_instance()
         ]
@@ -147,7 +147,7 @@ def replica_keys(
     out.write(header(qs.model.CQRS_ID) + "\n")
     seen = 0
     for pks in sync.batches(qs.values_list("pk", flat=True), batch, key=lambda pk: pk):
-        _write(out, [contract.json_value(pk) for pk in pks])
+        _write(out, [wire.json_value(pk) for pk in pks])
         seen += len(pks)
         if bar is not None:
             bar.advance(len(pks))
@@ -198,9 +198,8 @@ def delete_missing(model: type[models.Model], lines: Iterable[str]) -> DiffResul
 
 def _delete(model: type[models.Model], alias: str, pks: list[Any]) -> int:
     held = model._default_manager.using(alias).filter(pk__in=pks).order_by()
-    now = str(timezone.now())
+    now = timezone.now()
     count = 0
-    for pk, revision in held.values_list("pk", "cqrs_revision"):
-        data = {"id": contract.json_value(pk), "cqrs_revision": revision + 1, "cqrs_updated": now}
-        count += bool(model.cqrs_delete(data))
+    for pk, revision in held.values_list("pk", wire.REVISION_KEY):
+        count += bool(model.cqrs_delete(wire.delete_data(wire.json_value(pk), revision, now)))
     return count

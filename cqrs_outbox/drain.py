@@ -20,17 +20,8 @@ def build_relay(database: str = "default", observer: metrics.Observer | None = N
     `observer` hears what it does (see `relay.metrics`).
     """
     settings = conf.get()
-    values = dict(
-        batch_size=settings.relay.batch_size,
-        poll_interval=settings.relay.poll_interval,
-        lease_ttl=settings.relay.lease_ttl,
-        max_attempts=settings.relay.max_attempts,
-        retention=settings.relay.retention,
-        purge_batch_size=settings.relay.purge_batch_size,
-    )
-    values.update({k: v for k, v in overrides.items() if v is not None})
     publisher = pika_publisher.PikaPublisher(settings.broker, settings.exchange)
     return engine.Relay(
-        functools.partial(outbox_db.database, database), publisher, engine.Config(**values),
-        observer=observer,
+        functools.partial(outbox_db.database, database), publisher,
+        conf.relay_config(settings, **overrides), observer=observer,
     )

@@ -16,13 +16,12 @@ from typing import TextIO
 from django.db import models, router, transaction
 
 from cqrs_outbox import progress
+from cqrs_outbox.core import contract, wire
+from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.master import serialization, sync
-from relay import contract
-from relay.exceptions import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 10000  # rows per query when dumping, per transaction when loading
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def dump(
     model: type[models.Model],
     out: TextIO,
     errors: TextIO,
-    batch: int = DEFAULT_BATCH,
+    batch: int = contract.DEFAULT_BATCH,
     bar: progress.Progress | None = None,
 ) -> Counts:
     """Write the dump of every row of master `model` to `out`, in primary key order."""
@@ -58,7 +57,7 @@ def dump(
     for rows in sync.batches(qs, batch):
         for row in rows:
             try:
-                line = contract.dumps(_data(row, alias))
+                line = wire.dumps(_data(row, alias))
             except Exception as exc:  # one bad row must not end a dump of millions
                 errors.write(f"Dump record failed for pk={row.pk}: {type(exc).__name__}: {exc}\n")
                 failed += 1
@@ -83,7 +82,7 @@ def load(
     model: type[models.Model],
     lines: Iterable[str],
     errors: TextIO,
-    batch: int = DEFAULT_BATCH,
+    batch: int = contract.DEFAULT_BATCH,
     bar: progress.Progress | None = None,
 ) -> Counts:
     """Apply the dump lines (after the header) to replica `model`, `batch` per transaction.

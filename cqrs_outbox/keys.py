@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from cqrs_outbox import signing
-from relay import signing as primitives
-from relay.exceptions import ConfigurationError
+from cqrs_outbox.core import signing as primitives
+from cqrs_outbox.core.errors import ConfigurationError
 
 PRIVATE_MODE = 0o600  # only the owner may read a private key
 

@@ -1,20 +1,20 @@
 """Tables of the app: the outbox (master), relay leases, and replica tombstones.
 
-Their names and meaning are the contract in `relay.contract`; the relay reads and writes
-them with SQL of its own and never imports these classes.
+Their names and meaning are the contract in `cqrs_outbox.core.contract`; the relay reads
+and writes them with SQL of its own and never imports these classes.
 """
 
 from django.db import models
 from django.utils import timezone
 
-from relay import contract
+from cqrs_outbox.core import contract, wire
 
 
 class OutboxEvent(models.Model):
     """One CQRS event, written in the same transaction as the change it describes."""
 
     STATUS_CHOICES = [(s, s) for s in contract.STATUSES]
-    SIGNAL_CHOICES = [(s, s) for s in contract.SIGNAL_TYPES]
+    SIGNAL_CHOICES = [(s, s) for s in wire.SIGNAL_TYPES]
 
     id = models.BigAutoField(primary_key=True)
     cqrs_id = models.CharField(max_length=255)

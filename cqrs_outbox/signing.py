@@ -12,8 +12,8 @@ import os
 from typing import Any
 
 from cqrs_outbox import conf
-from relay import signing
-from relay.exceptions import ConfigurationError
+from cqrs_outbox.core import signing
+from cqrs_outbox.core.errors import ConfigurationError
 
 MASTER_PATH = "CQRS['master']['signing_key']"
 TRUSTED_PATH = "CQRS['replica']['trusted_keys']"

@@ -11,9 +11,9 @@ from urllib.parse import quote
 from django.db import connections
 
 from cqrs_outbox import conf
+from cqrs_outbox.core.urls import redact
 from relay import db as relay_db
 from relay import engine
-from relay.urls import redact
 
 
 def database(alias: str = "default") -> str:

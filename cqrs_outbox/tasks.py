@@ -18,8 +18,9 @@ from typing import Any
 from celery import shared_task
 
 from cqrs_outbox import conf, drain, outbox_db
+from cqrs_outbox.core import pika_errors
 from relay import db as relay_db
-from relay import engine, metrics, pika_publisher, store
+from relay import engine, metrics, store
 
 DRAIN_TASK = "cqrs_outbox.drain_outbox"
 PURGE_TASK = "cqrs_outbox.purge_outbox"
@@ -33,7 +34,7 @@ def drain_outbox(
     seconds: float = DEFAULT_EVERY * RUN_SHARE, database: str = "default", once: bool = False
 ) -> dict:
     """Drain the outbox for at most `seconds` (with `once`, until nothing is pending)."""
-    pika_publisher.quiet_pika()
+    pika_errors.quiet_pika()
     observer = metrics.RelayMetrics(database) if metrics.available() else None
     stats = drain.build_relay(database, observer).run(seconds=seconds, once=once)
     return dataclasses.asdict(stats)

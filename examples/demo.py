@@ -30,8 +30,8 @@ from pathlib import Path
 import pika
 import pika.exceptions
 
-from relay import contract, urls
-from relay.exceptions import ConfigurationError
+from cqrs_outbox.core import contract, urls
+from cqrs_outbox.core.errors import ConfigurationError
 
 EXAMPLES = Path(__file__).resolve().parent
 MASTER = EXAMPLES / "master_service"

@@ -19,11 +19,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from relay import contract, engine, health, metrics, pika_publisher, status, store
+from cqrs_outbox.core import contract, pika_errors
+from cqrs_outbox.core.errors import AccessRefused, ConfigurationError, DatabaseUnavailable
+from cqrs_outbox.core.escape import one_line
+from cqrs_outbox.core.urls import parse_broker_url, redact, redact_text
 from relay import db as dbapi
-from relay.escape import one_line
-from relay.exceptions import AccessRefused, ConfigurationError, DatabaseUnavailable
-from relay.urls import parse_broker_url, redact, redact_text
+from relay import engine, health, metrics, pika_publisher, status, store
 
 PROG = "relay"
 EXIT_UNAVAILABLE = 1
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format=LOG_FORMAT, stream=sys.stderr)
     if args.log_level != "DEBUG":
-        pika_publisher.quiet_pika()
+        pika_errors.quiet_pika()
     try:
         return _run(args)
     except AccessRefused as exc:  # the broker is there; the credentials are wrong

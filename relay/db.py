@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from cqrs_outbox.core.errors import ConfigurationError, DatabaseUnavailable
+from cqrs_outbox.core.urls import redact, scrub
 from relay import db_mysql
-from relay.exceptions import ConfigurationError, DatabaseUnavailable
-from relay.urls import redact, scrub
 
 POSTGRESQL = "postgresql"
 SQLITE = "sqlite"

@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from relay.exceptions import ConfigurationError
+from cqrs_outbox.core.errors import ConfigurationError
 
 SCHEMES = ("mysql", "mariadb")
 MODULE = "MySQLdb"  # what mysqlclient installs

@@ -1,7 +1,8 @@
-"""The drain loop: claim pending events of our partitions, publish, confirm, mark.
+"""The drain loop: read pending events of our partitions, publish, confirm, mark.
 
-One thread, pipelined: while the broker persists batch N, the relay marks batch N-1
-published (it was confirmed) and claims batch N+1. A batch is marked only after the
+The partition leases make the events this relay's to publish; reading them takes no
+lock. One thread, pipelined: while the broker persists batch N, the relay marks batch
+N-1 published (it was confirmed) and reads batch N+1. A batch is marked only after the
 broker confirmed it; anything unconfirmed when a process dies or a connection breaks
 is published again later, so delivery is at-least-once and per-row order holds.
 """
@@ -11,22 +12,22 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import random
 import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from relay import db as dbapi
-from relay import metrics, store
-from relay.db import Database
-from relay.exceptions import (
+from cqrs_outbox.core import backoff
+from cqrs_outbox.core.errors import (
     BrokerUnavailable,
     DatabaseUnavailable,
     MessageRejected,
     RecoverableError,
 )
+from relay import db as dbapi
+from relay import metrics, store
+from relay.db import Database
 from relay.leases import Leases
 from relay.publisher import Message, Outcome, Publisher
 from relay.wake import Alarm, Listener
@@ -51,13 +52,14 @@ POLL_FIRST = 0.05  # seconds
 
 @dataclass(frozen=True)
 class Config:
-    """How a relay drains; the defaults match the `CQRS['relay']` settings."""
+    """How a relay drains. These defaults are the only ones: `python -m relay` uses them,
+    and `cqrs_outbox.conf` reads them as the defaults of the `CQRS['relay']` settings."""
 
-    batch_size: int = 500  # events per claim
+    batch_size: int = 500  # events per batch
     poll_interval: float = 1.0  # seconds between polls when no notification comes
     lease_ttl: float = 30.0  # seconds a partition lease lasts unless renewed
     max_attempts: int = 10  # broker refusals before an event is marked failed
-    retention: float = 7 * 86400.0  # seconds published events are kept
+    retention: float = 7 * 86400  # seconds published events are kept
     purge_batch_size: int = 5000  # events per purge statement
     listen: bool = True  # wake on PostgreSQL notifications
     owner: str = ""  # this relay's name in the lease table; generated when empty
@@ -77,7 +79,8 @@ class Stats:
 
 @dataclass
 class Batch:
-    """Claimed events, in id order, each partition's a prefix of its pending events."""
+    """Pending events read for publishing, in id order; each partition's are a prefix of
+    its pending events."""
 
     rows: list[store.Pending] = field(default_factory=list)
     claimed_at: float = field(default_factory=time.monotonic)
@@ -119,8 +122,7 @@ class Health:
         if not tries:
             logger.warning("%s unavailable, retrying with back-off: %s", what, error)
         self._down[what] = (since, tries + 1)
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**tries)
-        return random.uniform(delay / 2, delay)
+        return backoff.jittered(tries, BACKOFF_FIRST, BACKOFF_MAX)
 
     def up(self) -> None:
         """Record that a turn of the loop went through."""
@@ -154,7 +156,7 @@ class Relay:
         self._db: Database | None = None
         self._listener: Listener | None = None
         self._health = Health()
-        self._careful = 0  # events still to publish one at a time after a rejection
+        self._one_at_a_time = 0  # events still to publish singly, to find a rejected one
         self._rotation = 0
         self._idle_polls = 0  # empty polls since the last work, for the back-off
         self._last_purge = -PURGE_INTERVAL
@@ -208,7 +210,7 @@ class Relay:
         self._health.up()
         self.observer.turned(db, len(self.leases.held))
         self._purge(db)
-        if moved or self._careful:
+        if moved or self._one_at_a_time:
             self._idle_polls = 0
             return True
         if once:
@@ -220,7 +222,7 @@ class Relay:
         """Publish batches until none is left (or it is time to rebalance or stop)."""
         moved = 0
         confirmed: tuple[Batch, Outcome] | None = None
-        batch = self._claim(db, {})
+        batch = self._read_batch(db, {})
         try:
             while batch.rows:
                 batch = self._guard(db, batch)
@@ -244,19 +246,19 @@ class Relay:
         return moved
 
     def _next(self, db: Database, batch: Batch, deadline: float | None) -> Batch:
-        if self._careful or self._leaving(deadline) or self.leases.rebalance_due():
+        if self._one_at_a_time or self._leaving(deadline) or self.leases.rebalance_due():
             return Batch()
-        return self._claim(db, batch.cursors())
+        return self._read_batch(db, batch.cursors())
 
-    def _claim(self, db: Database, after: dict[int, int]) -> Batch:
+    def _read_batch(self, db: Database, after: dict[int, int]) -> Batch:
         held = sorted(self.leases.held)
         if not held:
             return Batch()
         start = self._rotation % len(held)  # rotate, so no partition always comes last
         self._rotation += 1
         order = held[start:] + held[:start]
-        limit = 1 if self._careful else self.config.batch_size
-        rows = store.claim(db, [(p, after.get(p, 0)) for p in order], limit)
+        limit = 1 if self._one_at_a_time else self.config.batch_size
+        rows = store.read_pending(db, [(p, after.get(p, 0)) for p in order], limit)
         return Batch.ready(rows, self.leases.now())
 
     def _guard(self, db: Database, batch: Batch) -> Batch:
@@ -293,8 +295,8 @@ class Relay:
                 self._returned(db, row, outcome.returned[row.id], now)
             elif row.id in outcome.refused:
                 self._refused(db, row, outcome.refused[row.id], now)
-        if self._careful:
-            self._careful = max(0, self._careful - len(batch.rows))
+        if self._one_at_a_time:
+            self._one_at_a_time = max(0, self._one_at_a_time - len(batch.rows))
         return len(batch.rows)
 
     def _returned(
@@ -313,7 +315,7 @@ class Relay:
     def _refused(
         self, db: Database, row: store.Pending, reason: str, now: datetime.datetime
     ) -> None:
-        delay = min(REFUSAL_BACKOFF_MAX, REFUSAL_BACKOFF * 2**row.attempts)
+        delay = backoff.exponential(row.attempts, REFUSAL_BACKOFF, REFUSAL_BACKOFF_MAX)
         retry_at = now + datetime.timedelta(seconds=delay)
         failed = store.mark_refused(
             db, row.id, f"refused by the broker: {reason}", retry_at, self.config.max_attempts
@@ -334,12 +336,12 @@ class Relay:
         """The broker closed the channel over a message of `batch`: find which one."""
         if len(batch.rows) == 1:
             self._refused(db, batch.rows[0], str(error), self.leases.now())
-            self._careful = max(0, self._careful - 1)
+            self._one_at_a_time = max(0, self._one_at_a_time - 1)
             return 1
         logger.warning(
             "%s; publishing the next %s events one at a time to find it", error, len(batch.rows)
         )
-        self._careful = len(batch.rows)
+        self._one_at_a_time = len(batch.rows)
         return 0
 
     # -- idle work ---------------------------------------------------------------------

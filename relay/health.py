@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cqrs_outbox.core.errors import ConfigurationError
 from relay import metrics
-from relay.exceptions import ConfigurationError
 
 logger = logging.getLogger(__name__)
 

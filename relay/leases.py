@@ -20,7 +20,8 @@ import random
 import time
 import uuid
 
-from relay import contract, store
+from cqrs_outbox.core import contract
+from relay import store
 from relay.db import Database
 
 logger = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cqrs_outbox.core.errors import ConfigurationError
 from relay import store
 from relay.db import Database
-from relay.exceptions import ConfigurationError
 
 INSTALL_HINT = "pip install 'cqrs-outbox[metrics]'"
 PREFIX = "cqrs_outbox"

@@ -1,7 +1,7 @@
 """Publish to RabbitMQ with pika: publisher confirms, mandatory flag, returned messages.
 
 A `SelectConnection` driven by the caller's thread: `send()` writes a whole batch to the
-socket and returns at once, so the relay can settle the previous batch and claim the
+socket and returns at once, so the relay can settle the previous batch and read the
 next while the broker persists this one; `wait()` then runs the I/O loop until every
 message is acknowledged. Confirms pipeline a batch the way an AMQP transaction does,
 and also say which message the broker refused (a nack), which a transaction cannot.
@@ -17,10 +17,10 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from relay import contract, pika_errors
-from relay.exceptions import BrokerUnavailable, MessageRejected
+from cqrs_outbox.core import contract, pika_errors, wire
+from cqrs_outbox.core.errors import BrokerUnavailable
+from cqrs_outbox.core.urls import BrokerAddress
 from relay.publisher import Message, Outcome, Publisher
-from relay.urls import BrokerAddress
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +29,6 @@ CONNECT_TIMEOUT = 10.0  # seconds to open connection, channel and exchange
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a clean close
 BLOCKED_TIMEOUT = 60.0  # seconds the broker may block publishing before we reconnect
 
-# Channel-close codes that mean "this message" rather than "this connection":
-# 406 PRECONDITION_FAILED (e.g. over the max message size), 311 CONTENT_TOO_LARGE.
-MESSAGE_CLOSE_CODES = {311, 406}
 EXCHANGE_HINT = (
     "The exchange must be a durable topic exchange: pick another name for it, or delete "
     "the existing exchange so that it is declared afresh."
@@ -145,8 +142,8 @@ class PikaPublisher(Publisher):
 
     def _publish(self, flight: _Flight, message: Message) -> None:
         properties = pika.BasicProperties(
-            content_type=contract.CONTENT_TYPE,
-            delivery_mode=contract.DELIVERY_MODE_PERSISTENT,
+            content_type=wire.CONTENT_TYPE,
+            delivery_mode=wire.DELIVERY_MODE_PERSISTENT,
             message_id=str(message.event_id),
             headers=message.headers,
         )
@@ -227,18 +224,18 @@ class PikaPublisher(Publisher):
                 self._fail(self._channel_error(reason))
             else:  # the connection under it went away
                 where = self.address.safe_url
-                self._fail(BrokerUnavailable(f"connection to {where} lost: {_text(reason)}"))
+                text = pika_errors.text(reason)
+                self._fail(BrokerUnavailable(f"connection to {where} lost: {text}"))
         connection = self._connection
         if connection is not None and not (connection.is_closing or connection.is_closed):
             self._closing = True
             connection.close()
 
     def _channel_error(self, reason: Any) -> Exception:
-        if self._flight is not None and reason.reply_code in MESSAGE_CLOSE_CODES:
-            text = pika_errors.text(reason)
-            return MessageRejected(f"the broker closed the channel over a message: {text}")
-        what = f"declare exchange {self.exchange!r}" if self._flight is None else "publish"
-        return pika_errors.translate(reason, self.address, what, EXCHANGE_HINT)
+        publishing = self._flight is not None
+        what = "publish" if publishing else f"declare exchange {self.exchange!r}"
+        return pika_errors.translate(reason, self.address, what, EXCHANGE_HINT,
+                                     publishing=publishing)
 
     def _fail(self, error: Exception) -> None:
         if self._error is None:
@@ -278,16 +275,3 @@ class PikaPublisher(Publisher):
     def _stop_loop(self) -> None:
         if self._connection is not None:
             self._connection.ioloop.stop()
-
-
-def quiet_pika() -> None:
-    """Silence pika's own logging below CRITICAL.
-
-    It logs every failed connection attempt; the relay reports broker trouble itself,
-    once per change of state, and without the URL's password.
-    """
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
-
-
-def _text(error: BaseException) -> str:
-    return pika_errors.text(error)

@@ -9,13 +9,10 @@ and `StubPublisher` here, an in-memory broker for tests of code that runs the re
 from __future__ import annotations
 
 import abc
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from relay.exceptions import BrokerUnavailable, MessageRejected
-
-CONFIRM_SLICE = 0.2  # seconds `publish()` waits between checks
+from cqrs_outbox.core.errors import BrokerUnavailable, MessageRejected
 
 
 @dataclass(frozen=True)
@@ -68,17 +65,6 @@ class Publisher(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Close the connection; safe to call at any time."""
-
-    def publish(self, messages: Sequence[Message], timeout: float = 30.0) -> Outcome:
-        """Send a batch and wait for its verdict; raise BrokerUnavailable on timeout."""
-        self.send(messages)
-        deadline = time.monotonic() + timeout
-        while True:
-            outcome = self.wait(min(CONFIRM_SLICE, max(0.0, deadline - time.monotonic())))
-            if outcome is not None:
-                return outcome
-            if time.monotonic() >= deadline:
-                raise BrokerUnavailable(f"no confirmation from the broker within {timeout}s")
 
 
 class StubPublisher(Publisher):

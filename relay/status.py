@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
-from relay import contract, store
+from cqrs_outbox.core import contract
+from relay import store
 
 
 def render(summary: store.Summary, now: datetime.datetime | None = None) -> str:

@@ -11,11 +11,12 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay import contract, signing, store_mysql
+from cqrs_outbox.core import contract, signing
+from relay import store_mysql
 from relay.db import MYSQL, POSTGRESQL, Database, placeholders
 
-T = contract.OUTBOX_TABLE
-L = contract.LEASE_TABLE
+OUTBOX_TABLE = contract.OUTBOX_TABLE
+LEASE_TABLE = contract.LEASE_TABLE
 
 
 def utcnow() -> datetime.datetime:
@@ -61,14 +62,14 @@ def summary(db: Database) -> Summary:
     scan of published history.
     """
     pending, oldest = db.fetchone(
-        f"SELECT COUNT(*), MIN(created_at) FROM {T} WHERE status = %s",
+        f"SELECT COUNT(*), MIN(created_at) FROM {OUTBOX_TABLE} WHERE status = %s",
         (contract.STATUS_PENDING,),
     ) or (0, None)
     (failed,) = db.fetchone(
-        f"SELECT COUNT(*) FROM {T} WHERE status = %s", (contract.STATUS_FAILED,)
+        f"SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE status = %s", (contract.STATUS_FAILED,)
     ) or (0,)
     rows = db.fetchall(
-        f"SELECT partition, owner, expires_at FROM {L} "
+        f"SELECT partition, owner, expires_at FROM {LEASE_TABLE} "
         "WHERE owner <> '' AND partition >= 0 ORDER BY partition"
     )
     owners = tuple(
@@ -82,7 +83,7 @@ def retry_failed(db: Database, ids: Sequence[int]) -> int:
     if not ids:
         return 0
     return db.rowcount(
-        f"UPDATE {T} SET status = %s, attempts = 0, last_error = '', available_at = %s "
+        f"UPDATE {OUTBOX_TABLE} SET status = %s, attempts = 0, last_error = '', available_at = %s "
         f"WHERE status = %s AND id IN ({placeholders(ids)})",
         (contract.STATUS_PENDING, utcnow(), contract.STATUS_FAILED, *ids),
     )
@@ -104,8 +105,8 @@ def replay(db: Database, ids: Sequence[int]) -> int:
         return 0
     now = utcnow()
     return db.rowcount(
-        f"INSERT INTO {T} ({_COPY_COLUMNS}, status, attempts, available_at, last_error, "
-        f"created_at) SELECT {_COPY_COLUMNS}, %s, 0, %s, '', %s FROM {T} "
+        f"INSERT INTO {OUTBOX_TABLE} ({_COPY_COLUMNS}, status, attempts, available_at, last_error, "
+        f"created_at) SELECT {_COPY_COLUMNS}, %s, 0, %s, '', %s FROM {OUTBOX_TABLE} "
         f"WHERE id IN ({placeholders(ids)}) ORDER BY id",
         (contract.STATUS_PENDING, now, now, *ids),
     )
@@ -152,7 +153,7 @@ def _insert_sql(db: Database, events: Sequence[contract.NewEvent]) -> tuple[str,
         if defaults:
             params.extend((contract.STATUS_PENDING, now, now))
     rows = ", ".join([f"({values})"] * len(events))
-    return f"INSERT INTO {T} ({columns}) VALUES {rows}", params
+    return f"INSERT INTO {OUTBOX_TABLE} ({columns}) VALUES {rows}", params
 
 
 def insert_events(db: Database, events: Sequence[contract.NewEvent]) -> list[int]:
@@ -185,7 +186,7 @@ def rewrite_event(db: Database, event_id: int, event: contract.NewEvent) -> bool
     """
     return bool(
         db.rowcount(
-            f"UPDATE {T} SET payload = %s, revision = %s, correlation_id = %s, "
+            f"UPDATE {OUTBOX_TABLE} SET payload = %s, revision = %s, correlation_id = %s, "
             f"signature = %s, created_at = %s WHERE id = %s AND {_UNSETTLED}",
             (event.payload, event.revision, event.correlation_id, event.signature, utcnow(),
              event_id),
@@ -193,7 +194,7 @@ def rewrite_event(db: Database, event_id: int, event: contract.NewEvent) -> bool
     )
 
 
-# The relay's drain path: claim pending rows of held partitions, settle them after the
+# The relay's drain path: read pending rows of held partitions, settle them after the
 # broker answered, purge old published rows.
 
 
@@ -243,20 +244,20 @@ _PENDING_COLUMNS = (
 # at `limit`; where the statistics say the index is empty, both look nearly free and the
 # ordered scan, needing no sort, is the cheaper. tests/integration/relay/test_plans.py
 # checks this plan on tables whose statistics say empty, drained, or all pending.
-_CLAIM_POSTGRESQL = (
+_READ_PENDING_POSTGRESQL = (
     f"SELECT e.{_PENDING_COLUMNS.replace(', ', ', e.')} "
     "FROM unnest(%s::int[], %s::bigint[]) AS p(part, after) "
-    f"CROSS JOIN LATERAL (SELECT {_PENDING_COLUMNS} FROM {T} "
+    f"CROSS JOIN LATERAL (SELECT {_PENDING_COLUMNS} FROM {OUTBOX_TABLE} "
     "WHERE status = %s AND partition = p.part AND id > p.after "
     "ORDER BY id LIMIT %s) AS e LIMIT %s"
 )
-_CLAIM_ONE = (
-    f"SELECT {_PENDING_COLUMNS} FROM {T} "
+_READ_PENDING_ONE = (
+    f"SELECT {_PENDING_COLUMNS} FROM {OUTBOX_TABLE} "
     "WHERE status = %s AND partition = %s AND id > %s ORDER BY id LIMIT %s"
 )
 
 
-def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[Pending]:
+def read_pending(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[Pending]:
     """Return up to `limit` pending rows: for each (partition, after_id), in the order
     given, the partition's pending rows with an id above after_id, in id order.
 
@@ -267,7 +268,7 @@ def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[
     if db.vendor == "postgresql":
         parts, afters = [p for p, _ in cursors], [a for _, a in cursors]
         rows = db.fetchall(
-            _CLAIM_POSTGRESQL, (parts, afters, contract.STATUS_PENDING, limit, limit)
+            _READ_PENDING_POSTGRESQL, (parts, afters, contract.STATUS_PENDING, limit, limit)
         )
     elif db.vendor == MYSQL:
         rows = store_mysql.claim(db, _PENDING_COLUMNS, cursors, limit)
@@ -278,7 +279,7 @@ def claim(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[
             if wanted <= 0:
                 break
             rows.extend(
-                db.fetchall(_CLAIM_ONE, (contract.STATUS_PENDING, partition, after, wanted))
+                db.fetchall(_READ_PENDING_ONE, (contract.STATUS_PENDING, partition, after, wanted))
             )
     return [
         Pending(int(i), int(p), k, b, int(a), _aware(t), c, _aware(m), tp, ts, s)
@@ -321,7 +322,7 @@ def mark_published(db: Database, ids: Sequence[int], now: datetime.datetime) -> 
         return 0
     where, params = _id_filter(db, ids)
     return db.rowcount(
-        f"UPDATE {T} SET status = %s, published_at = %s WHERE {where} AND {_UNSETTLED}",
+        f"UPDATE {OUTBOX_TABLE} SET status = %s, published_at = %s WHERE {where} AND {_UNSETTLED}",
         (contract.STATUS_PUBLISHED, db.timestamp(now), *params),
     )
 
@@ -334,7 +335,7 @@ def mark_returned(db: Database, event_id: int, reason: str, now: datetime.dateti
     Plan: one primary key probe (see `_UNSETTLED`).
     """
     return db.rowcount(
-        f"UPDATE {T} SET status = %s, published_at = %s, last_error = %s "
+        f"UPDATE {OUTBOX_TABLE} SET status = %s, published_at = %s, last_error = %s "
         f"WHERE id = %s AND {_UNSETTLED}",
         (contract.STATUS_PUBLISHED, db.timestamp(now), reason, event_id),
     )
@@ -350,7 +351,7 @@ def mark_refused(
     if db.vendor == MYSQL:
         return store_mysql.mark_refused(db, event_id, reason, retry_at, max_attempts, _UNSETTLED)
     row = db.fetchone(
-        f"UPDATE {T} SET attempts = attempts + 1, last_error = %s, available_at = %s, "
+        f"UPDATE {OUTBOX_TABLE} SET attempts = attempts + 1, last_error = %s, available_at = %s, "
         "status = CASE WHEN attempts + 1 >= %s THEN %s ELSE status END "
         f"WHERE id = %s AND {_UNSETTLED} RETURNING status",
         (reason, db.timestamp(retry_at), max_attempts, contract.STATUS_FAILED, event_id),
@@ -369,13 +370,13 @@ def mark_refused(
 # events are filtered out on the way, so any number of them at the head of the table
 # never holds the purge back; they are rare, so the rows filtered stay few.
 _PURGE_WINDOW = (
-    f"SELECT id, status, published_at FROM {T} WHERE id > %s "
+    f"SELECT id, status, published_at FROM {OUTBOX_TABLE} WHERE id > %s "
     f"AND status <> '{contract.STATUS_FAILED}' ORDER BY id LIMIT %s"
 )
 # Delete plan: one primary key probe per id; "not pending, not failed" rather than
 # "published" keeps the partial indexes out (see `_UNSETTLED`).
 _PURGE_DELETE = (
-    f"DELETE FROM {T} WHERE {{ids}} AND status NOT IN "
+    f"DELETE FROM {OUTBOX_TABLE} WHERE {{ids}} AND status NOT IN "
     f"('{contract.STATUS_PENDING}', '{contract.STATUS_FAILED}') AND published_at < %s"
 )
 
@@ -442,7 +443,7 @@ def ensure_partitions(db: Database) -> None:
     """Create the lease rows of every partition that lacks one."""
     values = ", ".join("(%s, '', '', NULL)" for _ in range(contract.PARTITIONS))
     db.rowcount(
-        f"INSERT INTO {L} (partition, owner, token, expires_at) VALUES {values} "
+        f"INSERT INTO {LEASE_TABLE} (partition, owner, token, expires_at) VALUES {values} "
         + _lease_row_exists(db),
         tuple(range(contract.PARTITIONS)),
     )
@@ -456,7 +457,9 @@ def _lease_row_exists(db: Database) -> str:
 
 def leases(db: Database) -> list[LeaseRow]:
     """Return every lease row, membership rows included."""
-    rows = db.fetchall(f"SELECT partition, owner, token, expires_at FROM {L} ORDER BY partition")
+    rows = db.fetchall(
+        f"SELECT partition, owner, token, expires_at FROM {LEASE_TABLE} ORDER BY partition"
+    )
     return [LeaseRow(int(p), o, t, _aware(e) if e else None) for p, o, t, e in rows]
 
 
@@ -467,12 +470,12 @@ def take_lease(
     """Take a lease if it is free or expired (or already ours); return whether we got it."""
     if partition < 0:
         db.rowcount(
-            f"INSERT INTO {L} (partition, owner, token, expires_at) VALUES (%s, '', '', NULL) "
-            + _lease_row_exists(db),
+            f"INSERT INTO {LEASE_TABLE} (partition, owner, token, expires_at) "
+            "VALUES (%s, '', '', NULL) " + _lease_row_exists(db),
             (partition,),
         )
     return 1 == db.rowcount(
-        f"UPDATE {L} SET owner = %s, token = %s, expires_at = %s WHERE partition = %s "
+        f"UPDATE {LEASE_TABLE} SET owner = %s, token = %s, expires_at = %s WHERE partition = %s "
         "AND (owner = '' OR owner = %s OR expires_at IS NULL OR expires_at <= %s)",
         (owner, token, db.timestamp(expires), partition, owner, db.timestamp(now)),
     )
@@ -487,7 +490,7 @@ def renew_leases(
     if db.vendor == MYSQL:
         return store_mysql.renew_leases(db, owner, partitions, expires)
     rows = db.fetchall(
-        f"UPDATE {L} SET expires_at = %s WHERE owner = %s "
+        f"UPDATE {LEASE_TABLE} SET expires_at = %s WHERE owner = %s "
         f"AND partition IN ({placeholders(partitions)}) RETURNING partition",
         (db.timestamp(expires), owner, *partitions),
     )
@@ -499,7 +502,7 @@ def release_leases(db: Database, owner: str, partitions: Sequence[int]) -> int:
     if not partitions:
         return 0
     return db.rowcount(
-        f"UPDATE {L} SET owner = '', token = '', expires_at = NULL WHERE owner = %s "
+        f"UPDATE {LEASE_TABLE} SET owner = '', token = '', expires_at = NULL WHERE owner = %s "
         f"AND partition IN ({placeholders(partitions)})",
         (owner, *partitions),
     )

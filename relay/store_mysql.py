@@ -17,11 +17,12 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from relay import contract, db_mysql
+from cqrs_outbox.core import contract
+from relay import db_mysql
 from relay.db import Database, placeholders
 
-T = contract.OUTBOX_TABLE
-L = contract.LEASE_TABLE
+OUTBOX_TABLE = contract.OUTBOX_TABLE
+LEASE_TABLE = contract.LEASE_TABLE
 
 # `INSERT ... ON CONFLICT (partition) DO NOTHING`: a no-op update on the duplicate key,
 # which skips the existing row and nothing else (INSERT IGNORE would also hide errors).
@@ -57,14 +58,14 @@ def claim_sql(columns: str, partitions: int) -> str:
     Parameters: (rank, status, partition, after, limit) per cursor, then the limit.
     """
     branch = (
-        f"(SELECT %s AS k, id FROM {T} WHERE status = %s AND partition = %s AND id > %s "
+        f"(SELECT %s AS k, id FROM {OUTBOX_TABLE} WHERE status = %s AND partition = %s AND id > %s "
         "ORDER BY id LIMIT %s)"
     )
     ranked = " UNION ALL ".join([branch] * partitions)
     picked = f"SELECT k, id FROM ({ranked}) AS r ORDER BY k, id LIMIT %s"
     selected = ", ".join(f"e.{name.strip()}" for name in columns.split(","))
     return (
-        f"SELECT {selected} FROM ({picked}) AS c JOIN {T} AS e ON e.id = c.id "
+        f"SELECT {selected} FROM ({picked}) AS c JOIN {OUTBOX_TABLE} AS e ON e.id = c.id "
         "ORDER BY c.k, c.id"
     )
 
@@ -85,14 +86,14 @@ def mark_refused(db: Database, event_id: int, reason: str, retry_at: datetime.da
     incremented by the same statement.
     """
     changed = db.rowcount(
-        f"UPDATE {T} SET status = CASE WHEN attempts + 1 >= %s THEN %s ELSE status END, "
+        f"UPDATE {OUTBOX_TABLE} SET status = CASE WHEN attempts + 1 >= %s THEN %s ELSE status END, "
         "attempts = attempts + 1, last_error = %s, available_at = %s "
         f"WHERE id = %s AND {unsettled}",
         (max_attempts, contract.STATUS_FAILED, reason, retry_at, event_id),
     )
     if not changed:
         return False
-    row = db.fetchone(f"SELECT status FROM {T} WHERE id = %s", (event_id,))
+    row = db.fetchone(f"SELECT status FROM {OUTBOX_TABLE} WHERE id = %s", (event_id,))
     return bool(row and row[0] == contract.STATUS_FAILED)
 
 
@@ -100,8 +101,9 @@ def renew_leases(db: Database, owner: str, partitions: Sequence[int],
                  expires: datetime.datetime) -> set[int]:
     """Extend the leases `owner` still holds; return the partitions it still holds."""
     where = f"owner = %s AND partition IN ({placeholders(partitions)})"
-    db.rowcount(f"UPDATE {L} SET expires_at = %s WHERE {where}", (expires, owner, *partitions))
-    rows = db.fetchall(f"SELECT partition FROM {L} WHERE {where}", (owner, *partitions))
+    db.rowcount(f"UPDATE {LEASE_TABLE} SET expires_at = %s WHERE {where}",
+                (expires, owner, *partitions))
+    rows = db.fetchall(f"SELECT partition FROM {LEASE_TABLE} WHERE {where}", (owner, *partitions))
     return {int(row[0]) for row in rows}
 
 

@@ -13,7 +13,7 @@ import os
 import select
 from typing import Any
 
-from relay import contract
+from cqrs_outbox.core import contract
 from relay.db import POSTGRESQL, Database
 
 logger = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from cqrs_outbox import outbox_db
+from cqrs_outbox.core import contract
 from cqrs_outbox.master import admin_mysql, sync
 from cqrs_outbox.models import OutboxEvent
 from cqrs_outbox.registry import MasterRegistry
@@ -321,7 +322,7 @@ class CQRSAdminMasterSyncMixin:
     under FOR UPDATE in batches; it needs the change permission on the model.
     """
 
-    cqrs_sync_batch = sync.DEFAULT_BATCH
+    cqrs_sync_batch = contract.DEFAULT_BATCH
 
     def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict:
         # Django 6.1 passes `action_location` (and warns about overrides without it) and

@@ -12,9 +12,9 @@ import logging
 from django.db import models
 
 from cqrs_outbox import conf, signing
+from cqrs_outbox.core import contract, wire
+from cqrs_outbox.core.errors import EventBuildError
 from cqrs_outbox.master import serialization, tracker
-from relay import contract
-from relay.exceptions import EventBuildError
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def build(
     serialise the instance as it is now.
     """
     if data is None:
-        data = instance_data(instance, using, sync=signal_type == contract.SIGNAL_SYNC)
+        data = instance_data(instance, using, sync=signal_type == wire.SIGNAL_SYNC)
         if data is None:
             return None
     return _event(instance, signal_type, data, queue, settings or conf.get())
@@ -76,7 +76,7 @@ def build(
 
 def _event(instance: models.Model, signal_type: str, data: dict, queue: str | None,
            settings: conf.Settings) -> contract.NewEvent:
-    previous = None if signal_type == contract.SIGNAL_DELETE else tracker.previous_data(instance)
+    previous = None if signal_type == wire.SIGNAL_DELETE else tracker.previous_data(instance)
     envelope = serialization.envelope(instance, signal_type, data, previous, queue, settings)
     pk = str(envelope.instance_pk)
     correlation = envelope.correlation_id
@@ -86,7 +86,7 @@ def _event(instance: models.Model, signal_type: str, data: dict, queue: str | No
         cqrs_id=envelope.cqrs_id,
         instance_pk=pk,
         signal_type=signal_type,
-        revision=data["cqrs_revision"],
+        revision=data[wire.REVISION_KEY],
         partition=contract.partition_for(envelope.cqrs_id, pk),
         routing_key=contract.routing_key(envelope.cqrs_id, queue),
         payload=payload,
@@ -99,4 +99,4 @@ def _event(instance: models.Model, signal_type: str, data: dict, queue: str | No
 def delete_event(instance: models.Model, revision: int) -> contract.NewEvent:
     """Return the DELETE event of `instance`, whose row stood at `revision`."""
     data = serialization.delete_data(instance, revision)
-    return _event(instance, contract.SIGNAL_DELETE, data, None, conf.get())
+    return _event(instance, wire.SIGNAL_DELETE, data, None, conf.get())

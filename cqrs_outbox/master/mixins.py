@@ -8,12 +8,12 @@ from django.db import models, router, transaction
 from django.db.models import F
 
 from cqrs_outbox import conf
+from cqrs_outbox.core import contract, wire
 from cqrs_outbox.master import locking, outbox, signals, tracker
 from cqrs_outbox.master.managers import MasterManager
 from cqrs_outbox.master.metas import MasterMeta
-from relay import contract
 
-ALL_BASIC_FIELDS = "__all__"
+ALL_BASIC_FIELDS = contract.ALL_FIELDS  # django-cqrs's name
 
 
 class RawMasterMixin(models.Model):
@@ -49,7 +49,7 @@ class RawMasterMixin(models.Model):
     def _prepare_cqrs_save(self, using: str, kwargs: dict) -> None:
         update_fields = kwargs.get("update_fields")
         auto = kwargs.pop("update_cqrs_fields", conf.get().master.auto_update_fields)
-        key = outbox.event_key(self.CQRS_ID, self.pk, contract.SIGNAL_SAVE)
+        key = outbox.event_key(self.CQRS_ID, self.pk, wire.SIGNAL_SAVE)
         first = self._state.adding or not outbox.queued(using, key)
         bump = not self._state.adding
         if update_fields is not None:
@@ -81,7 +81,7 @@ class RawMasterMixin(models.Model):
         (and a revision) of its own, as in django-cqrs."""
         self.__dict__.pop(outbox.SAVES_ATTR, None)
         if self.pk is not None:
-            key = outbox.event_key(self.CQRS_ID, self.pk, contract.SIGNAL_SAVE)
+            key = outbox.event_key(self.CQRS_ID, self.pk, wire.SIGNAL_SAVE)
             outbox.seal(self._cqrs_alias(), key)
 
     def to_cqrs_dict(self, using: str | None = None, sync: bool = False) -> dict:

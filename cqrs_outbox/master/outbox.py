@@ -31,8 +31,9 @@ from typing import Any
 from django.db import connections, models, transaction
 
 from cqrs_outbox import conf, outbox_db, tracing
+from cqrs_outbox.core import contract
 from cqrs_outbox.master import events, serialization
-from relay import contract, store
+from relay import store
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import time
 from typing import Any
 
@@ -11,10 +10,9 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from cqrs_outbox import conf, utils
+from cqrs_outbox.core import contract, wire
 from cqrs_outbox.master import tracker
-from relay import contract
 
-ALL_FIELDS = "__all__"
 _STR_FIELDS = (models.DateField, models.DateTimeField, models.UUIDField)
 _PLAIN = {type(None), int, str, bool, float}  # values that are never expressions
 
@@ -26,7 +24,7 @@ def is_expression(value: Any) -> bool:
 
 def _included(model_cls: type[models.Model]) -> set | None:
     fields = model_cls.CQRS_FIELDS
-    return None if fields == ALL_FIELDS else set(fields)
+    return None if fields == contract.ALL_FIELDS else set(fields)
 
 
 def refresh_expressions(instance: models.Model, using: str) -> None:
@@ -103,9 +101,7 @@ def field_data(instance: models.Model) -> dict:
         if as_str and value is not None:
             value = str(value)
         data[name] = value
-    data["cqrs_revision"] = instance.cqrs_revision
-    data["cqrs_updated"] = str(instance.cqrs_updated)
-    return data
+    return wire.stamp(data, instance.cqrs_revision, instance.cqrs_updated)
 
 
 def serializer_class(model_cls: type[models.Model]) -> Any:
@@ -128,9 +124,7 @@ def serializer_data(instance: models.Model, using: str, fetch: bool) -> dict:
             cached = qs.get(pk=instance.pk)
         instance = cached
     data = dict(serializer_class(model_cls)(instance).data)
-    data["cqrs_revision"] = instance.cqrs_revision
-    data["cqrs_updated"] = str(instance.cqrs_updated)
-    return data
+    return wire.stamp(data, instance.cqrs_revision, instance.cqrs_updated)
 
 
 def instance_data(instance: models.Model, using: str, fetch: bool = True) -> dict:
@@ -143,15 +137,8 @@ def instance_data(instance: models.Model, using: str, fetch: bool = True) -> dic
 
 def delete_data(instance: models.Model, revision: int) -> dict:
     """Return `instance_data` for a DELETE event of a row at `revision` before deletion."""
-    data = {
-        "id": instance.pk,
-        "cqrs_revision": revision + 1,
-        "cqrs_updated": str(timezone.now()),
-    }
     custom = instance.get_custom_cqrs_delete_data()
-    if custom:
-        data["custom"] = custom
-    return data
+    return wire.delete_data(instance.pk, revision, timezone.now(), custom)
 
 
 _expires_memo: tuple = (None, None, None)  # (whole second, ttl, value)
@@ -165,8 +152,7 @@ def expires_at(settings: conf.Settings) -> str | None:
     global _expires_memo
     second = int(time.time())
     if _expires_memo[:2] != (second, ttl):
-        moment = timezone.now() + datetime.timedelta(seconds=ttl)
-        _expires_memo = (second, ttl, moment.replace(microsecond=0).isoformat())
+        _expires_memo = (second, ttl, wire.expires_after(timezone.now(), ttl))
     return _expires_memo[2]
 
 
@@ -179,17 +165,17 @@ def correlation_id(settings: conf.Settings, signal_type: str, cqrs_id: str, pk: 
 
 def envelope(instance: models.Model, signal_type: str, data: dict,
              previous: dict | None, queue: str | None = None,
-             settings: conf.Settings | None = None) -> contract.Envelope:
+             settings: conf.Settings | None = None) -> wire.Envelope:
     """Build the envelope of one event of `instance`."""
     settings = settings or conf.get()
     meta_kwargs = {"instance_data": data, "signal_type": signal_type}
-    if signal_type != contract.SIGNAL_DELETE:
+    if signal_type != wire.SIGNAL_DELETE:
         meta_kwargs["previous_data"] = previous
-    return contract.Envelope(
+    return wire.Envelope(
         signal_type=signal_type,
         cqrs_id=instance.CQRS_ID,
         instance_data=data,
-        instance_pk=contract.json_value(instance.pk),
+        instance_pk=wire.json_value(instance.pk),
         previous_data=previous,
         correlation_id=correlation_id(settings, signal_type, instance.CQRS_ID, instance.pk, queue),
         expires=expires_at(settings),

@@ -12,8 +12,8 @@ from django.db import models, router, transaction
 from django.dispatch import Signal
 
 from cqrs_outbox import utils
+from cqrs_outbox.core import wire
 from cqrs_outbox.master import events, outbox
-from relay import contract
 
 post_bulk_create = Signal()
 """Sent by `Model.cqrs.bulk_create()` with `instances` and `using`."""
@@ -33,7 +33,7 @@ def queue_save(sender: Any, instance: models.Model, using: str, sync: bool = Fal
     """Queue the SAVE (or SYNC) event of `instance` for this transaction's commit."""
     if not _produces(sender, instance):
         return False
-    signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
+    signal_type = wire.SIGNAL_SYNC if sync else wire.SIGNAL_SAVE
     utils.register_saved(instance, using)
     key = outbox.event_key(sender.CQRS_ID, instance.pk, signal_type, queue)
     outbox.enqueue(using, key, instance)
@@ -78,13 +78,13 @@ class MasterSignals:
     def post_delete(cls, sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
         # A row deleted in the transaction that saved it gets only its DELETE event.
         outbox.drop(using, sender.CQRS_ID, instance.pk,
-                    (contract.SIGNAL_SAVE, contract.SIGNAL_SYNC))
+                    (wire.SIGNAL_SAVE, wire.SIGNAL_SYNC))
         revision = instance.__dict__.pop(REVISION_ATTR, instance.cqrs_revision)
         if not _produces(sender, instance):
             return
         # Built now: after the delete, the instance loses its pk and its related rows.
         event = events.delete_event(instance, revision)
-        key = outbox.event_key(sender.CQRS_ID, instance.pk, contract.SIGNAL_DELETE)
+        key = outbox.event_key(sender.CQRS_ID, instance.pk, wire.SIGNAL_DELETE)
         outbox.enqueue(using, key, event=event)
 
     @classmethod

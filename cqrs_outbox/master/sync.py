@@ -27,14 +27,13 @@ from django.db import (
 )
 
 from cqrs_outbox import progress
+from cqrs_outbox.core import contract, wire
+from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.master import events, locking, outbox
 from cqrs_outbox.registry import MasterRegistry
-from relay import contract
-from relay.exceptions import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 10000  # rows per transaction, as django-cqrs
 _START = object()
 
 
@@ -129,7 +128,7 @@ def batches(
 def sync_queryset(
     qs: models.QuerySet,
     queue: str | None = None,
-    batch: int = DEFAULT_BATCH,
+    batch: int = contract.DEFAULT_BATCH,
     bar: progress.Progress | None = None,
 ) -> SyncResult:
     """Write SYNC events for the rows of `qs`, to every replica or only to `queue`.
@@ -219,10 +218,10 @@ def _sync_one(row: models.Model, alias: str, queue: str | None) -> bool:
     model = type(row)
     if not (model.CQRS_PRODUCE and row.is_sync_instance()):
         return False
-    event = events.build(row, contract.SIGNAL_SYNC, alias, queue=queue)
+    event = events.build(row, wire.SIGNAL_SYNC, alias, queue=queue)
     if event is None:
         return False
-    outbox.enqueue(alias, outbox.event_key(model.CQRS_ID, row.pk, contract.SIGNAL_SYNC, queue),
+    outbox.enqueue(alias, outbox.event_key(model.CQRS_ID, row.pk, wire.SIGNAL_SYNC, queue),
                    event=event)
     return True
 

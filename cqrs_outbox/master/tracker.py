@@ -7,9 +7,9 @@ from typing import Any
 from django.db import models
 from django.db.models.signals import post_init, post_save
 
-from relay.contract import json_value
+from cqrs_outbox.core import contract
+from cqrs_outbox.core.wire import json_value
 
-ALL_FIELDS = "__all__"
 SNAPSHOT_ATTR = "_cqrs_tracked_snapshot"
 PREVIOUS_ATTR = "_cqrs_previous_data"
 _MISSING = object()
@@ -21,7 +21,7 @@ def tracked_fields(model_cls: type[models.Model]) -> list[models.Field]:
     if found is None:
         declared = model_cls.CQRS_TRACKED_FIELDS
         fields = model_cls._meta.concrete_fields
-        if declared == ALL_FIELDS:
+        if declared == contract.ALL_FIELDS:
             found = list(fields)
         else:
             names = set(declared or ())

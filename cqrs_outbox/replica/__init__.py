@@ -1,11 +1,13 @@
 """The replica side: decode incoming events, apply them by revision, retry, dead-letter.
 
-Owns the model mixin, meta and manager (`mixins`, `metas`, `managers`); `wire`
-validates bodies, `mapping` maps them onto replica fields, `rules` decides by revision,
+Owns the model mixin, meta and manager (`mixins`, `metas`, `managers`); `mapping` maps
+bodies (decoded by the core's `wire`) onto replica fields, `rules` decides by revision,
 `queries` holds the replica's own SQL (locks, revisions, tombstones), `handlers` calls a
 model's own `cqrs_save` / `cqrs_delete`, `apply` applies batches, `topology` names and
-declares the queues, `broker` talks to RabbitMQ, `consumer` runs the loop, `workers`
-supervises worker processes and `dead_letters` retries, dumps or purges dead letters.
+declares the queues, `transport` is the broker as the consumer sees it (with an
+in-memory stub), `broker` its RabbitMQ implementation, `consumer` runs the loop,
+`workers` supervises worker processes and `dead_letters` retries, dumps or purges dead
+letters.
 
 May import Django, the shared modules of the app (`conf`, `registry`, `models`,
 `signing`, `tracing`), the shared core and the relay's metrics and probes. Never

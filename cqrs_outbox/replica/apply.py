@@ -30,10 +30,10 @@ from django.db import (
 )
 
 from cqrs_outbox import conf
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.errors import BadMessage, DatabaseUnavailable, HandlerFailed
+from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.replica import handlers, mapping, queries, revlog, rules, writes
-from relay import contract
-from relay.escape import one_line
-from relay.exceptions import BadMessage, DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class EventResult:
 @dataclass
 class _Item:
     index: int
-    envelope: contract.Envelope
+    envelope: wire.Envelope
     model: Any
     change: mapping.Change
 
@@ -79,7 +79,7 @@ class _Run:
         return self.bulk[model]
 
 
-def apply(batch: list[tuple[contract.Envelope, Any]]) -> list[EventResult]:
+def apply(batch: list[tuple[wire.Envelope, Any]]) -> list[EventResult]:
     """Apply (envelope, model) pairs in order; return one outcome each.
 
     Raises DatabaseUnavailable when the database is gone, so that nothing is acknowledged.
@@ -102,7 +102,7 @@ def apply(batch: list[tuple[contract.Envelope, Any]]) -> list[EventResult]:
     return [o if o is not None else EventResult(FAILED, "not applied") for o in outcomes]
 
 
-def _call_handler(model: Any, envelope: contract.Envelope) -> EventResult:
+def _call_handler(model: Any, envelope: wire.Envelope) -> EventResult:
     try:
         handlers.call(model, envelope)
     except Exception as exc:  # the user's handler: any error is this event's failure
@@ -197,7 +197,7 @@ def _decide(item: _Item, states: dict, run: _Run) -> None:
 
 def failure(exc: BaseException) -> EventResult:
     """Return the outcome of an event that raised `exc`: BAD for bad input, else FAILED."""
-    cause = exc.error if isinstance(exc, handlers.HandlerFailed) and exc.error else exc
+    cause = exc.error if isinstance(exc, HandlerFailed) and exc.error else exc
     reason = _describe(exc)
     if isinstance(cause, BadMessage):
         return EventResult(BAD, one_line(exc if cause is not exc else cause, REASON_CHARS), cause)
@@ -210,7 +210,7 @@ def failure(exc: BaseException) -> EventResult:
 
 
 def _raise_if_lost(alias: str, exc: BaseException) -> None:
-    if isinstance(exc, handlers.HandlerFailed) and exc.error is not None:
+    if isinstance(exc, HandlerFailed) and exc.error is not None:
         exc = exc.error
     if not isinstance(exc, (OperationalError, InterfaceError)) or not _lost(alias):
         return

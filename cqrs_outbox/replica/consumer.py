@@ -10,7 +10,6 @@ crash at any point leaves every message either applied or still queued.
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 import time
@@ -20,13 +19,20 @@ from typing import Any
 from django.db import connections, router
 
 from cqrs_outbox import conf, tracing
+from cqrs_outbox.core import backoff, wire
+from cqrs_outbox.core.errors import (
+    BadMessage,
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    MessageRejected,
+)
+from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import apply, batchlog, broker, queries, revlog, topology, wire
+from cqrs_outbox.replica import apply, batchlog, broker, queries, revlog, topology
 from cqrs_outbox.replica import metrics as replica_metrics
 from cqrs_outbox.replica import signatures as signed
-from relay import contract
-from relay.escape import one_line
-from relay.exceptions import BadMessage, BrokerUnavailable, DatabaseUnavailable, MessageRejected
+from cqrs_outbox.replica import transport as transport_
+from cqrs_outbox.replica.transport import Delivery
 
 logger = logging.getLogger(__name__)
 
@@ -37,28 +43,6 @@ TOMBSTONE_PURGE_INTERVAL = 3600.0  # seconds between purges of old tombstones
 DB_IDLE_CLOSE = 60.0  # seconds without a batch after which database connections are closed
 REASON_CHARS = 1000  # characters of a dead-letter reason
 PK_CHARS = 200  # characters of a primary key quoted in a log line
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One message as the broker handed it over."""
-
-    tag: int
-    routing_key: str
-    properties: Any
-    body: bytes
-
-    @property
-    def label(self) -> str:
-        """Return how log lines name this message."""
-        message_id = getattr(self.properties, "message_id", None)
-        return f"message {message_id or '#' + str(self.tag)} (routing key {self.routing_key})"
-
-    @property
-    def original_routing_key(self) -> str:
-        """Return the routing key it was first published with, across retries."""
-        headers = getattr(self.properties, "headers", None) or {}
-        return headers.get(broker.ROUTING_KEY_HEADER) or self.routing_key
 
 
 @dataclass(frozen=True)
@@ -74,8 +58,10 @@ class Consumer:
     """Consume the replica queue until stopped; reconnect after broker or database loss."""
 
     def __init__(self, cqrs_ids: list[str] | None = None, batch_size: int | None = None,
-                 prefetch_count: int | None = None) -> None:
+                 prefetch_count: int | None = None,
+                 transport: transport_.Transport | None = None) -> None:
         self.settings = conf.get()
+        self.transport = transport or broker.PikaTransport(self.settings)
         replica = self.settings.replica
         self.names = topology.names(self.settings)
         self.observer = replica_metrics.observer(self.names.queue)
@@ -112,8 +98,7 @@ class Consumer:
                 # Only a session that got a batch through ends an outage: back off afresh.
                 failures = 1 if self._batches_done > done_before else failures + 1
                 self.observer.down(exc)
-                delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
-                delay *= random.uniform(0.5, 1.0)
+                delay = backoff.jittered(failures - 1, BACKOFF_BASE, BACKOFF_MAX)
                 self._outage.failed("%s; reconnecting in %.1fs", one_line(exc), delay)
                 connections.close_all()
                 self.stopping.wait(delay)
@@ -121,47 +106,36 @@ class Consumer:
         logger.info("Consumer stopped after applying %s events", self.applied)
 
     def _session(self) -> None:
-        connection, channel = broker.connect(self.settings)
         self._buffer = []
         try:
-            self._consume(connection, channel)
-        except broker.ERRORS as exc:
-            raise broker.translate(exc, "consume") from exc
+            self.transport.open(self.names, self.cqrs_ids, self.prefetch_count)
+            self._consume()
         finally:
-            _close(connection)
+            self.transport.close()
 
-    def _consume(self, connection: Any, channel: Any) -> None:
-        channel.basic_qos(prefetch_count=self.prefetch_count)
-        try:
-            topology.declare(channel, self.names, self.cqrs_ids)
-        except broker.ERRORS as exc:
-            raise broker.translate(exc, "declare the replica queues", topology.QUEUE_HINT) from exc
-        channel.basic_consume(self.names.queue, self._on_message, auto_ack=False)
+    def _consume(self) -> None:
         self.observer.connected(_aliases(self.cqrs_ids))
         logger.info("Consuming %s from %s on %s (batch %s, prefetch %s)",
                     ", ".join(self.cqrs_ids), self.names.queue, self.settings.broker.safe_url,
                     self.batch_size, self.prefetch_count)
         while not self.stopping.is_set():
             before = len(self._buffer)
-            connection.process_data_events(time_limit=0 if before else IDLE_WAIT)
+            self._buffer.extend(self.transport.receive(0 if before else IDLE_WAIT))
             ready = len(self._buffer) >= self.batch_size or len(self._buffer) == before
             if self._buffer and ready:
                 batch = self._buffer[: self.batch_size]
                 del self._buffer[: self.batch_size]
-                self._handle(channel, batch)
+                self._handle(batch)
             elif not self._buffer:
                 self._idle()
             self.observer.turned()
 
-    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        self._buffer.append(Delivery(method.delivery_tag, method.routing_key, properties, body))
-
-    def _handle(self, channel: Any, batch: list[Delivery]) -> None:
+    def _handle(self, batch: list[Delivery]) -> None:
         started = time.monotonic()
         self._report = batchlog.BatchReport(logger)
         applied_before = self.applied
         verdicts: dict[int, _Verdict] = {}
-        work: list[tuple[Delivery, contract.Envelope, Any]] = []
+        work: list[tuple[Delivery, wire.Envelope, Any]] = []
         for delivery in batch:
             verdict, item = self._triage(delivery)
             if verdict is not None:
@@ -177,14 +151,14 @@ class Consumer:
             for (delivery, envelope, model), outcome in zip(work, outcomes, strict=True):
                 verdicts[delivery.tag] = self._settle(delivery, envelope, model, outcome)
         for delivery in batch:
-            self._forward(channel, verdicts[delivery.tag])
-        channel.basic_ack(delivery_tag=batch[-1].tag, multiple=True)
+            self._forward(verdicts[delivery.tag])
+        self.transport.ack(batch[-1].tag)
         self._batches_done += 1
         self._outage.recovered("Applying events")
         self._report.finish(len(batch), self.applied - applied_before,
                             (time.monotonic() - started) * 1000)
 
-    def _settle(self, delivery: Delivery, envelope: contract.Envelope, model: Any,
+    def _settle(self, delivery: Delivery, envelope: wire.Envelope, model: Any,
                 outcome: apply.EventResult) -> _Verdict:
         try:
             self._note(envelope, outcome)
@@ -194,7 +168,7 @@ class Consumer:
                      f"{type(exc).__name__}: {exc}"
             return self._dead(delivery, reason, envelope)
 
-    def _note(self, envelope: contract.Envelope, outcome: apply.EventResult) -> None:
+    def _note(self, envelope: wire.Envelope, outcome: apply.EventResult) -> None:
         if not outcome.note:
             return
         revision = envelope.instance_data.get(wire.REVISION_KEY)
@@ -231,13 +205,13 @@ class Consumer:
             return _Verdict(delivery, "ack"), None
         return None, (delivery, envelope, model)
 
-    def _indirect_sync(self, delivery: Delivery, envelope: contract.Envelope, model: Any) -> bool:
-        if envelope.signal_type != contract.SIGNAL_SYNC or not model.CQRS_ONLY_DIRECT_SYNCS:
+    def _indirect_sync(self, delivery: Delivery, envelope: wire.Envelope, model: Any) -> bool:
+        if envelope.signal_type != wire.SIGNAL_SYNC or not model.CQRS_ONLY_DIRECT_SYNCS:
             return False
         direct = topology.direct_routing_key(self.names, envelope.cqrs_id)
         return delivery.original_routing_key != direct
 
-    def _judge(self, delivery: Delivery, envelope: contract.Envelope, model: Any,
+    def _judge(self, delivery: Delivery, envelope: wire.Envelope, model: Any,
                outcome: apply.EventResult) -> _Verdict:
         if outcome.status in (apply.APPLIED, apply.IGNORED):
             self.applied += outcome.status == apply.APPLIED
@@ -265,7 +239,7 @@ class Consumer:
         return self._dead(delivery, reason, envelope)
 
     def _dead(self, delivery: Delivery, reason: str,
-              envelope: contract.Envelope | None) -> _Verdict:
+              envelope: wire.Envelope | None) -> _Verdict:
         reason = one_line(reason, REASON_CHARS)
         what = f"{envelope.cqrs_id}:{envelope.instance_pk}" if envelope else "body"
         self.observer.dead_lettered(envelope, reason)
@@ -274,28 +248,28 @@ class Consumer:
             f"body: {wire.preview(delivery.body)}"))])
         return _Verdict(delivery, "dead", reason, delivery.body)
 
-    def _forward(self, channel: Any, verdict: _Verdict) -> None:
+    def _forward(self, verdict: _Verdict) -> None:
         delivery = verdict.delivery
         headers = {
-            broker.ROUTING_KEY_HEADER: delivery.original_routing_key,
-            broker.QUEUE_HEADER: self.names.queue,
+            transport_.ROUTING_KEY_HEADER: delivery.original_routing_key,
+            transport_.QUEUE_HEADER: self.names.queue,
         }
         if verdict.action == "retry":
-            headers[broker.REASON_HEADER] = verdict.reason
+            headers[transport_.REASON_HEADER] = verdict.reason
             if signed.is_signed(delivery.properties):
                 headers[signed.RETRIES_HEADER] = _retries(delivery) + 1
             if verdict.delay <= 0:
                 props = broker.properties(delivery.properties, headers)
-                broker.send_to_queue(channel, self.names.queue, verdict.body, props)
+                self.transport.send(self.names.queue, verdict.body, props)
                 return
             props = broker.properties(delivery.properties, headers, int(verdict.delay * 1000))
-            broker.send_to_queue(channel, self.names.delay_queue, verdict.body, props)
+            self.transport.send(self.names.delay_queue, verdict.body, props)
         elif verdict.action == "dead":
-            headers[broker.REASON_HEADER] = verdict.reason
-            headers[broker.FAILED_AT_HEADER] = broker.now_header()
+            headers[transport_.REASON_HEADER] = verdict.reason
+            headers[transport_.FAILED_AT_HEADER] = broker.now_header()
             ttl = self.settings.replica.dead_message_ttl
             props = broker.properties(delivery.properties, headers, ttl and ttl * 1000)
-            broker.send_to_queue(channel, self.names.dead_letter_queue, verdict.body, props)
+            self.transport.send(self.names.dead_letter_queue, verdict.body, props)
 
     def _idle(self) -> None:
         # A connection idle for long may have been dropped by the server or the network;
@@ -322,7 +296,7 @@ class Consumer:
                             alias)
 
 
-def _apply(work: list[tuple[Delivery, contract.Envelope, Any]]) -> list[apply.EventResult]:
+def _apply(work: list[tuple[Delivery, wire.Envelope, Any]]) -> list[apply.EventResult]:
     """Apply the batch; if applying fails in a way it does not handle, one event at a time."""
     pairs = [(envelope, model) for _, envelope, model in work]
     try:
@@ -356,10 +330,3 @@ def _aliases(cqrs_ids: list[str]) -> set[str]:
             found.add(router.db_for_write(model))
     return found
 
-
-def _close(connection: Any) -> None:
-    try:
-        if connection.is_open:
-            connection.close()
-    except broker.ERRORS:
-        logger.debug("Closing the broker connection failed; it is gone already")

@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cqrs_outbox import conf
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import broker, signatures, topology, wire
-from relay.escape import one_line
+from cqrs_outbox.replica import broker, signatures, topology, transport
 
 # Dead letters come back with a fresh `expires` of this many seconds, as in django-cqrs.
 RETRY_MESSAGE_TTL = 86400  # seconds
-DROPPED_HEADERS = (broker.REASON_HEADER, broker.FAILED_AT_HEADER)
+DROPPED_HEADERS = (transport.REASON_HEADER, transport.FAILED_AT_HEADER)
 ID_CHARS = 100  # characters of an id written per letter
 
 Write = Callable[[str], None]
@@ -69,7 +70,7 @@ def dump(write: Write, with_reasons: bool = False) -> int:
             count += 1
             text = body.decode("utf-8", "replace")
             if with_reasons:
-                reason = (props.headers or {}).get(broker.REASON_HEADER, "")
+                reason = (props.headers or {}).get(transport.REASON_HEADER, "")
                 text = json.dumps({"reason": reason, "body": text}, ensure_ascii=False)
             write(text)
         return count  # closing the channel puts the unacknowledged letters back

@@ -15,9 +15,9 @@ from typing import Any
 
 from django.db import models
 
-from relay import contract
-from relay.escape import one_line
-from relay.exceptions import CQRSOutboxError
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.errors import HandlerFailed
+from cqrs_outbox.core.escape import one_line
 
 REASON_CHARS = 1000  # characters of a refusal's reason kept for logs and headers
 
@@ -35,14 +35,6 @@ _refusals: contextvars.ContextVar[list[Refusal] | None] = contextvars.ContextVar
 )
 
 
-class HandlerFailed(CQRSOutboxError):
-    """A model's handler returned nothing, which django-cqrs counts as a failure."""
-
-    def __init__(self, message: str, error: BaseException | None = None) -> None:
-        super().__init__(message)
-        self.error = error
-
-
 def refuse(logger: logging.Logger, reason: str, error: BaseException | None = None) -> None:
     """Log at ERROR why data cannot be applied, and tell the consumer if it is listening."""
     reason = one_line(reason, REASON_CHARS)
@@ -57,7 +49,7 @@ def consuming() -> bool:
     return _refusals.get() is not None
 
 
-def call(model: type, envelope: contract.Envelope) -> Any:
+def call(model: type, envelope: wire.Envelope) -> Any:
     """Hand one event to the model's handler; raise HandlerFailed on a falsy result.
 
     The error says why, when the handler reported it through `refuse()`.
@@ -77,8 +69,8 @@ def call(model: type, envelope: contract.Envelope) -> Any:
     return result
 
 
-def _dispatch(model: type, envelope: contract.Envelope) -> tuple[Any, str]:
-    if envelope.signal_type == contract.SIGNAL_DELETE:
+def _dispatch(model: type, envelope: wire.Envelope) -> tuple[Any, str]:
+    if envelope.signal_type == wire.SIGNAL_DELETE:
         if model.CQRS_META:
             result = model.cqrs_delete(envelope.instance_data, meta=envelope.meta)
         else:
@@ -88,7 +80,7 @@ def _dispatch(model: type, envelope: contract.Envelope) -> tuple[Any, str]:
         kwargs: dict = {"previous_data": envelope.previous_data}
         if model.CQRS_META:
             kwargs["meta"] = envelope.meta
-        if envelope.signal_type == contract.SIGNAL_SYNC:
+        if envelope.signal_type == wire.SIGNAL_SYNC:
             kwargs["sync"] = True
         result = model.cqrs_save(envelope.instance_data, **kwargs)
         name = "cqrs_save"

@@ -8,10 +8,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, router, transaction
 
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.errors import BadMessage
+from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.replica import handlers, mapping, queries, revlog, rules
-from relay import contract
-from relay.escape import one_line
-from relay.exceptions import BadMessage
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class ReplicaManager(models.Manager):
     def save_instance(self, master_data: dict, previous_data: dict | None = None,
                       sync: bool = False, meta: dict | None = None) -> Any:
         """Create or update the row from master data; return it, or None if it cannot apply."""
-        signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
+        signal_type = wire.SIGNAL_SYNC if sync else wire.SIGNAL_SAVE
         try:
             change = mapping.prepare(self.model, signal_type, master_data)
             previous = mapping.map_previous_data(self.model, previous_data)
@@ -82,7 +82,7 @@ class ReplicaManager(models.Manager):
         An older or equal revision is logged as django-cqrs logs it and leaves the row;
         a write the database refuses is logged and gives None.
         """
-        signal_type = contract.SIGNAL_SYNC if sync else contract.SIGNAL_SAVE
+        signal_type = wire.SIGNAL_SYNC if sync else wire.SIGNAL_SAVE
         revision = mapped_data["cqrs_revision"]
         state = rules.State(row=instance.cqrs_revision)
         applies = rules.decide(signal_type, revision, state) == rules.APPLY
@@ -110,7 +110,7 @@ class ReplicaManager(models.Manager):
         the database refuses, as django-cqrs does.
         """
         try:
-            change = mapping.prepare(self.model, contract.SIGNAL_DELETE, master_data)
+            change = mapping.prepare(self.model, wire.SIGNAL_DELETE, master_data)
         except BadMessage as exc:
             handlers.refuse(logger, f"CQRS data cannot be applied ({self.model.CQRS_ID}): {exc}",
                          exc)
@@ -130,7 +130,7 @@ class ReplicaManager(models.Manager):
         row = rows.order_by().values_list("cqrs_revision", flat=True).first()
         tombstone = queries.tombstone_revision(alias, self.model.CQRS_ID, change.key)
         state = rules.State(row, tombstone)
-        if rules.decide(contract.SIGNAL_DELETE, change.revision, state) != rules.APPLY:
+        if rules.decide(wire.SIGNAL_DELETE, change.revision, state) != rules.APPLY:
             logger.debug("Ignored DELETE %s:%s r%s (row r%s, tombstone r%s)",
                          self.model.CQRS_ID, one_line(change.key), change.revision, row,
                          tombstone)

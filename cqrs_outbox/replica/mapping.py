@@ -18,11 +18,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, models, router
 
-from cqrs_outbox.replica import wire
-from relay import contract
-from relay.exceptions import BadMessage
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.errors import BadMessage
 
-DELETE_PK_KEY = "id"
 QUOTE_CHARS = 60  # characters of a refused value quoted in a reason
 
 
@@ -93,7 +91,7 @@ def prepare(model: type[models.Model], signal_type: str, instance_data: dict) ->
     """Map one SAVE, SYNC or DELETE for `model`; raise BadMessage if it cannot apply."""
     revision = wire.revision(instance_data)
     check_revision(model, revision)
-    if signal_type == contract.SIGNAL_DELETE:
+    if signal_type == wire.SIGNAL_DELETE:
         return _prepare_delete(model, instance_data, revision)
     return _prepare_save(model, signal_type, instance_data, revision)
 
@@ -115,7 +113,7 @@ def map_save_data(model: type[models.Model], master_data: dict) -> dict:
     mapping = getattr(model, "CQRS_MAPPING", None)
     if mapping is None:
         return master_data
-    mapped = {key: master_data[key] for key in (wire.REVISION_KEY, wire.UPDATED_KEY)}
+    mapped = {key: master_data[key] for key in wire.RESERVED_KEYS}
     for master_name, replica_name in mapping.items():
         if master_name not in master_data:
             raise BadMessage(
@@ -162,16 +160,16 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
 
 def _prepare_delete(model: type[models.Model], data: dict, revision: int) -> Change:
     facts = fields(model)
-    if DELETE_PK_KEY not in data:
-        raise BadMessage(f"instance_data.{DELETE_PK_KEY} (the deleted primary key) is missing")
-    pk = _convert(facts.by_name[facts.pk_name], DELETE_PK_KEY, data[DELETE_PK_KEY])
-    _check_fits(model, facts.pk_name, f"instance_data.{DELETE_PK_KEY}", pk)
+    if wire.DELETE_PK_KEY not in data:
+        raise BadMessage(f"instance_data.{wire.DELETE_PK_KEY} (the deleted primary key) is missing")
+    pk = _convert(facts.by_name[facts.pk_name], wire.DELETE_PK_KEY, data[wire.DELETE_PK_KEY])
+    _check_fits(model, facts.pk_name, f"instance_data.{wire.DELETE_PK_KEY}", pk)
     mapped = {
-        facts.pk_name: data[DELETE_PK_KEY],
+        facts.pk_name: data[wire.DELETE_PK_KEY],
         wire.REVISION_KEY: revision,
         wire.UPDATED_KEY: data[wire.UPDATED_KEY],
     }
-    return Change(contract.SIGNAL_DELETE, pk, revision, mapped)
+    return Change(wire.SIGNAL_DELETE, pk, revision, mapped)
 
 
 def _check_fits(model: type[models.Model], name: str, key: str, value: Any) -> None:

@@ -24,7 +24,8 @@ from typing import Any
 
 from django.db import connections
 
-from relay import contract, health
+from cqrs_outbox.core import wire
+from relay import health
 from relay import metrics as relay_metrics
 
 PREFIX = "cqrs_replica"
@@ -60,14 +61,14 @@ class Observer:
     def batch(self, seconds: float) -> None:
         """A batch was applied (its transaction committed) in `seconds`."""
 
-    def acknowledged(self, envelope: contract.Envelope, skipped: str) -> None:
+    def acknowledged(self, envelope: wire.Envelope, skipped: str) -> None:
         """An event was applied, or, when `skipped` names why (duplicate, stale,
         tombstoned), acknowledged without effect."""
 
-    def retried(self, envelope: contract.Envelope) -> None:
+    def retried(self, envelope: wire.Envelope) -> None:
         """A failed event went to the delay queue for another try."""
 
-    def dead_lettered(self, envelope: contract.Envelope | None, reason: str) -> None:
+    def dead_lettered(self, envelope: wire.Envelope | None, reason: str) -> None:
         """A message went to the dead-letter queue."""
 
 
@@ -134,8 +135,8 @@ def observer(queue: str) -> Observer:
     return ReplicaMetrics(queue, _families)
 
 
-def _updated(envelope: contract.Envelope) -> datetime.datetime | None:
-    value = envelope.instance_data.get("cqrs_updated")
+def _updated(envelope: wire.Envelope) -> datetime.datetime | None:
+    value = envelope.instance_data.get(wire.UPDATED_KEY)
     if not isinstance(value, str):
         return None
     try:
@@ -203,7 +204,7 @@ class ReplicaMetrics(Observer):
         self._database_up.set(up)
 
     def down(self, error: Exception) -> None:
-        from relay.exceptions import DatabaseUnavailable
+        from cqrs_outbox.core.errors import DatabaseUnavailable
 
         self._turned_at = 0.0
         self.turned()
@@ -216,7 +217,7 @@ class ReplicaMetrics(Observer):
         self._batch.observe(seconds)
         self._database_up.set(1)
 
-    def acknowledged(self, envelope: contract.Envelope, skipped: str) -> None:
+    def acknowledged(self, envelope: wire.Envelope, skipped: str) -> None:
         if skipped:
             self._counts[(self.f.skipped, envelope.cqrs_id, skipped)] += 1
             return
@@ -226,10 +227,10 @@ class ReplicaMetrics(Observer):
             lag = (datetime.datetime.now(datetime.timezone.utc) - updated).total_seconds()
             self._lags[envelope.cqrs_id].append(max(0.0, lag))
 
-    def retried(self, envelope: contract.Envelope) -> None:
+    def retried(self, envelope: wire.Envelope) -> None:
         self._counts[(self.f.retried, envelope.cqrs_id)] += 1
 
-    def dead_lettered(self, envelope: contract.Envelope | None, reason: str) -> None:
+    def dead_lettered(self, envelope: wire.Envelope | None, reason: str) -> None:
         cqrs_id = envelope.cqrs_id if envelope is not None else ""
         self._counts[(self.f.dead, cqrs_id, dead_reason(reason))] += 1
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from relay.escape import one_line
+from cqrs_outbox.core.escape import one_line
 
 LOST = "lost"  # revisions between the row's and this one never arrived
 STALE = "stale"  # older than the row

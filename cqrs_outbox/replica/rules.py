@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relay import contract
+from cqrs_outbox.core import wire
 
 APPLY = "apply"
 STALE = "stale"  # older than (or, for SAVE, equal to) what the replica holds
@@ -30,11 +30,11 @@ class State:
 def decide(signal_type: str, revision: int, state: State) -> str:
     """Return APPLY, STALE or TOMBSTONED for an event at `revision` against `state`."""
     if state.row is not None:
-        if signal_type == contract.SIGNAL_SYNC:
+        if signal_type == wire.SIGNAL_SYNC:
             return APPLY if revision >= state.row else STALE
         return APPLY if revision > state.row else STALE
     if state.tombstone is not None and revision <= state.tombstone:
-        return STALE if signal_type == contract.SIGNAL_DELETE else TOMBSTONED
+        return STALE if signal_type == wire.SIGNAL_DELETE else TOMBSTONED
     return APPLY
 
 
@@ -49,6 +49,6 @@ def skip_reason(verdict: str, revision: int, state: State) -> str:
 
 def after(signal_type: str, revision: int, state: State) -> State:
     """Return the state once an applied event at `revision` has taken effect."""
-    if signal_type == contract.SIGNAL_DELETE:
+    if signal_type == wire.SIGNAL_DELETE:
         return State(row=None, tombstone=max(revision, state.tombstone or revision))
     return State(row=revision, tombstone=state.tombstone)

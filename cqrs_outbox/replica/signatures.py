@@ -13,17 +13,15 @@ the body, as django-cqrs does with unsigned ones.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
 import logging
 from typing import Any
 
 from django.utils import timezone
 
 from cqrs_outbox import conf, signing
-from relay import contract
-from relay import signing as primitives
-from relay.escape import one_line
+from cqrs_outbox.core import signing as primitives
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.escape import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ class Gate:
         self.verifier = signing.verifier(settings)
         self.warned = 0  # events applied under 'warn' despite their signature
 
-    def refusal(self, label: str, envelope: contract.Envelope, properties: Any,
+    def refusal(self, label: str, envelope: wire.Envelope, properties: Any,
                 body: bytes) -> str | None:
         """Return the reason to dead-letter the event, or None to go on applying it."""
         if self.verifier is None:
@@ -65,7 +63,7 @@ class Gate:
         return None
 
 
-def from_headers(properties: Any, envelope: contract.Envelope) -> contract.Envelope:
+def from_headers(properties: Any, envelope: wire.Envelope) -> wire.Envelope:
     """Return the envelope with `retries` and `expires` the headers carry for a signed body."""
     headers = headers_of(properties)
     if primitives.HEADER not in headers:
@@ -88,11 +86,6 @@ def reset_for_retry(headers: dict, body: bytes, message_ttl: int) -> tuple[dict,
     if primitives.HEADER not in headers:
         return None
     headers = {k: v for k, v in headers.items() if k not in (RETRIES_HEADER, EXPIRES_HEADER)}
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict) and parsed.get("expires"):
-        moment = timezone.now() + datetime.timedelta(seconds=message_ttl)
-        headers[EXPIRES_HEADER] = moment.replace(microsecond=0).isoformat()
+    if wire.has_expiry(body):
+        headers[EXPIRES_HEADER] = wire.expires_after(timezone.now(), message_ttl)
     return headers, body

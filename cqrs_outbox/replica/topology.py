@@ -15,8 +15,8 @@ from typing import Any
 from pika import exceptions as pika_exceptions
 
 from cqrs_outbox import conf
-from relay import contract
-from relay.exceptions import ConfigurationError
+from cqrs_outbox.core import contract
+from cqrs_outbox.core.errors import ConfigurationError
 
 DELAY_SUFFIX = ".delay"
 PRECONDITION_FAILED = 406

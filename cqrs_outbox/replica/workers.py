@@ -22,7 +22,7 @@ from typing import Any
 
 from django.db import connections
 
-from relay.exceptions import ConfigurationError, FatalError
+from cqrs_outbox.core.errors import ConfigurationError, FatalError
 
 logger = logging.getLogger(__name__)
 

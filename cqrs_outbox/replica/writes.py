@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from django.db import models
 
+from cqrs_outbox.core import wire
 from cqrs_outbox.replica import mapping, queries
-from relay import contract
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Plan:
         """Fold in an applied change; `existed` says whether the row was there before it."""
         row = self.rows.setdefault(change.key, _Row())
         self.pks[change.key] = change.pk
-        if change.signal_type == contract.SIGNAL_DELETE:
+        if change.signal_type == wire.SIGNAL_DELETE:
             row.delete, row.tombstone, row.values = True, change.revision, None
         elif existed and row.values is not None:
             row.values = {**row.values, **change.values}

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import find_commands, load_command_class
 
 import cqrs_outbox.management
+from cqrs_outbox.core.errors import ConfigurationError, DatabaseUnavailable
 from cqrs_outbox.management.commands import _common
-from relay.exceptions import ConfigurationError, DatabaseUnavailable
 
 COMMANDS = sorted(find_commands(cqrs_outbox.management.__path__[0]))
 

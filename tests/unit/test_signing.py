@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.test.utils import override_settings
 
 from cqrs_outbox import checks as cqrs_checks
+from cqrs_outbox.core import signing
 from cqrs_outbox.master import events
-from relay import signing
 from tests.testproject.master import models as master
 
 BODY = b'{"signal_type":"SAVE","cqrs_id":"author"}'

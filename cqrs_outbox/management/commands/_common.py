@@ -12,11 +12,11 @@ from typing import Any, TextIO
 from django.core.management.base import BaseCommand, CommandError
 
 from cqrs_outbox import progress
+from cqrs_outbox.core import contract
+from cqrs_outbox.core.errors import ConfigurationError, CQRSOutboxError
 from cqrs_outbox.master import sync
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
-from relay.exceptions import ConfigurationError, CQRSOutboxError
 
-DEFAULT_BATCH = 10000  # rows per batch, as django-cqrs
 ERROR_EXIT = 1  # the exit status of a command that failed, whatever the error
 
 
@@ -103,7 +103,7 @@ def add_filter(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_batch(parser: argparse.ArgumentParser, default: int = DEFAULT_BATCH) -> None:
+def add_batch(parser: argparse.ArgumentParser, default: int = contract.DEFAULT_BATCH) -> None:
     """Add `--batch/-b`."""
     parser.add_argument(
         "--batch",

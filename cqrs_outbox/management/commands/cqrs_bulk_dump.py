@@ -19,7 +19,7 @@ class Command(_common.CQRSCommand):
             default=None,
             help="File to write (- for stdout; default <cqrs_id>.dump)",
         )
-        _common.add_batch(parser, dumps.DEFAULT_BATCH)
+        _common.add_batch(parser)
         _common.add_progress(parser)
         parser.add_argument("--force", "-f", action="store_true", help="Overwrite the file")
 

@@ -36,7 +36,7 @@ class Command(_common.CQRSCommand):
             default=False,
             help="Delete the replica's rows first (--clear, or --clear true)",
         )
-        _common.add_batch(parser, dumps.DEFAULT_BATCH)
+        _common.add_batch(parser)
         _common.add_progress(parser)
 
     def run(self, options):

@@ -8,12 +8,12 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from cqrs_outbox import conf, startup
+from cqrs_outbox.core import pika_errors
 from cqrs_outbox.management.commands import _common
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import consumer, reloader, topology
 from cqrs_outbox.replica import metrics as replica_metrics
 from cqrs_outbox.replica import workers as worker_pool
-from relay import pika_publisher
 
 
 class Command(_common.CQRSCommand):
@@ -78,7 +78,7 @@ class Command(_common.CQRSCommand):
         timeouts = _timeouts(options)
         self._check_cqrs_ids(cqrs_ids)
         if options["verbosity"] < 3:
-            pika_publisher.quiet_pika()  # the consumer reports broker trouble itself, once
+            pika_errors.quiet_pika()  # the consumer reports broker trouble itself, once
         topology.names(conf.get())
         if options["reload"] and not reloader.in_child():
             sys.exit(reloader.run_parent(timeouts))

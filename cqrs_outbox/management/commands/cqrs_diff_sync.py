@@ -12,7 +12,7 @@ class Command(_common.CQRSCommand):
     )
 
     def add_arguments(self, parser):
-        _common.add_batch(parser, sync.DEFAULT_BATCH)
+        _common.add_batch(parser)
         _common.add_progress(parser)
 
     def run(self, options):

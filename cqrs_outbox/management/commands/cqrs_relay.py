@@ -8,9 +8,10 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from cqrs_outbox import conf, drain, outbox_db, startup
+from cqrs_outbox.core import pika_errors
 from cqrs_outbox.management.commands import _common
 from relay import db as relay_db
-from relay import health, metrics, pika_publisher, status, store
+from relay import health, metrics, status, store
 
 
 def _observer(options: dict) -> metrics.Observer | None:
@@ -69,7 +70,7 @@ class Command(_common.CQRSCommand):
             if options[name] is not None and options[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be positive.")
         if options["verbosity"] < 3:
-            pika_publisher.quiet_pika()
+            pika_errors.quiet_pika()
         relay = drain.build_relay(
             options["database"],
             _observer(options),

@@ -16,7 +16,7 @@ class Command(_common.CQRSCommand):
         parser.add_argument(
             "--queue", "-q", default=None, help="Send only to this replica queue (default: all)"
         )
-        _common.add_batch(parser, sync.DEFAULT_BATCH)
+        _common.add_batch(parser)
         _common.add_progress(parser)
 
     def run(self, options):

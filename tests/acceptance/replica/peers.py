@@ -10,8 +10,8 @@ from pathlib import Path
 import pika
 import psycopg2
 
+from cqrs_outbox.core import wire
 from cqrs_outbox.models import OutboxEvent
-from relay import contract
 from tests.acceptance.replica import support
 
 PG = {
@@ -83,8 +83,8 @@ def publish_outbox(database: str, exchange: str, log: Path) -> None:
         channel.basic_publish(
             exchange, event.routing_key, event.payload.encode(), mandatory=True,
             properties=pika.BasicProperties(
-                content_type=contract.CONTENT_TYPE,
-                delivery_mode=contract.DELIVERY_MODE_PERSISTENT,
+                content_type=wire.CONTENT_TYPE,
+                delivery_mode=wire.DELIVERY_MODE_PERSISTENT,
                 message_id=str(event.id),
             ),
         )

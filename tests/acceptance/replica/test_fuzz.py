@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cqrs_outbox.core import wire
 from cqrs_outbox.registry import ReplicaRegistry
-from relay import contract
 from tests.integration.replica import events as ev
 from tests.support.waiting import wait_until
 from tests.testproject.replica import models
@@ -51,7 +51,7 @@ def _not_int_text(text):
 # field of the envelope (or of instance_data) -> values that make the message bad
 MUTATIONS = {
     "signal_type": st.integers() | st.none() | st.lists(st.text(), max_size=2)
-    | st.text().filter(lambda t: t not in contract.SIGNAL_TYPES),
+    | st.text().filter(lambda t: t not in wire.SIGNAL_TYPES),
     "cqrs_id": st.integers() | st.none() | st.just("") | st.dictionaries(st.text(), st.text())
     | st.text(min_size=1).filter(lambda t: t not in ReplicaRegistry.models),
     "instance_data": not_object,

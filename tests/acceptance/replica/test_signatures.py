@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from cqrs_outbox.core import signing
 from cqrs_outbox.models import OutboxEvent
-from relay import signing
 from tests.acceptance.replica import peers, support
 from tests.integration.replica import events as ev
 from tests.support.waiting import wait_until

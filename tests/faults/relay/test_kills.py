@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from relay import contract
+from cqrs_outbox.core import contract
 from tests.integration.relay import support
 from tests.support.waiting import wait_until
 

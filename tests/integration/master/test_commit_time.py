@@ -6,9 +6,9 @@ import pytest
 from django.db import DataError, IntegrityError, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
+from cqrs_outbox.core import contract
+from cqrs_outbox.core.errors import EventBuildError
 from cqrs_outbox.models import OutboxEvent
-from relay import contract
-from relay.exceptions import EventBuildError
 from tests.testproject.master import models
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other"])

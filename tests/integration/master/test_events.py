@@ -8,8 +8,8 @@ import uuid
 import pytest
 from django.db import transaction
 
+from cqrs_outbox.core import contract, wire
 from cqrs_outbox.models import OutboxEvent
-from relay import contract
 from tests.testproject.master import models
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other"])
@@ -26,7 +26,7 @@ def test_create__writes_one_save_event_with_the_exact_body(outbox_rows):
     assert row["routing_key"] == "author"
     assert row["partition"] == contract.partition_for("author", author.pk)
     body = row["body"]
-    assert set(body) == set(contract.ENVELOPE_KEYS)
+    assert set(body) == set(wire.ENVELOPE_KEYS)
     assert body["instance_data"] == {
         "id": author.pk,
         "name": "Ann",

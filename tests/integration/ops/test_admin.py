@@ -8,9 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from cqrs_outbox.core import contract
 from cqrs_outbox.master import admin as outbox_admin
 from cqrs_outbox.models import OutboxEvent
-from relay import contract
 from tests.testproject.master import models
 
 pytestmark = pytest.mark.django_db(transaction=True)

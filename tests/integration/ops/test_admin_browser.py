@@ -20,8 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+from cqrs_outbox.core import contract
 from cqrs_outbox.models import OutboxEvent
-from relay import contract
 from tests.testproject.master import models
 
 CHROMIUM = pathlib.Path(os.environ.get("CQRS_CHROMIUM", "/usr/bin/chromium"))

@@ -4,8 +4,8 @@ import pytest
 from django.test.utils import override_settings
 from django.urls import reverse
 
+from cqrs_outbox.core import signing
 from cqrs_outbox.models import OutboxEvent
-from relay import signing
 from tests.testproject.master import models
 
 pytestmark = pytest.mark.django_db(transaction=True)

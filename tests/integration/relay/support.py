@@ -19,7 +19,8 @@ from typing import Any
 import pika
 import pytest
 
-from relay import contract, store
+from cqrs_outbox.core import contract, wire
+from relay import store
 
 ROOT = Path(__file__).resolve().parents[3]
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -76,7 +77,7 @@ notify_only = pytest.mark.skipif(
 
 
 def envelope_json(cqrs_id: str, pk: Any, revision: int) -> str:
-    return contract.Envelope(
+    return wire.Envelope(
         signal_type="SAVE",
         cqrs_id=cqrs_id,
         instance_data={"id": pk, "cqrs_revision": revision},

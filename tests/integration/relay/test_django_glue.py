@@ -1,4 +1,4 @@
-"""What ties the Django-free relay to the app: the schema its unit tests use, defaults."""
+"""What ties the Django-free relay to the app: the schema its unit tests use, its config."""
 
 import sqlite3
 
@@ -24,10 +24,9 @@ def test_unit_test_schema__has_the_columns_and_indexes_of_the_models():
     connection.close()
 
 
-def test_engine_defaults__are_the_settings_defaults():
-    keys = conf.SECTION_KEYS["relay"]
-    defaults = engine.Config()
-    for name, key in keys.items():
-        if name == "metrics_port":  # the commands serve it; the engine never sees it
-            continue
-        assert getattr(defaults, name) == key.default, name
+def test_relay_config__reads_the_relay_settings_and_takes_overrides(settings):
+    settings.CQRS = {**settings.CQRS, "relay": {"batch_size": 7, "lease_ttl": 12.5}}
+    config = conf.relay_config(poll_interval=0.25, max_attempts=None)
+    assert (config.batch_size, config.lease_ttl, config.poll_interval) == (7, 12.5, 0.25)
+    assert config.max_attempts == engine.Config().max_attempts  # None leaves the setting
+    assert config.retention == conf.get().relay.retention

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from relay import contract, engine, pika_publisher, store
+from cqrs_outbox.core import contract
+from cqrs_outbox.core.urls import parse_broker_url
 from relay import db as dbapi
-from relay.urls import parse_broker_url
+from relay import engine, pika_publisher, store
 from tests.integration.relay import support
 
 pytestmark = [
@@ -30,7 +31,7 @@ pytestmark = [
     pytest.mark.broker,
 ]
 
-BATCH = 200  # events per claim in these drains
+BATCH = 200  # events per batch in these drains
 BACKLOG = 20_000  # pending events the relay finds when it starts
 HISTORY = 40_000  # published events already in the table in the "drained" case
 ROWS_PER_BATCH = 3  # rows a statement may read, as a multiple of the batch
@@ -176,7 +177,7 @@ def test_drain__no_statement_reads_more_than_its_batch_on_a_fresh_backlog(
     assert (stats.published, stats.returned, stats.failed) == (BACKLOG, 1, 1)
     assert stats.purged > 0  # the purge statements ran (retention 0) and are checked too
     statements = {_kind(e.sql) for e in explained}
-    assert {"claim", "mark_published", "mark_returned", "mark_refused", "purge",
+    assert {"read_pending", "mark_published", "mark_returned", "mark_refused", "purge",
             "purge_delete"} <= statements
     too_wide = [
         f"{_kind(e.sql)}: {e.rows_read} rows, {e.buffers} buffers\n{_outline(e.plan['Plan'])}"
@@ -195,7 +196,7 @@ def test_drain__no_statement_reads_more_than_its_batch_on_a_fresh_backlog(
 def _kind(sql: str) -> str:
     """Name the store function a statement comes from, for the failure message."""
     known = {
-        store._CLAIM_POSTGRESQL: "claim",
+        store._READ_PENDING_POSTGRESQL: "read_pending",
         store._PURGE_WINDOW: "purge",
     }
     if sql in known:

@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 
 from cqrs_outbox import outbox_db
-from relay import contract, store_mysql
+from cqrs_outbox.core import contract
+from relay import store_mysql
 from tests.integration.relay import support
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.mysql]

@@ -1,7 +1,8 @@
 import pytest
 
+from cqrs_outbox.core import wire
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import apply, wire
+from cqrs_outbox.replica import apply
 
 
 def _apply(*bodies):

@@ -6,18 +6,18 @@ import datetime
 import json
 from typing import Any
 
-from relay import contract
+from cqrs_outbox.core import wire
 
 UPDATED = "2026-01-02 03:04:05.123456+00:00"
 
 
 def body(signal_type: str, cqrs_id: str, pk: Any, revision: int, **fields: Any) -> dict:
     """Return a full envelope dict for one event of row `pk` at `revision`."""
-    if signal_type == contract.SIGNAL_DELETE:
+    if signal_type == wire.SIGNAL_DELETE:
         data = {"id": pk, "cqrs_revision": revision, "cqrs_updated": UPDATED, **fields}
     else:
         data = {"id": pk, **fields, "cqrs_revision": revision, "cqrs_updated": UPDATED}
-    return contract.Envelope(
+    return wire.Envelope(
         signal_type=signal_type,
         cqrs_id=cqrs_id,
         instance_data=data,
@@ -28,15 +28,15 @@ def body(signal_type: str, cqrs_id: str, pk: Any, revision: int, **fields: Any) 
 
 
 def save(cqrs_id: str, pk: Any, revision: int, **fields: Any) -> dict:
-    return body(contract.SIGNAL_SAVE, cqrs_id, pk, revision, **fields)
+    return body(wire.SIGNAL_SAVE, cqrs_id, pk, revision, **fields)
 
 
 def sync(cqrs_id: str, pk: Any, revision: int, **fields: Any) -> dict:
-    return body(contract.SIGNAL_SYNC, cqrs_id, pk, revision, **fields)
+    return body(wire.SIGNAL_SYNC, cqrs_id, pk, revision, **fields)
 
 
 def delete(cqrs_id: str, pk: Any, revision: int, **fields: Any) -> dict:
-    return body(contract.SIGNAL_DELETE, cqrs_id, pk, revision, **fields)
+    return body(wire.SIGNAL_DELETE, cqrs_id, pk, revision, **fields)
 
 
 def encode(dct: dict) -> bytes:

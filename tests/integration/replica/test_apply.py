@@ -174,8 +174,9 @@ def test_signal_receivers__see_every_applied_save():
     ],
 )
 def test_bad_data__is_reported_and_the_rest_applies(dct, reason):
+    from cqrs_outbox.core import wire
     from cqrs_outbox.registry import ReplicaRegistry
-    from cqrs_outbox.replica import apply, wire
+    from cqrs_outbox.replica import apply
 
     good = ev.save("author", 2, 0, name="good")
     batch = [(wire.validate(d), ReplicaRegistry.get_model_by_cqrs_id(d["cqrs_id"]))
@@ -212,8 +213,9 @@ def test_tombstones__are_purged_after_the_retention(apply_batch):
 
 
 def test_refusing_hook__returns_none_and_the_consumer_still_learns_the_reason(caplog):
+    from cqrs_outbox.core import wire
     from cqrs_outbox.registry import ReplicaRegistry
-    from cqrs_outbox.replica import apply, wire
+    from cqrs_outbox.replica import apply
 
     body = ev.save("filtered", 1, 0, name="s" * 150)  # too long for the model's column
     assert models.FilteredRef.cqrs_save(body["instance_data"]) is None  # called directly

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cqrs_outbox.core import wire
 from cqrs_outbox.models import Tombstone
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import apply, wire
+from cqrs_outbox.replica import apply
 from tests.integration.replica import events as ev
 from tests.testproject.replica import models
 

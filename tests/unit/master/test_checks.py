@@ -7,10 +7,10 @@ from django.test.utils import isolate_apps, override_settings
 
 from cqrs_outbox import checks as cqrs_checks
 from cqrs_outbox import conf
+from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.metas import MasterMeta, ReplicaMeta
 from cqrs_outbox.mixins import RawMasterMixin, ReplicaMixin
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
-from relay.exceptions import ConfigurationError
 
 
 def _ids(messages):

@@ -9,8 +9,9 @@ import logging
 
 import pytest
 
-from relay import contract, engine
+from cqrs_outbox.core import contract, wire
 from relay import db as dbapi
+from relay import engine
 from relay.publisher import StubPublisher
 
 SCHEMA = [
@@ -58,7 +59,7 @@ class Outbox:
 
     def add(self, cqrs_id, pk, revision=0, queue=None, created=None):
         """Insert one pending SAVE event; return its id."""
-        body = contract.Envelope(
+        body = wire.Envelope(
             signal_type="SAVE",
             cqrs_id=cqrs_id,
             instance_data={"id": pk, "cqrs_revision": revision},

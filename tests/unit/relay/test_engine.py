@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from cqrs_outbox.core.errors import BrokerUnavailable
 from relay import engine
-from relay.exceptions import BrokerUnavailable
 from relay.publisher import StubPublisher
 from relay.wake import Alarm
 from tests.support.waiting import wait_until
@@ -168,8 +168,8 @@ def test_run_with_seconds__stops_by_itself(outbox, make_relay):
 
 
 def test_missing_tables__is_a_configuration_error(tmp_path, stub):
+    from cqrs_outbox.core.errors import ConfigurationError
     from relay import db as dbapi
-    from relay.exceptions import ConfigurationError
 
     path = tmp_path / "empty.sqlite3"
     path.touch()

@@ -1,6 +1,6 @@
 """Partition leases: fair shares, take-over after expiry, release, lost leases."""
 
-from relay import contract
+from cqrs_outbox.core import contract
 from relay.leases import Leases
 
 

@@ -1,19 +1,26 @@
-"""The relay imports nothing from Django: its unit tests pass where Django cannot load."""
+"""The relay and the shared core import nothing from Django: their unit tests pass where
+Django cannot load, and so does importing every one of their modules."""
 
 import ast
 import os
 import pathlib
+import pkgutil
 import subprocess
 import sys
 
 import pytest
 
+import cqrs_outbox.core
 import relay
 
 NESTED = "CQRS_RELAY_TESTS_WITHOUT_DJANGO"
 RELAY_DIR = pathlib.Path(relay.__file__).parent
+CORE_DIR = pathlib.Path(cqrs_outbox.core.__file__).parent
 HERE = pathlib.Path(__file__)
+UNIT_DIRS = [HERE.parent, HERE.parent.parent / "core"]
 BLOCKER = 'raise ImportError("Django is blocked: the relay must run without it")\n'
+# What each Django-free package may import from this project besides itself.
+ALLOWED = {"relay": ("cqrs_outbox.core",), "cqrs_outbox.core": ()}
 
 
 def _imports(path):
@@ -21,32 +28,59 @@ def _imports(path):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
-            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
 
 
-def test_relay_sources__import_neither_django_nor_the_django_app():
-    found = {
-        (path.name, name)
-        for path in RELAY_DIR.glob("*.py")
-        for name in _imports(path)
-        if name.split(".")[0] in ("django", "cqrs_outbox")
-    }
-    assert found == set()
+def _forbidden(package, directory):
+    """Return (file, name) of each import of Django, or of this project outside what
+    `package` may import."""
+    found = set()
+    for path in directory.glob("*.py"):
+        for name in _imports(path):
+            root = name.split(".")[0]
+            inside = name.startswith(package + ".")
+            allowed = any(name.startswith(a + ".") for a in ALLOWED[package])
+            if root == "django" or (root in ("cqrs_outbox", "relay") and not (inside or allowed)):
+                found.add((path.name, name))
+    return found
 
 
-def test_relay_unit_tests__pass_with_django_unimportable(tmp_path):
-    if os.environ.get(NESTED):
-        pytest.skip("this is the Django-free run itself")
+@pytest.mark.parametrize(("package", "directory"), [
+    ("relay", RELAY_DIR), ("cqrs_outbox.core", CORE_DIR),
+])
+def test_sources__import_neither_django_nor_the_django_app(package, directory):
+    assert _forbidden(package, directory) == set()
+
+
+def test_forbidden__sees_django_the_app_and_the_relay_where_they_do_not_belong(tmp_path):
+    (tmp_path / "bad.py").write_text(
+        "import django.db\nfrom cqrs_outbox import conf\nfrom cqrs_outbox.core import wire\n"
+        "from relay import store\n"
+    )
+    bad = {("bad.py", "django.db"), ("bad.py", "cqrs_outbox.conf")}
+    assert _forbidden("relay", tmp_path) == bad
+    assert _forbidden("cqrs_outbox.core", tmp_path) == bad | {("bad.py", "relay.store")}
+
+
+def _blocked_env(tmp_path):
     (tmp_path / "django").mkdir()
     (tmp_path / "django" / "__init__.py").write_text(BLOCKER)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.getcwd()]))
     env[NESTED] = "1"
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    return env
+
+
+def test_relay_and_core_unit_tests__pass_with_django_unimportable(tmp_path):
+    if os.environ.get(NESTED):
+        pytest.skip("this is the Django-free run itself")
+    env = _blocked_env(tmp_path)
     result = subprocess.run(
         [
             sys.executable, "-m", "pytest", "-q", "-p", "no:django",
             "-W", "ignore::pytest.PytestConfigWarning",
-            "-k", "not pass_with_django_unimportable", str(HERE.parent),
+            "-k", "not pass_with_django_unimportable and not import_with_django_unimportable",
+            *map(str, UNIT_DIRS),
         ],
         capture_output=True, text=True, timeout=120, env=env, cwd=HERE.parents[3],
     )
@@ -57,3 +91,18 @@ def test_relay_unit_tests__pass_with_django_unimportable(tmp_path):
         [sys.executable, "-c", "import django"], capture_output=True, text=True, env=env
     )
     assert "Django is blocked" in probe.stderr
+
+
+def test_relay_and_core_modules__import_with_django_unimportable(tmp_path):
+    if os.environ.get(NESTED):
+        pytest.skip("this is the Django-free run itself")
+    names = [f"relay.{m.name}" for m in pkgutil.iter_modules([str(RELAY_DIR)])
+             if m.name != "__main__"]  # runs the relay
+    names += [f"cqrs_outbox.core.{m.name}" for m in pkgutil.iter_modules([str(CORE_DIR)])]
+    assert "relay.engine" in names and "cqrs_outbox.core.wire" in names
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code, *names], capture_output=True, text=True,
+        env=_blocked_env(tmp_path), timeout=60, cwd=HERE.parents[3],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -3,9 +3,9 @@
 import datetime
 import sqlite3
 
+from cqrs_outbox.core.errors import ConfigurationError, DatabaseUnavailable
 from relay import db as dbapi
 from relay import engine, status, store
-from relay.exceptions import ConfigurationError, DatabaseUnavailable
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 

@@ -9,11 +9,11 @@ from django.test.utils import override_settings
 from pika import exceptions as pika_exceptions
 
 from cqrs_outbox import checks as cqrs_checks
+from cqrs_outbox.core import pika_errors
+from cqrs_outbox.core.errors import ConfigurationError
+from cqrs_outbox.core.escape import one_line
+from cqrs_outbox.core.urls import parse_broker_url, redact, redact_text, scrub
 from relay import db as dbapi
-from relay import pika_errors
-from relay.escape import one_line
-from relay.exceptions import ConfigurationError
-from relay.urls import parse_broker_url, redact, redact_text, scrub
 
 SECRET = "Sup3rSecret"
 

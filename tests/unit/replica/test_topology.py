@@ -29,7 +29,7 @@ def test_delay_queue__dead_letters_back_to_the_work_queue():
 def test_names__need_a_queue():
     import pytest
 
-    from relay.exceptions import ConfigurationError
+    from cqrs_outbox.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match=r"CQRS\['queue'\] is not set"):
         topology.names(conf.build({}))

@@ -3,14 +3,14 @@
 import pytest
 from pika import exceptions as pika_exceptions
 
-from relay import pika_errors
-from relay.exceptions import (
+from cqrs_outbox.core import pika_errors
+from cqrs_outbox.core.errors import (
     AccessRefused,
     BrokerUnavailable,
     ConfigurationError,
     MessageRejected,
 )
-from relay.urls import parse_broker_url
+from cqrs_outbox.core.urls import parse_broker_url
 
 ADDRESS = parse_broker_url("amqp://app:pa#ss@rabbit.internal:5672/prod")
 
@@ -44,3 +44,20 @@ def test_translate__sorts_pika_errors_into_fatal_and_recoverable(error, kind, wo
     for word in words:
         assert word in text, text
     assert "pa#ss" not in text and "\n" not in text
+
+
+@pytest.mark.parametrize("code", [311, 406])
+def test_translate__a_channel_closed_over_a_message_while_publishing_is_that_message(code):
+    closed = pika_exceptions.ChannelClosedByBroker(code, "message size 9000 is too large")
+    rejected = pika_errors.translate(closed, ADDRESS, "publish", "the hint", publishing=True)
+    assert type(rejected) is MessageRejected
+    assert str(rejected) == (
+        f"the broker closed the channel over a message: {code} message size 9000 is too large"
+    )
+    declaring = pika_errors.translate(closed, ADDRESS, "declare", "the hint")
+    assert not isinstance(declaring, MessageRejected)
+
+
+def test_translate__publishing_does_not_excuse_a_refused_permission():
+    closed = pika_exceptions.ChannelClosedByBroker(403, "ACCESS_REFUSED - no write access")
+    assert type(pika_errors.translate(closed, ADDRESS, "publish", publishing=True)) is AccessRefused

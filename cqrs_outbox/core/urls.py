@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-from relay.exceptions import ConfigurationError
+from cqrs_outbox.core.errors import ConfigurationError
 
 AMQP_SCHEMES = ("amqp", "amqps")
 DEFAULT_AMQP_PORTS = {"amqp": 5672, "amqps": 5671}

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from relay.exceptions import ConfigurationError
+from cqrs_outbox.core.errors import ConfigurationError
 
 HEADER = "cqrs-signature"
 SCHEME = "ed25519"

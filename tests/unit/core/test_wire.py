@@ -1,12 +1,12 @@
 """Incoming bodies are validated key by key; every problem names the key."""
 
+import datetime
 import json
 
 import pytest
 
-from cqrs_outbox.replica import wire
-from relay import contract
-from relay.exceptions import BadMessage
+from cqrs_outbox.core import wire
+from cqrs_outbox.core.errors import BadMessage
 from tests.integration.replica import events as ev
 
 
@@ -95,7 +95,7 @@ def test_with_retries__keeps_every_key_and_raises_the_counter():
     body = {**ev.save("author", 1, 0, name="a"), "future_key": "kept"}
     again = json.loads(wire.with_retries(wire.validate(body), 3))
     assert again == {**body, "retries": 3}
-    assert set(contract.ENVELOPE_KEYS) <= set(again)
+    assert set(wire.ENVELOPE_KEYS) <= set(again)
 
 
 def test_reset_for_retry__zeroes_retries_and_renews_expires():
@@ -104,3 +104,38 @@ def test_reset_for_retry__zeroes_retries_and_renews_expires():
     assert fresh["retries"] == 0
     assert not wire.is_expired(wire.validate(fresh))
     assert wire.reset_for_retry(b"junk", 60) == b"junk"
+
+
+def test_delete_data__names_the_row_and_carries_the_revision_after_its_own():
+    updated = datetime.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=datetime.timezone.utc)
+    data = wire.delete_data(7, 3, updated)
+    assert data == {"id": 7, "cqrs_revision": 4, "cqrs_updated": str(updated)}
+    assert list(data) == ["id", "cqrs_revision", "cqrs_updated"]  # the order on the wire
+    assert wire.delete_data("k", 0, updated, {"why": "gone"})["custom"] == {"why": "gone"}
+    assert "custom" not in wire.delete_data("k", 0, updated, {})
+
+
+def test_expires_after__is_whole_seconds_of_iso_text_that_reads_back():
+    now = datetime.datetime(2026, 1, 2, 3, 4, 5, 999999, tzinfo=datetime.timezone.utc)
+    text = wire.expires_after(now, 60)
+    assert text == "2026-01-02T03:05:05+00:00"
+    assert wire.expires_at(text) == now.replace(microsecond=0) + datetime.timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2026-01-02T03:04:05Z", (2026, 1, 2, 3, 4, 5, 0, 0)),
+    ("2026-1-2 3:4", (2026, 1, 2, 3, 4, 0, 0, None)),
+    ("2026-01-02T03:04:05,5-0130", (2026, 1, 2, 3, 4, 5, 500000, -90)),
+    ("2026-01-02T03:04:05.1234567+02", (2026, 1, 2, 3, 4, 5, 123456, 120)),
+])
+def test_parse_datetime__reads_the_forms_django_reads(text, expected):
+    moment = wire.parse_datetime(text)
+    offset = moment.utcoffset()
+    minutes = None if offset is None else int(offset.total_seconds() // 60)
+    assert (*moment.timetuple()[:6], moment.microsecond, minutes) == expected
+
+
+def test_parse_datetime__none_for_other_text_and_an_error_for_impossible_dates():
+    assert wire.parse_datetime("tomorrow") is None
+    with pytest.raises(ValueError):
+        wire.parse_datetime("2026-02-30 10:00")

@@ -3,42 +3,54 @@
 Fatal: a refused login, a missing vhost or a refused permission (AccessRefused, with one
 line naming the user, the host and what to fix), and a declaration the broker refuses
 because an object of that name exists with other properties (ConfigurationError).
-Per message: an unroutable message (MessageRejected). Everything else means the broker
-or the network went away for now (BrokerUnavailable), and is retried.
+Per message (MessageRejected): an unroutable message, and, for a publisher that says it
+was sending messages, a channel the broker closed over one of them (over its maximum
+message size, say). Everything else means the broker or the network went away for now
+(BrokerUnavailable), and is retried.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from pika import exceptions as pika_exceptions
 from pika.adapters.utils import connection_workflow
 
-from relay.escape import one_line
-from relay.exceptions import (
+from cqrs_outbox.core.errors import (
     AccessRefused,
     BrokerUnavailable,
     ConfigurationError,
     CQRSOutboxError,
     MessageRejected,
 )
-from relay.urls import BrokerAddress
+from cqrs_outbox.core.escape import one_line
+from cqrs_outbox.core.urls import BrokerAddress
 
 ACCESS_REFUSED = 403
 NOT_FOUND = 404
 PRECONDITION_FAILED = 406
 NOT_ALLOWED = 530  # the vhost does not exist, or the user may not open it
 TEXT_LIMIT = 300  # characters of a broker's error text quoted in a message
+# Channel-close codes that mean "this message" rather than "this connection" while
+# publishing: 406 PRECONDITION_FAILED (e.g. over the max message size), 311 CONTENT_TOO_LARGE.
+MESSAGE_CLOSE_CODES = frozenset({311, 406})
 
 _LOGIN_ERRORS = (pika_exceptions.AuthenticationError, pika_exceptions.ProbableAuthenticationError)
 _CODE_IN_TEXT = re.compile(r"\((\d{3})\)")
 
 
 def translate(exc: BaseException, address: BrokerAddress, what: str,
-              precondition_hint: str = "") -> CQRSOutboxError:
-    """Return our error for a pika (or socket) error raised while doing `what`."""
+              precondition_hint: str = "", *, publishing: bool = False) -> CQRSOutboxError:
+    """Return our error for a pika (or socket) error raised while doing `what`.
+
+    `publishing`: messages were in flight, so a channel closed over one of them is that
+    message's fault (MessageRejected), not the configuration's.
+    """
     exc = unwrap(exc)
     code = reply_code(exc)
+    if publishing and code in MESSAGE_CLOSE_CODES and _by_broker(exc):
+        return MessageRejected(f"the broker closed the channel over a message: {text(exc)}")
     if isinstance(exc, _LOGIN_ERRORS) or (code == ACCESS_REFUSED and _at_connection(exc)):
         return login_refused(address)
     if isinstance(exc, pika_exceptions.ProbableAccessDeniedError) or code == NOT_ALLOWED:
@@ -110,6 +122,19 @@ def text(exc: BaseException) -> str:
     reply = getattr(exc, "reply_text", None)
     words = f"{reply_code(exc)} {reply}" if reply else (str(exc).strip() or type(exc).__name__)
     return one_line(words, TEXT_LIMIT)
+
+
+def quiet_pika() -> None:
+    """Silence pika's own logging below CRITICAL.
+
+    It logs every failed connection attempt; the relay and the consumer report broker
+    trouble themselves, once per change of state, and without the URL's password.
+    """
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+
+def _by_broker(exc: BaseException) -> bool:
+    return isinstance(exc, pika_exceptions.ChannelClosedByBroker)
 
 
 def _at_connection(exc: BaseException) -> bool:
