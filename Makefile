@@ -1,5 +1,6 @@
 # make test: set up what the suite needs (scripts/ensure-services), create .venv with the
-#            dev extra, lint, and run every test on this machine's default combination.
+#            dev extra, lint, and run every test on this machine's default combination,
+#            then the master-side suite on SQLite and the MariaDB pass.
 # make test-matrix: the same set-up, then every supported combination (noxfile.py).
 # make demo: replicate a few rows from a master to a replica service (needs RabbitMQ);
 #            installs only the package and its runtime dependencies.
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: test test-postgres test-sqlite test-matrix services lint demo bench clean venv
+.PHONY: test test-postgres test-sqlite test-mariadb test-matrix services lint demo bench clean venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +36,7 @@ services:
 	@scripts/ensure-services
 
 test: services
-	@$(MAKE) --no-print-directory lint test-postgres test-sqlite
+	@$(MAKE) --no-print-directory lint test-postgres test-sqlite test-mariadb
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cqrs_outbox relay tests bench examples noxfile.py
@@ -44,9 +45,19 @@ lint: $(STAMP)
 test-postgres: $(STAMP)
 	CQRS_TEST_DB=postgres $(PY) -m pytest -q
 
+# What the MariaDB pass runs: tests not needing PostgreSQL, and those marked to run on
+# MariaDB as well (the same as MARIADB_PASS in noxfile.py).
+MARIADB_PASS := -m "not postgres or mysql" tests/unit tests/integration/master \
+	tests/integration/relay tests/integration/replica tests/integration/ops \
+	tests/acceptance/replica/test_wire_compat.py tests/faults/relay
+
 # The master-side suite again on SQLite, the embedded default.
 test-sqlite: $(STAMP)
 	CQRS_TEST_DB=sqlite $(PY) -m pytest -q -m "not postgres" tests/unit tests/integration/master
+
+# The master, relay, replica and ops suites on MariaDB (or MySQL: MYSQL_HOST, MYSQL_TCP_PORT).
+test-mariadb: $(STAMP)
+	CQRS_TEST_DB=mariadb $(PY) -m pytest -q $(MARIADB_PASS)
 
 # Every combination of noxfile.py, then the counts of each; fails if any failed.
 test-matrix: services

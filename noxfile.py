@@ -3,6 +3,7 @@
 Each session is one supported combination of Python, Django and PostgreSQL driver, in a
 virtualenv of its own under .nox/. The newest runs the whole suite (faults, packaging and
 the SQLite pass included); the others run the unit, integration and acceptance suites.
+The `mariadb` session runs the default combination's stack on MariaDB.
 Interpreters come from pyenv when it has them, else from `python3.X` on PATH; nothing is
 downloaded. Services must be up first: `scripts/ensure-services` (as `make test-matrix`
 and `.ci/run` do). Each pytest pass writes a JUnit report to .nox/reports/, from which
@@ -27,6 +28,11 @@ ROOT = Path(__file__).resolve().parent
 REPORTS = ROOT / ".nox" / "reports"
 CORE_SUITES = ["tests/unit", "tests/integration", "tests/acceptance"]
 SQLITE_PASS = ["-m", "not postgres", "tests/unit", "tests/integration/master"]
+# The MariaDB pass (as `make test-mariadb`): the master, relay, replica and ops suites,
+# the tests PostgreSQL alone can run left out. MariaDB must be up (scripts/ensure-services).
+MARIADB_PASS = ["-m", "not postgres or mysql", "tests/unit", "tests/integration/master",
+                "tests/integration/relay", "tests/integration/replica", "tests/integration/ops",
+                "tests/acceptance/replica/test_wire_compat.py", "tests/faults/relay"]
 # django-cqrs is the peer of the compatibility tests, not a dependency. Its release caps
 # Django below 6, so on Django 6 it goes in without that pin, with its own requirements.
 PEER = "django-cqrs>=2.6"
@@ -134,3 +140,19 @@ def _session(name: str, combination: Combination) -> None:
 
 for _name, _combination in COMBINATIONS.items():
     _session(_name, _combination)
+
+
+@nox.session(name="mariadb", python=interpreter(COMBINATIONS["default"].python))
+def mariadb(session: nox.Session) -> None:
+    """The default combination's stack on MariaDB: master, relay, replica and ops suites."""
+    _install(session, COMBINATIONS["default"])
+    code = ("import os, sys, django, MySQLdb, importlib.metadata as m\n"
+            "c = MySQLdb.connect(host=os.environ.get('MYSQL_HOST', '127.0.0.1'), user='root',\n"
+            "                    port=int(os.environ.get('MYSQL_TCP_PORT', '3306')))\n"
+            "server = c.get_server_info().split('-')[0]\n"
+            "print(f'Python {sys.version.split()[0]}, Django {django.get_version()}, '\n"
+            "      f'mysqlclient {m.version(\"mysqlclient\")}, MariaDB {server}')")
+    line = session.run("python", "-c", code, silent=True) or ""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / "mariadb.txt").write_text(line.strip() + "\n")
+    pytest(session, "mariadb", "mariadb", session.posargs or MARIADB_PASS)

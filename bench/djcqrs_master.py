@@ -18,21 +18,35 @@ sys.path.insert(0, str(ROOT))
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+
+def _database() -> dict:
+    """Return the bench database, on the server master_write.py runs on."""
+    if os.environ.get("BENCH_DB_KIND") == "mariadb":
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": os.environ["BENCH_DB_NAME"],
+            "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("MYSQL_TCP_PORT", "3306"),
+            "USER": os.environ.get("MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("MYSQL_PWD", ""),
+            "OPTIONS": {"charset": "utf8mb4", "isolation_level": "repeatable read"},
+        }
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ["BENCH_DB_NAME"],
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": os.environ.get("PGPORT", "5432"),
+        "USER": os.environ.get("PGUSER", "postgres"),
+        "PASSWORD": os.environ.get("PGPASSWORD", ""),
+    }
+
+
 settings.configure(
     SECRET_KEY="bench",
     USE_TZ=True,
     DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
     INSTALLED_APPS=["django.contrib.contenttypes", "dj_cqrs", "bench.djcqrs_app"],
-    DATABASES={
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": os.environ["BENCH_DB_NAME"],
-            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-            "PORT": os.environ.get("PGPORT", "5432"),
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-        }
-    },
+    DATABASES={"default": _database()},
     CQRS={
         "transport": "dj_cqrs.transport.RabbitMQTransport",
         "url": os.environ["BENCH_BROKER_URL"],

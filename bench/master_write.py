@@ -1,4 +1,4 @@
-"""Master writes per second: plain Django, cqrs-outbox and django-cqrs, on PostgreSQL.
+"""Master writes per second: plain Django, cqrs-outbox and django-cqrs, on PostgreSQL or MariaDB.
 
 Three columns in one run, on models with the same columns: a plain Django model, our
 MasterMixin (the event goes into the outbox in the same transaction) and django-cqrs's
@@ -18,6 +18,10 @@ rows per transaction; "bulk", `bulk_create` of 100 (`cqrs.bulk_create` on master
 The driver is the one Django finds: psycopg 3 when installed, else psycopg2.
 
     python bench/master_write.py [--rows 100] [--rounds 9] [--delay-ms 0.5] [--signing]
+                                 [--database postgres|mariadb]
+
+`--database mariadb` runs all three columns on MariaDB (127.0.0.1:3306, root; the test
+settings' MYSQL_HOST and MYSQL_TCP_PORT), through mysqlclient, at REPEATABLE READ.
 
 `--signing` adds a column "signed" (our master with an Ed25519 signing key) and prints
 the signing cost per event: the builder's time per event with signing off and on, and
@@ -41,7 +45,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("CQRS_TEST_DB", "postgres")
+from bench import databases  # noqa: E402
+
+os.environ["CQRS_TEST_DB"] = databases.asked(sys.argv[1:])
 os.environ.setdefault("CQRS_TEST_DB_NAME", f"cqrs_bench_{uuid.uuid4().hex[:8]}")
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.testproject.settings"
 
@@ -80,6 +86,7 @@ class Peer:
 
     def __init__(self, db_name: str, exchange: str) -> None:
         env = dict(os.environ, BENCH_DB_NAME=db_name, BENCH_EXCHANGE=exchange,
+                   BENCH_DB_KIND=os.environ["CQRS_TEST_DB"],
                    BENCH_BROKER_URL=settings.CQRS["url"], PYTHONPATH=str(ROOT))
         env.pop("DJANGO_SETTINGS_MODULE", None)
         self.proc = subprocess.Popen(
@@ -268,6 +275,9 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(scenarios.SCENARIOS))
     parser.add_argument("--signing", action="store_true",
                         help="add a column with signed events and print the signing cost")
+    parser.add_argument("--database", choices=databases.DATABASES,
+                        default=os.environ["CQRS_TEST_DB"],
+                        help="where all columns write (default postgres)")
     args = parser.parse_args()
     global COLUMNS
     if args.signing:
@@ -283,7 +293,7 @@ def main() -> None:
         connection.ensure_connection()
         driver = connection.Database.__name__
         added = _round_trip_ms(proxy.port) - _round_trip_ms(direct)
-        print(f"PostgreSQL {connection.pg_version // 10000}, driver {driver}: {args.rounds} "
+        print(f"{databases.server()}, driver {driver}: {args.rounds} "
               f"rounds x {args.rows} rows per column, median of rounds; proxy adds "
               f"{added:.2f} ms per round trip")
         if args.signing:

@@ -50,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     defaults = engine.Config()
     p = _Parser(prog=f"python -m {PROG}", description="Drain the CQRS outbox to RabbitMQ.")
     p.add_argument("--database-url", default=os.environ.get("RELAY_DATABASE_URL"),
-                   help="postgresql://user:password@host:port/name or sqlite:///path")
+                   help="postgresql://user:password@host:port/name, "
+                        "mysql://user:password@host:port/name or sqlite:///path")
     p.add_argument("--broker-url", default=os.environ.get("RELAY_BROKER_URL"),
                    help="amqp://user:password@host:port/vhost (or amqps://)")
     p.add_argument("--driver", choices=list(dbapi.DRIVERS), default=None,
@@ -59,7 +60,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--exchange", default=contract.DEFAULT_EXCHANGE)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--poll-interval", type=float, default=defaults.poll_interval,
-                   help="seconds between polls when no notification arrives")
+                   help="seconds between polls when no notification arrives (without "
+                        "LISTEN, the longest pause an idle relay's polls back off to)")
     p.add_argument("--lease-ttl", type=float, default=defaults.lease_ttl, help="seconds")
     p.add_argument("--max-attempts", type=int, default=defaults.max_attempts)
     p.add_argument("--retention", type=float, default=defaults.retention,

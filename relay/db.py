@@ -16,9 +16,11 @@ from urllib.parse import unquote, urlsplit
 
 from cqrs_outbox.core.errors import ConfigurationError, DatabaseUnavailable
 from cqrs_outbox.core.urls import redact, scrub
+from relay import db_mysql
 
 POSTGRESQL = "postgresql"
 SQLITE = "sqlite"
+MYSQL = "mysql"  # MySQL and MariaDB, as Django names both
 # PostgreSQL drivers by module name, in the order the relay prefers them when the user
 # names none: psycopg 3 first, as Django does. The value is the distribution to report.
 DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2-binary"}
@@ -54,11 +56,16 @@ class Database:
     driver: str = ""
 
     def _sql(self, sql: str) -> str:
+        if self.vendor == MYSQL:
+            return db_mysql.quote_identifiers(sql)
         return sql.replace("%s", "?") if self.paramstyle == "qmark" else sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement and return its cursor (the caller reads or closes it)."""
         cursor = self.connection.cursor()
+        if self.vendor == MYSQL:
+            params = [self.timestamp(p) if isinstance(p, datetime.datetime) else p
+                      for p in params]
         cursor.execute(self._sql(sql), tuple(params))
         return cursor
 
@@ -87,8 +94,12 @@ class Database:
         """Return an aware datetime as a parameter in the form this database stores.
 
         SQLite keeps datetimes as naive UTC text (as Django writes them), and text
-        compares correctly only in that exact form.
+        compares correctly only in that exact form. MySQL's DATETIME holds naive UTC.
         """
+        if self.vendor == MYSQL:
+            if value.tzinfo is None:
+                return value
+            return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
         if self.vendor != SQLITE:
             return value
         naive = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
@@ -149,6 +160,8 @@ def driver_version(module: str) -> str:
     """Return `module` and its installed version, e.g. `psycopg 3.2.3`, for start-up lines."""
     if module == SQLITE:
         return f"sqlite3 {sqlite3.sqlite_version}"
+    if module == db_mysql.MODULE:
+        module = db_mysql.DISTRIBUTION
     for distribution in (DRIVERS.get(module, module), module, f"{module}-binary"):
         try:
             return f"{module} {importlib.metadata.version(distribution)}"
@@ -158,12 +171,13 @@ def driver_version(module: str) -> str:
 
 
 def connect(url: str, driver: str | None = None) -> Database:
-    """Open a `postgresql://` or `sqlite:///path` URL in autocommit mode.
+    """Open a `postgresql://`, `mysql://` or `sqlite:///path` URL in autocommit mode.
 
-    `driver` picks the PostgreSQL module (`psycopg` or `psycopg2`); None takes the first
-    one installed, psycopg 3 first. Raises ConfigurationError for a URL or driver it
-    cannot use and DatabaseUnavailable when the database cannot be reached; neither
-    message carries the password.
+    The scheme picks the database and its driver. `driver` picks the PostgreSQL module
+    (`psycopg` or `psycopg2`); None takes the first one installed, psycopg 3 first.
+    MySQL and MariaDB go through mysqlclient. Raises ConfigurationError for a URL or
+    driver it cannot use and DatabaseUnavailable when the database cannot be reached;
+    neither message carries the password.
     """
     scheme = urlsplit(url).scheme
     if scheme in ("postgresql", "postgres"):
@@ -171,11 +185,24 @@ def connect(url: str, driver: str | None = None) -> Database:
         if module == "psycopg":
             return _connect_psycopg(url)
         return _connect_postgresql(url)
+    if scheme in db_mysql.SCHEMES:
+        return _connect_mysql(url)
     if scheme == "sqlite":
         return _connect_sqlite(url)
     raise ConfigurationError(
-        f"database URL must start with postgresql:// or sqlite:///, got {redact(url)!r}"
+        "database URL must start with postgresql://, mysql:// or sqlite:///, "
+        f"got {redact(url)!r}"
     )
+
+
+def _connect_mysql(url: str) -> Database:
+    mysqldb = db_mysql.module()
+    options = db_mysql.connect_options(url)
+    try:
+        connection = mysqldb.connect(**options)
+    except mysqldb.Error as exc:
+        raise _unreachable(url, exc) from exc
+    return Database(connection=connection, vendor=MYSQL, driver=db_mysql.MODULE)
 
 
 def _libpq_options() -> dict[str, Any]:

@@ -43,6 +43,11 @@ REFUSAL_BACKOFF = 1.0  # seconds before re-publishing a refused event, doubled p
 REFUSAL_BACKOFF_MAX = 60.0  # seconds
 PURGE_INTERVAL = 60.0  # seconds between purges of old published events, unless behind
 PURGE_ROUNDS = 10  # purge statements per turn, so a purge never stalls the drain long
+# Without notifications (MySQL, MariaDB, SQLite, --no-listen) the relay polls: first this
+# soon after its last work, then twice as long after each empty poll, up to the poll
+# interval. A burst's next event is seen within tens of milliseconds; one that comes
+# after a quiet spell waits up to the poll interval (1 s by default, 0.5 s on average).
+POLL_FIRST = 0.05  # seconds
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ class Relay:
         self._health = Health()
         self._one_at_a_time = 0  # events still to publish singly, to find a rejected one
         self._rotation = 0
+        self._idle_polls = 0  # empty polls since the last work, for the back-off
         self._last_purge = -PURGE_INTERVAL
         self._unroutable: set[str] = set()
 
@@ -205,6 +211,7 @@ class Relay:
         self.observer.turned(db, len(self.leases.held))
         self._purge(db)
         if moved or self._one_at_a_time:
+            self._idle_polls = 0
             return True
         if once:
             return False
@@ -355,6 +362,9 @@ class Relay:
 
     def _sleep(self, deadline: float | None) -> None:
         seconds = self.config.poll_interval
+        if self._listener is None:
+            seconds = min(seconds, POLL_FIRST * 2**self._idle_polls)
+            self._idle_polls = min(self._idle_polls + 1, 32)
         if deadline is not None:
             seconds = min(seconds, max(0.0, deadline - time.monotonic()))
         if self._listener is not None:

@@ -7,8 +7,8 @@ theirs, and takes free or expired partitions up to its share. Every change is a
 compare-and-set UPDATE, so two relays never both win a partition, and nothing holds a
 session lock: it works behind PgBouncer in transaction mode.
 
-Times are the database's clock (PostgreSQL), so relays on hosts with skewed clocks
-still agree on expiry.
+Times are the database's clock (PostgreSQL, or MySQL's UTC_TIMESTAMP), so relays on
+hosts with skewed clocks still agree on expiry.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cqrs_outbox.core import contract, signing
-from relay.db import POSTGRESQL, Database, placeholders
+from relay import store_mysql
+from relay.db import MYSQL, POSTGRESQL, Database, placeholders
 
 OUTBOX_TABLE = contract.OUTBOX_TABLE
 LEASE_TABLE = contract.LEASE_TABLE
@@ -160,6 +161,8 @@ def insert_events(db: Database, events: Sequence[contract.NewEvent]) -> list[int
     if not events:
         return []
     sql, params = _insert_sql(db, events)
+    if db.vendor == MYSQL:
+        return store_mysql.insert_returning_ids(db, sql, params, len(events))
     rows = db.fetchall(sql + " RETURNING id", params)
     return [int(row[0]) for row in rows]
 
@@ -267,6 +270,8 @@ def read_pending(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -
         rows = db.fetchall(
             _READ_PENDING_POSTGRESQL, (parts, afters, contract.STATUS_PENDING, limit, limit)
         )
+    elif db.vendor == MYSQL:
+        rows = store_mysql.claim(db, _PENDING_COLUMNS, cursors, limit)
     else:
         rows = []
         for partition, after in cursors:
@@ -343,6 +348,8 @@ def mark_refused(
 
     Plan: one primary key probe (see `_UNSETTLED`).
     """
+    if db.vendor == MYSQL:
+        return store_mysql.mark_refused(db, event_id, reason, retry_at, max_attempts, _UNSETTLED)
     row = db.fetchone(
         f"UPDATE {OUTBOX_TABLE} SET attempts = attempts + 1, last_error = %s, available_at = %s, "
         "status = CASE WHEN attempts + 1 >= %s THEN %s ELSE status END "
@@ -404,7 +411,9 @@ def _delete_published(db: Database, ids: Sequence[int], before: datetime.datetim
 
 
 def clock(db: Database) -> datetime.datetime:
-    """Return the database's current time (PostgreSQL), or this host's (SQLite)."""
+    """Return the database's current time (PostgreSQL, MySQL), or this host's (SQLite)."""
+    if db.vendor == MYSQL:
+        return store_mysql.clock(db)
     if db.vendor != "postgresql":
         return utcnow()
     row = db.fetchone("SELECT statement_timestamp()")
@@ -435,9 +444,15 @@ def ensure_partitions(db: Database) -> None:
     values = ", ".join("(%s, '', '', NULL)" for _ in range(contract.PARTITIONS))
     db.rowcount(
         f"INSERT INTO {LEASE_TABLE} (partition, owner, token, expires_at) VALUES {values} "
-        "ON CONFLICT (partition) DO NOTHING",
+        + _lease_row_exists(db),
         tuple(range(contract.PARTITIONS)),
     )
+
+
+def _lease_row_exists(db: Database) -> str:
+    if db.vendor == MYSQL:
+        return store_mysql.LEASE_ROW_EXISTS
+    return "ON CONFLICT (partition) DO NOTHING"
 
 
 def leases(db: Database) -> list[LeaseRow]:
@@ -456,7 +471,7 @@ def take_lease(
     if partition < 0:
         db.rowcount(
             f"INSERT INTO {LEASE_TABLE} (partition, owner, token, expires_at) "
-            "VALUES (%s, '', '', NULL) ON CONFLICT (partition) DO NOTHING",
+            "VALUES (%s, '', '', NULL) " + _lease_row_exists(db),
             (partition,),
         )
     return 1 == db.rowcount(
@@ -472,6 +487,8 @@ def renew_leases(
     """Extend the leases `owner` still holds; return the partitions it still holds."""
     if not partitions:
         return set()
+    if db.vendor == MYSQL:
+        return store_mysql.renew_leases(db, owner, partitions, expires)
     rows = db.fetchall(
         f"UPDATE {LEASE_TABLE} SET expires_at = %s WHERE owner = %s "
         f"AND partition IN ({placeholders(partitions)}) RETURNING partition",

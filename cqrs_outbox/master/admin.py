@@ -25,7 +25,7 @@ from django.utils.html import format_html
 
 from cqrs_outbox import outbox_db
 from cqrs_outbox.core import contract
-from cqrs_outbox.master import sync
+from cqrs_outbox.master import admin_mysql, sync
 from cqrs_outbox.models import OutboxEvent
 from cqrs_outbox.registry import MasterRegistry
 from relay import store
@@ -63,13 +63,13 @@ class EstimatingPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         qs = self.object_list
-        if not isinstance(qs, models.QuerySet) or _vendor(qs.db) != "postgresql":
+        if not isinstance(qs, models.QuerySet) or _vendor(qs.db) not in ESTIMATES:
             return super().count
         bounded = qs.order_by()[: EXACT_COUNT_LIMIT + 1].count()
         if bounded <= EXACT_COUNT_LIMIT:
             return bounded
         self.estimated = True
-        return max(planner_rows(qs), bounded)
+        return max(ESTIMATES[_vendor(qs.db)](qs), bounded)
 
 
 def _vendor(alias: str) -> str:
@@ -80,6 +80,10 @@ def planner_rows(qs: models.QuerySet) -> int:
     """Return PostgreSQL's estimate of how many rows `qs` yields, without running it."""
     plan = json.loads(qs.order_by().explain(format="json"))
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+# How each database estimates a changelist's rows without counting them.
+ESTIMATES = {"postgresql": planner_rows, "mysql": admin_mysql.estimated_rows}
 
 
 class CQRSIdFilter(admin.SimpleListFilter):

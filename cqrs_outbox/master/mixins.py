@@ -9,7 +9,7 @@ from django.db.models import F
 
 from cqrs_outbox import conf
 from cqrs_outbox.core import contract, wire
-from cqrs_outbox.master import outbox, signals, tracker
+from cqrs_outbox.master import locking, outbox, signals, tracker
 from cqrs_outbox.master.managers import MasterManager
 from cqrs_outbox.master.metas import MasterMeta
 
@@ -107,7 +107,7 @@ class RawMasterMixin(models.Model):
         alias = using or self._cqrs_alias()
         with transaction.atomic(using=alias, savepoint=False):
             qs = model_cls.relate_cqrs_serialization(model_cls._default_manager.using(alias))
-            fresh = qs.select_for_update(of=("self",)).filter(pk=self.pk).first()
+            fresh = locking.for_update(qs, alias).filter(pk=self.pk).first()
             if fresh is None:
                 return False
             signals.queue_save(model_cls, fresh, alias, sync=True, queue=queue)

@@ -29,7 +29,7 @@ from django.db import (
 from cqrs_outbox import progress
 from cqrs_outbox.core import contract, wire
 from cqrs_outbox.core.errors import ConfigurationError
-from cqrs_outbox.master import events, outbox
+from cqrs_outbox.master import events, locking, outbox
 from cqrs_outbox.registry import MasterRegistry
 
 logger = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def sync_pks(model: type[models.Model], pks: list, alias: str, queue: str | None
                 qs = model.relate_cqrs_serialization(model._default_manager.using(alias))
                 # Locks are taken in pk order, so two syncs over the same rows cannot
                 # deadlock.
-                rows = qs.select_for_update(of=("self",)).filter(
+                rows = locking.for_update(qs, alias).filter(
                     pk__in=[pk for pk in pks if pk not in failed]
                 ).order_by("pk")
                 synced, skipped = _sync_rows(model, rows, alias, queue, failed)

@@ -14,6 +14,7 @@ from django.db import connections, models
 from django.utils import timezone
 
 from cqrs_outbox.models import Tombstone
+from cqrs_outbox.replica import store_mysql
 
 # First half of the two-int advisory lock key, so our locks never meet other users' ones.
 LOCK_NAMESPACE = 0x43515253  # "CQRS"
@@ -32,14 +33,17 @@ def lock(alias: str, keys: Iterable[tuple[str, str]]) -> None:
 
     Two workers applying events of the same row take turns, so neither decides on a
     revision or tombstone the other is about to change. Locks are taken in one order,
-    so workers cannot deadlock on them. A no-op on databases without advisory locks
-    (SQLite lets one writer in at a time anyway).
+    so workers cannot deadlock on them. MySQL locks rows of a lock table instead
+    (`store_mysql.lock`); a no-op on SQLite, which lets one writer in at a time anyway.
     """
     connection = connections[alias]
-    if connection.vendor != "postgresql":
+    if connection.vendor not in ("postgresql", "mysql"):
         return
     numbers = sorted({lock_key(cqrs_id, key) for cqrs_id, key in keys})
     if not numbers:
+        return
+    if connection.vendor == "mysql":
+        store_mysql.lock(connection, numbers)
         return
     with connection.cursor() as cursor:
         cursor.execute(
@@ -78,14 +82,18 @@ def save_tombstones(alias: str, cqrs_id: str, revisions_by_key: dict[str, int]) 
     if not revisions_by_key:
         return
     now = timezone.now()
+    # MySQL names no conflict target: its only unique key besides the new row's id is
+    # (cqrs_id, instance_pk), the same one.
+    target = {} if connections[alias].vendor == "mysql" else {
+        "unique_fields": ["cqrs_id", "instance_pk"]}
     Tombstone.objects.using(alias).bulk_create(
         [
             Tombstone(cqrs_id=cqrs_id, instance_pk=key, revision=rev, deleted_at=now)
             for key, rev in revisions_by_key.items()
         ],
         update_conflicts=True,
-        unique_fields=["cqrs_id", "instance_pk"],
         update_fields=["revision", "deleted_at"],
+        **target,
     )
 
 
@@ -96,13 +104,28 @@ def upsert(model: type[models.Model], alias: str, rows: list[dict], update: list
     update. One statement per chunk, with the values prepared as Django would save them.
     """
     connection = connections[alias]
-    fields = model._meta.concrete_fields
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
-    by_attname = {f.attname: f for f in fields}
+    by_attname = {f.attname: f for f in model._meta.concrete_fields}
+    if connection.vendor == "mysql":
+        fresh, present = store_mysql.split_present(model, alias, rows)
+        _insert_rows(model, alias, fresh, "")
+        if update:  # with nothing to update, a row already there stays as it is
+            clause = store_mysql.conflict_clause(qn, [by_attname[a].column for a in update])
+            _insert_rows(model, alias, present, clause)
+        return
     assignments = ", ".join(
         f"{qn(by_attname[a].column)} = excluded.{qn(by_attname[a].column)}" for a in update
     )
+    _insert_rows(model, alias, rows, f" ON CONFLICT ({qn(model._meta.pk.column)}) "
+                 f"DO UPDATE SET {assignments}")
+
+
+def _insert_rows(model: type[models.Model], alias: str, rows: list[dict], tail: str) -> None:
+    """INSERT `rows` in chunks, each statement ending with `tail` (a conflict clause)."""
+    connection = connections[alias]
+    fields = model._meta.concrete_fields
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
     row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
     limit = getattr(connection.features, "max_query_params", None) or MAX_PARAMS
     chunk = max(1, min(limit, MAX_PARAMS) // len(fields))
@@ -116,8 +139,7 @@ def upsert(model: type[models.Model], alias: str, rows: list[dict], update: list
             ]
             cursor.execute(
                 f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
-                f"{', '.join(row_sql for _ in part)} "
-                f"ON CONFLICT ({qn(model._meta.pk.column)}) DO UPDATE SET {assignments}",
+                f"{', '.join(row_sql for _ in part)}{tail}",
                 params,
             )
 

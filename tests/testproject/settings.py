@@ -1,7 +1,10 @@
-"""Settings of the test project: master and replica apps on SQLite or PostgreSQL.
+"""Settings of the test project: master and replica apps on SQLite, PostgreSQL or MariaDB.
 
-CQRS_TEST_DB=sqlite|postgres picks the database (default postgres); the addresses of the
-services come from PGHOST/PGPORT/PGUSER and CQRS_BROKER_URL, with this machine's defaults.
+CQRS_TEST_DB=sqlite|postgres|mariadb picks the database (default postgres); the addresses
+of the services come from PGHOST/PGPORT/PGUSER, MYSQL_HOST/MYSQL_TCP_PORT/MYSQL_USER and
+CQRS_BROKER_URL, with this machine's defaults. On MariaDB (or MySQL) the tables are
+utf8mb4 and the transactions run at REPEATABLE READ, the server's own default, which is
+the stricter case for the master's commit order (Django would pick READ COMMITTED).
 """
 
 import json
@@ -62,6 +65,17 @@ def _database(suffix: str) -> dict:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": f"/tmp/{DB_NAME}{suffix}.sqlite3",
             "TEST": {"NAME": f"/tmp/test_{DB_NAME}{suffix}.sqlite3"},
+        }
+    if DB_KIND == "mariadb":
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": f"{DB_NAME}{suffix}",
+            "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("MYSQL_TCP_PORT", "3306"),
+            "USER": os.environ.get("MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("MYSQL_PWD", ""),
+            "OPTIONS": {"charset": "utf8mb4", "isolation_level": "repeatable read"},
+            "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
         }
     return {
         "ENGINE": "django.db.backends.postgresql",

@@ -52,6 +52,16 @@ def _admin(sql: str) -> None:
         conn.close()
 
 
+def _our_database_url(database: str) -> str:
+    """Return the URL of our master's `database`, on the test run's database server."""
+    from django.db import connection
+
+    if connection.vendor == "mysql":
+        s = connection.settings_dict
+        return f"mysql://{s['USER']}@{s['HOST']}:{s['PORT']}/{database}"
+    return f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
+
+
 def publish_outbox(database: str, exchange: str, log: Path) -> None:
     """Publish the pending outbox rows of `database` as our relay does.
 
@@ -59,7 +69,7 @@ def publish_outbox(database: str, exchange: str, log: Path) -> None:
     otherwise the rows are sent here with pika, with the relay's message properties.
     """
     if (support.ROOT / "relay" / "__main__.py").exists():
-        url = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
+        url = _our_database_url(database)
         relay = support.Process(
             ["-m", "relay", "--once", "--no-listen", "--database-url", url,
              "--broker-url", support.BROKER_URL, "--exchange", exchange], {}, log)

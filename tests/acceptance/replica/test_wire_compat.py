@@ -75,6 +75,9 @@ def _write_on_our_master():
     return ann, bob, acme, tracked
 
 
+# Also from a master on MariaDB (CQRS_TEST_DB=mariadb): the peer's replica stays on
+# PostgreSQL, and our relay publishes what the MariaDB outbox holds.
+@pytest.mark.mysql
 def test_our_events__are_applied_by_a_django_cqrs_worker(broker, names, worker_env, tmp_path):
     ann, bob, acme, tracked = _write_on_our_master()
     with peers.database(PEER_REPLICA) as db:

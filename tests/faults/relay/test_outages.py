@@ -12,6 +12,7 @@ from tests.support.waiting import wait_until
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.postgres,
+    pytest.mark.mysql,
     pytest.mark.broker,
     pytest.mark.slow,
 ]

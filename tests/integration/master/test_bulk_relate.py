@@ -23,8 +23,8 @@ def _bodies(outbox_rows):
 
 
 def _reads_of_publisher(queries):
-    table = models.Publisher._meta.db_table
-    return [q for q in queries if q["sql"].startswith("SELECT") and f'"{table}"' in q["sql"]]
+    table = connection.ops.quote_name(models.Publisher._meta.db_table)
+    return [q for q in queries if q["sql"].startswith("SELECT") and table in q["sql"]]
 
 
 def test_bulk_create__same_events_with_one_read_instead_of_one_per_row(outbox_rows):

@@ -204,6 +204,7 @@ def test_deferred_constraint_failing_at_commit__nothing_committed_and_connection
 
 
 @pytest.mark.postgres
+@pytest.mark.mysql
 def test_outbox_insert_failing_at_commit__nothing_committed_and_connection_usable(
     outbox_rows,
 ):
@@ -221,6 +222,7 @@ def test_outbox_insert_failing_at_commit__nothing_committed_and_connection_usabl
 
 
 @pytest.mark.postgres
+@pytest.mark.mysql
 def test_new_event_row__bookkeeping_columns_filled_by_the_database(outbox_rows):
     models.Author.objects.create(name="Ann")
     [row] = outbox_rows()

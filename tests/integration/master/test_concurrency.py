@@ -1,5 +1,10 @@
-"""Concurrent writers on PostgreSQL: per row, event ids follow commit order and revisions
-rise by one per transaction."""
+"""Concurrent writers on PostgreSQL and MariaDB: per row, event ids follow commit order and
+revisions rise by one per transaction.
+
+On MariaDB the test settings run at REPEATABLE READ: each writer reads the row from a
+snapshot that may be stale, but its UPDATE (cqrs_revision = cqrs_revision + 1) waits for
+the row lock and reads the latest committed row, as on PostgreSQL at READ COMMITTED.
+"""
 
 import threading
 
@@ -9,7 +14,7 @@ from django.db import connections, transaction
 from cqrs_outbox.models import OutboxEvent
 from tests.testproject.master import models
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres, pytest.mark.mysql]
 
 THREADS = 6
 ROUNDS = 25

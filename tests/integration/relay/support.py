@@ -4,18 +4,20 @@ as processes, collect what reaches a queue."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pika
+import pytest
 
 from cqrs_outbox.core import contract, wire
 from relay import store
@@ -33,12 +35,45 @@ def unique(prefix: str) -> str:
 
 
 def database_url(host: str | None = None, port: int | None = None, password: str = "") -> str:
-    """Return a postgresql:// URL of the test database (optionally via a proxy)."""
+    """Return a postgresql:// (or mysql://) URL of the test database, optionally via a proxy."""
     from django.db import connection
 
     s = connection.settings_dict
+    scheme = "mysql" if connection.vendor == "mysql" else "postgresql"
     auth = s["USER"] + (f":{password or s['PASSWORD']}" if password or s["PASSWORD"] else "")
-    return f"postgresql://{auth}@{host or s['HOST']}:{port or s['PORT']}/{s['NAME']}"
+    return f"{scheme}://{auth}@{host or s['HOST']}:{port or s['PORT']}/{s['NAME']}"
+
+
+@contextlib.contextmanager
+def database_url_with_password(password: str) -> Iterator[str]:
+    """Yield a URL of the test database carrying `password`, which the database accepts.
+
+    PostgreSQL here trusts local logins and ignores it; on MariaDB a user of this test
+    with that password is made, and dropped after.
+    """
+    from django.db import connection
+
+    if connection.vendor != "mysql":
+        yield database_url(password=password)
+        return
+    user, name = unique("relay_user")[-24:], connection.settings_dict["NAME"]
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", [user, password])
+        cursor.execute(f"GRANT ALL ON `{name}`.* TO %s@'%%'", [user])
+    try:
+        s = connection.settings_dict
+        yield f"mysql://{user}:{password}@{s['HOST']}:{s['PORT']}/{name}"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP USER %s@'%%'", [user])
+
+
+# LISTEN/NOTIFY is PostgreSQL's; on MariaDB the relay polls, and the tests of waking up
+# on a notification do not apply.
+notify_only = pytest.mark.skipif(
+    os.environ.get("CQRS_TEST_DB", "postgres") != "postgres",
+    reason="LISTEN/NOTIFY exists on PostgreSQL only",
+)
 
 
 def envelope_json(cqrs_id: str, pk: Any, revision: int) -> str:

@@ -1,4 +1,5 @@
-"""The relay against real PostgreSQL and RabbitMQ: bodies, order, verdicts, stop, status."""
+"""The relay against real PostgreSQL (or MariaDB) and RabbitMQ: bodies, order, verdicts,
+stop, status."""
 
 import io
 import json
@@ -15,6 +16,7 @@ from tests.testproject.master import models
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.postgres,
+    pytest.mark.mysql,
     pytest.mark.broker,
 ]
 
@@ -58,6 +60,7 @@ def test_standalone_relay__drains_what_the_master_wrote_and_stops_on_sigterm(
     assert "stopped: 150 published" in relay.log()
 
 
+@support.notify_only
 def test_notify__wakes_a_relay_that_polls_only_every_ten_minutes(collector, relays):
     relays("listener", "--poll-interval", "600")
     wait_until(support.leases_by_owner, what="the relay listening, leases taken")
@@ -160,10 +163,10 @@ def test_broker_url_with_wrong_password__one_line_error_without_it(exchange):
 
 def test_passwords__never_appear_in_debug_logs_or_status(collector, exchange):
     support.write_events([("author", 1, 0)])
-    url = support.database_url(password="Db-S3cret")  # trust auth ignores it
-    run = _cli("--database-url", url, "--broker-url", support.BROKER_URL, "--exchange",
-               exchange, "--once", "--log-level", "DEBUG")
-    status = _cli("--database-url", url, "--status")
+    with support.database_url_with_password("Db-S3cret") as url:
+        run = _cli("--database-url", url, "--broker-url", support.BROKER_URL, "--exchange",
+                   exchange, "--once", "--log-level", "DEBUG")
+        status = _cli("--database-url", url, "--status")
     assert run.returncode == 0 and status.returncode == 0, run.stderr + status.stderr
     assert "published" in run.stderr and "pending: 0" in status.stdout
     everything = run.stdout + run.stderr + status.stdout + status.stderr
@@ -222,3 +225,41 @@ def test_manage_py_cqrs_relay__drains_and_exits_0_on_sigterm(collector, exchange
     assert command.returncode == 0, err
     assert "published 40" in out
     assert support.leases_by_owner() == {}
+
+
+def test_two_standalone_relays__share_the_partitions_and_keep_each_rows_order(
+    collector, relays
+):
+    ids = support.write_events(("author", pk, rev) for rev in range(3) for pk in range(100))
+    relays("one", *FAST)
+    relays("two", *FAST)
+    received = collector.collect(ids)
+    wait_until(lambda: support.outbox_counts() == {"published": len(ids)})
+    orders = support.revisions_by_row(received)
+    assert len(orders) == 100
+    assert all(support.first_seen(order) == [0, 1, 2] for order in orders.values())
+
+    def shared():
+        held = support.leases_by_owner()
+        return set(held) == {"one", "two"} and held["one"] | held["two"] == set(range(64))
+
+    wait_until(shared, what="both relays holding partitions, all 64 held")
+    held = support.leases_by_owner()
+    assert held["one"].isdisjoint(held["two"])
+
+
+def test_purge__deletes_in_batches_of_the_size_asked_oldest_first(settings):
+    import datetime
+
+    from cqrs_outbox import outbox_db
+    from relay import engine
+
+    ids = support.write_events([("author", i, 0) for i in range(5)])
+    OutboxEvent.objects.filter(id__in=ids).update(
+        status="published", published_at="2000-01-01T00:00:00Z"
+    )
+    before = datetime.datetime(2001, 1, 1, tzinfo=datetime.timezone.utc)
+    assert engine.purge(outbox_db.database(), before, batch_size=2, rounds=1) == 2
+    assert sorted(OutboxEvent.objects.values_list("id", flat=True)) == ids[2:]
+    assert engine.purge(outbox_db.database(), before, batch_size=2, rounds=5) == 3
+    assert not OutboxEvent.objects.exists()

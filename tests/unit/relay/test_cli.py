@@ -34,8 +34,19 @@ def test_bad_broker_url__one_line_error_without_the_password(outbox):
 
 
 def test_bad_database_url__one_line_error_without_the_password():
-    result = _relay("--database-url", f"mysql://u:{SECRET}@h/db", "--broker-url", "amqp://h")
-    _one_line_error(result, 2, "postgresql://")
+    result = _relay("--database-url", f"oracle://u:{SECRET}@h/db", "--broker-url", "amqp://h")
+    _one_line_error(result, 2, "postgresql://, mysql://")
+
+
+def test_unreachable_mysql_database_at_start__one_line_error_without_the_password():
+    url = f"mysql://u:{SECRET}@127.0.0.1:1/db"
+    result = _relay("--database-url", url, "--broker-url", "amqp://127.0.0.1:1/")
+    _one_line_error(result, 1, "cannot connect to mysql://u:***@127.0.0.1:1/db")
+
+
+def test_mysql_url_without_database_name__one_line_usage_error():
+    result = _relay("--database-url", f"mysql://u:{SECRET}@127.0.0.1", "--broker-url", "amqp://h")
+    _one_line_error(result, 2, "names no database")
 
 
 def test_unreachable_database_at_start__one_line_error_without_the_password():

@@ -10,6 +10,8 @@ import pytest
 from cqrs_outbox.core.errors import BrokerUnavailable
 from relay import engine
 from relay.publisher import StubPublisher
+from relay.wake import Alarm
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -239,3 +241,35 @@ def test_purge__goes_past_failed_events_at_the_head_of_the_table(outbox):
     )
     assert engine.purge(outbox.db, engine.store.utcnow(), batch_size=2, rounds=1) == 2
     assert [r["id"] for r in outbox.rows()] == [*failed, old[-1]]
+
+
+class RecordingAlarm(Alarm):
+    """An alarm that notes each nap the relay asks for, with the messages sent by then."""
+
+    def __init__(self, stub):
+        super().__init__()
+        self.stub = stub
+        self.naps = []
+
+    def sleep(self, seconds, *others):
+        self.naps.append((round(seconds, 3), len(self.stub.messages)))
+        return super().sleep(seconds, *others)
+
+
+def test_polling__backs_off_while_idle_and_polls_soon_again_after_work(outbox, stub):
+    alarm = RecordingAlarm(stub)
+    config = engine.Config(poll_interval=0.4, listen=False)
+    relay = engine.Relay(outbox.connect, stub, config, alarm=alarm)
+    thread = threading.Thread(target=relay.run)
+    thread.start()
+    try:
+        wait_until(lambda: len(alarm.naps) >= 6, timeout=10)
+        outbox.add("author", 1)
+        wait_until(lambda: alarm.naps[-1][1] == 1, timeout=10)
+    finally:
+        relay.stop()
+        thread.join(10)
+        alarm.close()
+    idle = [nap for nap, sent in alarm.naps if sent == 0]
+    assert idle[:5] == [0.05, 0.1, 0.2, 0.4, 0.4]
+    assert [nap for nap, sent in alarm.naps if sent == 1][0] == 0.05
