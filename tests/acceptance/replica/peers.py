@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pika
 import psycopg2
@@ -33,6 +34,28 @@ def database(settings: str) -> Iterator[str]:
         yield name
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+PEER_REPLICA = "tests.peers.replica_settings"  # django-cqrs's replica project
+
+
+@contextlib.contextmanager
+def replica_worker(names: Any, master_database: str, log_dir: Path) -> Iterator[str]:
+    """Run django-cqrs's `cqrs_consume` on a fresh peer replica database bound to the
+    test's exchange and queue, publish `master_database`'s outbox to it as our relay does,
+    and yield the peer's database. On the way out the worker must still be alive."""
+    with database(PEER_REPLICA) as db:
+        env = {"CQRS_PEER_DB_NAME": db, "CQRS_TEST_EXCHANGE": names.exchange,
+               "CQRS_TEST_QUEUE": names.queue}
+        # django-cqrs declares the queue our topology declared: it must not fail.
+        peer = support.django(["cqrs_consume"], PEER_REPLICA, env, log_dir / "peer.log")
+        try:
+            publish_outbox(master_database, names.exchange, log_dir / "relay.log")
+            yield db
+            assert peer.alive, peer.log
+        finally:
+            peer.terminate()
+            peer.close()
 
 
 def rows(database: str, sql: str) -> list[tuple]:

@@ -19,7 +19,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.slow]
 
 SETTINGS = "tests.testproject.settings"
 PEER_MASTER = "tests.peers.master_settings"
-PEER_REPLICA = "tests.peers.replica_settings"
 FORGED_REVISION = 2147483647
 
 
@@ -162,21 +161,11 @@ def test_mixed_fleet__django_cqrs_worker_applies_our_signed_events(
         ann.save()
     signatures = list(OutboxEvent.objects.values_list("signature", flat=True))
     assert signatures and all(s.startswith("ed25519;orders-1;") for s in signatures)
-    with peers.database(PEER_REPLICA) as db:
-        env = {"CQRS_PEER_DB_NAME": db, "CQRS_TEST_EXCHANGE": names.exchange,
-               "CQRS_TEST_QUEUE": names.queue}
-        peer = support.django(["cqrs_consume"], PEER_REPLICA, env, tmp_path / "peer.log")
-        try:
-            peers.publish_outbox(worker_env["CQRS_TEST_DB_NAME"], names.exchange,
-                                 tmp_path / "once.log")
-            wait_until(lambda: peers.rows(db, "SELECT id, name, cqrs_revision FROM "
-                                              "peer_replica_authorref")
-                       == [(ann.pk, "Ann B.", 1)], what="the django-cqrs replica's row")
-            assert peer.alive, peer.log
-            assert broker.count(names.dead_letter_queue) == 0
-        finally:
-            peer.terminate()
-            peer.close()
+    with peers.replica_worker(names, worker_env["CQRS_TEST_DB_NAME"], tmp_path) as db:
+        wait_until(lambda: peers.rows(db, "SELECT id, name, cqrs_revision FROM "
+                                          "peer_replica_authorref")
+                   == [(ann.pk, "Ann B.", 1)], what="the django-cqrs replica's row")
+        assert broker.count(names.dead_letter_queue) == 0
 
 
 def test_mixed_fleet__warn_applies_django_cqrs_masters_unsigned_events_and_counts_them(

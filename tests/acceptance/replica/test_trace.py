@@ -24,7 +24,6 @@ from tests.testproject.replica import models as replica
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.slow]
 
-PEER_REPLICA = "tests.peers.replica_settings"
 
 
 @pytest.fixture
@@ -107,19 +106,9 @@ def test_trace__a_django_cqrs_replica_applies_events_that_carry_trace_headers(
         tracer, broker, names, tap, worker_env, tmp_path):
     with tracer.start_as_current_span("checkout"):
         author = master.Author.objects.create(name="traced")
-    with peers.database(PEER_REPLICA) as db:
-        env = {"CQRS_PEER_DB_NAME": db, "CQRS_TEST_EXCHANGE": names.exchange,
-               "CQRS_TEST_QUEUE": names.queue}
-        peer = support.django(["cqrs_consume"], PEER_REPLICA, env, tmp_path / "peer.log")
-        try:
-            peers.publish_outbox(worker_env["CQRS_TEST_DB_NAME"], names.exchange,
-                                 tmp_path / "relay.log")
-            _, properties, _ = broker.channel.basic_get(tap, auto_ack=True)
-            assert "traceparent" in properties.headers
-            wait_until(lambda: peers.rows(db, "SELECT id, name FROM peer_replica_authorref")
-                       == [(author.pk, "traced")], what="the django-cqrs replica")
-            assert peer.alive, peer.log
-            assert broker.count(names.dead_letter_queue) == 0
-        finally:
-            peer.terminate()
-            peer.close()
+    with peers.replica_worker(names, worker_env["CQRS_TEST_DB_NAME"], tmp_path) as db:
+        _, properties, _ = broker.channel.basic_get(tap, auto_ack=True)
+        assert "traceparent" in properties.headers
+        wait_until(lambda: peers.rows(db, "SELECT id, name FROM peer_replica_authorref")
+                   == [(author.pk, "traced")], what="the django-cqrs replica")
+        assert broker.count(names.dead_letter_queue) == 0

@@ -21,7 +21,6 @@ from tests.testproject.replica import models as replica
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.slow]
 
 PEER_MASTER = "tests.peers.master_settings"
-PEER_REPLICA = "tests.peers.replica_settings"
 
 
 def _ours():
@@ -80,37 +79,26 @@ def _write_on_our_master():
 @pytest.mark.mysql
 def test_our_events__are_applied_by_a_django_cqrs_worker(broker, names, worker_env, tmp_path):
     ann, bob, acme, tracked = _write_on_our_master()
-    with peers.database(PEER_REPLICA) as db:
-        env = {"CQRS_PEER_DB_NAME": db, "CQRS_TEST_EXCHANGE": names.exchange,
-               "CQRS_TEST_QUEUE": names.queue}
-        # django-cqrs declares the queue our topology declared: it must not fail.
-        peer = support.django(["cqrs_consume"], PEER_REPLICA, env, tmp_path / "peer.log")
-        try:
-            peers.publish_outbox(worker_env["CQRS_TEST_DB_NAME"], names.exchange,
-                                 tmp_path / "relay.log")
+    with peers.replica_worker(names, worker_env["CQRS_TEST_DB_NAME"], tmp_path) as db:
 
-            def authors():
-                return peers.rows(db, "SELECT id, name, cqrs_revision FROM "
-                                      "peer_replica_authorref ORDER BY id")
+        def authors():
+            return peers.rows(db, "SELECT id, name, cqrs_revision FROM "
+                                  "peer_replica_authorref ORDER BY id")
 
-            wait_until(lambda: authors() == [(ann.pk, "Ann B.", 1)], what="authors")
-            # Other partitions than the authors': published in no set order with them.
-            wait_until(lambda: peers.rows(db, "SELECT id, title, books, cqrs_revision FROM "
-                                              "peer_replica_publisherref")
-                       == [(acme.pk, "ACME", 7, 1)], what="publishers")
-            wait_until(lambda: peers.rows(db, "SELECT id, title, state, cqrs_revision FROM "
-                                              "peer_replica_trackedref")
-                       == [(tracked.pk, "t", "done", 1)], what="tracked")
-            wait_until(lambda: peers.rows(db, "SELECT count(*) FROM peer_replica_allfieldsref")
-                       == [(1,)], what="all fields")
-            [row] = peers.rows(db, "SELECT int_field, bool_field, date_field, datetime_field, "
-                                   "decimal_field, uuid_field::text, json_field, author "
-                                   "FROM peer_replica_allfieldsref")
-            assert row == (3, True, datetime.date(2026, 1, 2),
-                           datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
-                           decimal.Decimal("1.50"), str(uuid.UUID(int=7)), {"k": [1]}, ann.pk)
-            assert peer.alive, peer.log
-            assert broker.count(names.dead_letter_queue) == 0
-        finally:
-            peer.terminate()
-            peer.close()
+        wait_until(lambda: authors() == [(ann.pk, "Ann B.", 1)], what="authors")
+        # Other partitions than the authors': published in no set order with them.
+        wait_until(lambda: peers.rows(db, "SELECT id, title, books, cqrs_revision FROM "
+                                          "peer_replica_publisherref")
+                   == [(acme.pk, "ACME", 7, 1)], what="publishers")
+        wait_until(lambda: peers.rows(db, "SELECT id, title, state, cqrs_revision FROM "
+                                          "peer_replica_trackedref")
+                   == [(tracked.pk, "t", "done", 1)], what="tracked")
+        wait_until(lambda: peers.rows(db, "SELECT count(*) FROM peer_replica_allfieldsref")
+                   == [(1,)], what="all fields")
+        [row] = peers.rows(db, "SELECT int_field, bool_field, date_field, datetime_field, "
+                               "decimal_field, uuid_field::text, json_field, author "
+                               "FROM peer_replica_allfieldsref")
+        assert row == (3, True, datetime.date(2026, 1, 2),
+                       datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+                       decimal.Decimal("1.50"), str(uuid.UUID(int=7)), {"k": [1]}, ann.pk)
+        assert broker.count(names.dead_letter_queue) == 0
