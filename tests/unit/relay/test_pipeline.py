@@ -1,9 +1,12 @@
 """Two batches on the broker at once: each settled in order, from its own verdict."""
 
+import threading
+
 import pytest
 
 from relay import engine
 from relay.publisher import StubPublisher
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -150,3 +153,22 @@ def test_too_large_with_two_in_flight__searched_one_at_a_time_with_one_in_flight
     assert broker.sent[2:6] == [[i] for i in ids[:4]]
     assert rows[big]["status"] == "failed" and "406" in rows[big]["last_error"]
     assert all(rows[i]["status"] == "published" for i in ids if i != big)
+
+
+def test_stop_with_two_in_flight_on_a_silent_broker__ends_marking_nothing(
+    outbox, make_relay, monkeypatch
+):
+    monkeypatch.setattr(engine, "CONFIRM_SLICE", 0.05)
+    monkeypatch.setattr(engine, "STOP_GRACE", 0.3)
+    broker = WatchedBroker(outbox)
+    broker.silent = True
+    _add(outbox, 4)
+    relay = make_relay(publisher=broker, batch_size=2)
+    thread = threading.Thread(target=relay.run)
+    thread.start()
+    wait_until(lambda: len(broker.sent) == 2, what="two batches in flight")
+    relay.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert set(outbox.statuses()) == {"pending"}  # unconfirmed: published again later
+    assert {owner for _, owner in outbox.leases()} == {""}
