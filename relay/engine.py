@@ -1,10 +1,12 @@
 """The drain loop: read pending events of our partitions, publish, confirm, mark.
 
 The partition leases make the events this relay's to publish; reading them takes no
-lock. One thread, pipelined: while the broker persists batch N, the relay marks batch
-N-1 published (it was confirmed) and reads batch N+1. A batch is marked only after the
-broker confirmed it; anything unconfirmed when a process dies or a connection breaks
-is published again later, so delivery is at-least-once and per-row order holds.
+lock. One thread, pipelined: up to `Config.in_flight` batches are on the broker at once.
+When batch N is confirmed the relay sends batch N+2 (read earlier), marks batch N
+published and reads batch N+3, while the broker persists batch N+1: the broker never
+waits for the relay. Batches are marked in the order they were sent, each only after
+the broker confirmed it; anything unconfirmed when a process dies or a connection
+breaks is published again later, so delivery is at-least-once and per-row order holds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -36,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 CONFIRM_SLICE = 0.5  # seconds between checks while waiting for the broker's confirms
 CONFIRM_TIMEOUT = 30.0  # seconds without confirms before the connection counts as broken
-STOP_GRACE = 5.0  # seconds a stopping relay still waits for the batch in flight
+STOP_GRACE = 5.0  # seconds a stopping relay still waits for the batches in flight
 BACKOFF_FIRST = 0.1  # seconds before the first retry after an outage
 BACKOFF_MAX = 5.0  # seconds, the longest pause between retries
 REFUSAL_BACKOFF = 1.0  # seconds before re-publishing a refused event, doubled per attempt
@@ -62,6 +65,7 @@ class Config:
     retention: float = 7 * 86400  # seconds published events are kept
     purge_batch_size: int = 5000  # events per purge statement
     listen: bool = True  # wake on PostgreSQL notifications
+    in_flight: int = 2  # batches published and not yet confirmed, at most
     owner: str = ""  # this relay's name in the lease table; generated when empty
 
 
@@ -161,6 +165,7 @@ class Relay:
         self._idle_polls = 0  # empty polls since the last work, for the back-off
         self._last_purge = -PURGE_INTERVAL
         self._unroutable: set[str] = set()
+        self._stopping_since: float | None = None  # when a wait first saw the stop
 
     # -- public ------------------------------------------------------------------------
 
@@ -221,34 +226,45 @@ class Relay:
     def _drain(self, db: Database, deadline: float | None) -> int:
         """Publish batches until none is left (or it is time to rebalance or stop)."""
         moved = 0
-        confirmed: tuple[Batch, Outcome] | None = None
+        flying: deque[Batch] = deque()  # sent and not yet confirmed, oldest first
+        confirmed: tuple[Batch, Outcome] | None = None  # to mark after the next send
         batch = self._read_batch(db, {})
         try:
-            while batch.rows:
-                batch = self._guard(db, batch)
-                if not batch.rows:
-                    break
-                try:
-                    self.publisher.send(batch.messages())
-                    if confirmed:
-                        moved += self._settle(db, *confirmed)
-                        confirmed = None
-                    upcoming = self._next(db, batch, deadline)
-                    outcome = self._await(db)
-                except MessageRejected as exc:
-                    moved += self._rejected(db, batch, exc)
-                    break
-                confirmed = (batch, outcome)
-                batch = Batch() if outcome.refused else upcoming
+            while batch.rows or flying:
+                if batch.rows and len(flying) < self._depth():
+                    batch = self._guard(db, batch)
+                    if batch.rows:
+                        flying.append(batch)
+                        self.publisher.send(batch.messages())
+                    # Mark the batch confirmed last while the broker persists this one.
+                    done, confirmed = confirmed, None
+                    moved += self._settle(db, *done) if done else 0
+                    batch = self._next(db, flying, deadline) if batch.rows else Batch()
+                    continue
+                done, confirmed = confirmed, None
+                moved += self._settle(db, *done) if done else 0
+                outcome = self._await(db)
+                confirmed = (flying.popleft(), outcome)
+                if outcome.refused:  # stop reading; a batch already sent is still settled
+                    batch = Batch()
+        except MessageRejected as exc:
+            moved += self._rejected(db, Batch([r for b in flying for r in b.rows]), exc)
         finally:
             if confirmed:
                 moved += self._settle(db, *confirmed)
         return moved
 
-    def _next(self, db: Database, batch: Batch, deadline: float | None) -> Batch:
+    def _depth(self) -> int:
+        """Return how many batches may be in flight: one while finding a rejected event."""
+        return 1 if self._one_at_a_time else max(1, self.config.in_flight)
+
+    def _next(self, db: Database, flying: deque[Batch], deadline: float | None) -> Batch:
         if self._one_at_a_time or self._leaving(deadline) or self.leases.rebalance_due():
             return Batch()
-        return self._read_batch(db, batch.cursors())
+        after: dict[int, int] = {}
+        for sent in flying:  # read past every row still in flight, not only the last
+            after.update(sent.cursors())
+        return self._read_batch(db, after)
 
     def _read_batch(self, db: Database, after: dict[int, int]) -> Batch:
         held = sorted(self.leases.held)
@@ -276,7 +292,11 @@ class Relay:
                 return outcome
             if self.leases.due():  # a slow broker must not cost us our leases
                 self.leases.tick(db, rebalance=False)
-            limit = STOP_GRACE if self.alarm.rung else CONFIRM_TIMEOUT
+            limit = CONFIRM_TIMEOUT
+            if self.alarm.rung:  # one grace in all, however many batches are in flight
+                if self._stopping_since is None:
+                    self._stopping_since = started
+                started, limit = self._stopping_since, STOP_GRACE
             if time.monotonic() - started >= limit:
                 raise BrokerUnavailable(f"no confirmation from the broker within {limit:.0f}s")
 

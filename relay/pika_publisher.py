@@ -1,16 +1,19 @@
 """Publish to RabbitMQ with pika: publisher confirms, mandatory flag, returned messages.
 
 A `SelectConnection` driven by the caller's thread: `send()` writes a whole batch to the
-socket and returns at once, so the relay can settle the previous batch and read the
-next while the broker persists this one; `wait()` then runs the I/O loop until every
-message is acknowledged. Confirms pipeline a batch the way an AMQP transaction does,
-and also say which message the broker refused (a nack), which a transaction cannot.
+socket and returns at once, so the relay can settle the previous batch, read the next
+and even send it while the broker persists this one; `wait()` then runs the I/O loop
+until every message of the oldest batch in flight is acknowledged. Delivery tags run on
+across batches, so each batch knows its own range of tags; a `multiple` ack may cover
+the end of one batch and the start of the next. Confirms also say which message the
+broker refused (a nack), which an AMQP transaction cannot.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,16 +39,22 @@ EXCHANGE_HINT = (
 
 
 class _Flight:
-    """The batch sent last: delivery tags still waiting, and what came back."""
+    """A batch in flight: its delivery tags still waiting, and what came back."""
 
     def __init__(self, first_tag: int) -> None:
         self.first_tag = first_tag
-        self.ids: list[int] = []
+        self.ids: list[int] = []  # event ids in tag order, from first_tag on
+        self.members: set[int] = set()  # the same ids, to place a returned message
         self.waiting: set[int] = set()
         self.returned: dict[int, str] = {}
         self.refused: dict[int, str] = {}
 
+    def owns(self, event_id: int) -> bool:
+        return event_id in self.members
+
     def confirm(self, tag: int, multiple: bool, nack: bool) -> None:
+        if tag < self.first_tag:
+            return  # an answer to an earlier batch only
         tags = [t for t in self.waiting if t <= tag] if multiple else [tag]
         for t in tags:
             self.waiting.discard(t)
@@ -73,7 +82,7 @@ class PikaPublisher(Publisher):
         self._ready = False
         self._closing = False
         self._error: Exception | None = None
-        self._flight: _Flight | None = None
+        self._flights: deque[_Flight] = deque()  # oldest first
         self._next_tag = 1
 
     # -- Publisher ------------------------------------------------------------------
@@ -101,21 +110,22 @@ class PikaPublisher(Publisher):
     def send(self, messages: Sequence[Message]) -> None:
         if not self.is_open:
             raise self._error or BrokerUnavailable(f"not connected to {self.address.safe_url}")
-        flight = self._flight = _Flight(self._next_tag)
+        flight = _Flight(self._next_tag)
+        self._flights.append(flight)
         for message in messages:
             self._publish(flight, message)
         self._pump(lambda: False, 0)  # one turn of the loop writes the batch to the socket
         self._raise_error()
 
     def wait(self, timeout: float) -> Outcome | None:
-        flight = self._flight
-        if flight is None:
+        if not self._flights:
             return Outcome()
+        flight = self._flights[0]
         self._pump(lambda: not flight.waiting, timeout)
         self._raise_error()
         if flight.waiting:
             return None
-        self._flight = None
+        self._flights.popleft()
         return Outcome(returned=flight.returned, refused=flight.refused)
 
     def idle(self) -> None:
@@ -125,7 +135,8 @@ class PikaPublisher(Publisher):
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
-        self._ready, self._flight, self._channel = False, None, None
+        self._ready, self._channel = False, None
+        self._flights.clear()
         if connection is None:
             return
         self._closing = True
@@ -160,21 +171,28 @@ class PikaPublisher(Publisher):
             flight.refused[message.event_id] = f"cannot be encoded: {type(exc).__name__}"
             return
         flight.ids.append(message.event_id)
+        flight.members.add(message.event_id)
         flight.waiting.add(self._next_tag)
         self._next_tag += 1
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        if self._flight is not None:
-            nack = isinstance(method, pika.spec.Basic.Nack)
-            self._flight.confirm(method.delivery_tag, method.multiple, nack)
-            if not self._flight.waiting:
-                self._stop_loop()
+        nack = isinstance(method, pika.spec.Basic.Nack)
+        for flight in self._flights:
+            flight.confirm(method.delivery_tag, method.multiple, nack)
+        if self._flights and not self._flights[0].waiting:
+            self._stop_loop()  # the oldest batch, the one `wait()` is after, is answered
 
     def _on_return(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        if self._flight is not None and (properties.message_id or "").isdigit():
-            reason = f"{method.reply_code} {method.reply_text}"
-            self._flight.returned[int(properties.message_id)] = reason
+        if not (properties.message_id or "").isdigit():
+            return
+        event_id = int(properties.message_id)
+        reason = f"{method.reply_code} {method.reply_text}"
+        # A return comes before the message's ack, so its batch is still in flight.
+        for flight in self._flights:
+            if flight.owns(event_id):
+                flight.returned[event_id] = reason
+                return
 
     # -- connection lifecycle -------------------------------------------------------
 
@@ -232,7 +250,7 @@ class PikaPublisher(Publisher):
             connection.close()
 
     def _channel_error(self, reason: Any) -> Exception:
-        publishing = self._flight is not None
+        publishing = bool(self._flights)
         what = "publish" if publishing else f"declare exchange {self.exchange!r}"
         return pika_errors.translate(reason, self.address, what, EXCHANGE_HINT,
                                      publishing=publishing)

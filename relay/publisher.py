@@ -1,7 +1,8 @@
 """Publishers: put a batch of outbox events on the broker and learn what it made of them.
 
-`Publisher` is the interface the engine drives: `send()` a batch without waiting, do
-other work, then `wait()` for the broker's verdict on every message. Two
+`Publisher` is the interface the engine drives: `send()` a batch without waiting (and
+perhaps another one after it), do other work, then `wait()` for the broker's verdict on
+every message of the oldest batch not yet answered. Two
 implementations: `relay.pika_publisher.PikaPublisher` (RabbitMQ, publisher confirms)
 and `StubPublisher` here, an in-memory broker for tests of code that runs the relay.
 """
@@ -9,6 +10,8 @@ and `StubPublisher` here, an in-memory broker for tests of code that runs the re
 from __future__ import annotations
 
 import abc
+import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,7 +37,8 @@ class Outcome:
 
 
 class Publisher(abc.ABC):
-    """Publish batches with the broker's confirmation, one batch in flight at a time."""
+    """Publish batches with the broker's confirmation; several batches may be in flight,
+    and their verdicts come back in the order they were sent."""
 
     @property
     @abc.abstractmethod
@@ -51,12 +55,12 @@ class Publisher(abc.ABC):
 
     @abc.abstractmethod
     def wait(self, timeout: float) -> Outcome | None:
-        """Wait up to `timeout` seconds for the verdict on the batch sent last.
+        """Wait up to `timeout` seconds for the verdict on the oldest batch in flight.
 
-        Return None if the broker has not answered every message yet. Raise
-        BrokerUnavailable if the connection broke (nothing of the batch counts as
-        confirmed then) and MessageRejected if the broker closed the channel over a
-        message it refuses.
+        Return None if the broker has not answered every message of it yet; return an
+        empty Outcome if nothing is in flight. Raise BrokerUnavailable if the
+        connection broke and MessageRejected if the broker closed the channel over a
+        message it refuses: nothing still in flight counts as confirmed then.
         """
 
     def idle(self) -> None:  # noqa: B027 - most publishers have no housekeeping
@@ -77,8 +81,12 @@ class StubPublisher(Publisher):
     - `unroutable`: routing keys the broker returns (no queue bound);
     - `nacked`: routing keys the broker refuses with a nack;
     - `max_body`: a body longer than this (characters) makes the broker close the
-      channel, as RabbitMQ does over its max message size: the batch raises
-      MessageRejected and nothing of it counts as confirmed.
+      channel, as RabbitMQ does over its max message size: waiting raises
+      MessageRejected and nothing still in flight counts as confirmed;
+    - `silent = True`: the broker never answers, so `wait()` returns None.
+
+    `most_in_flight` is the largest number of batches that were sent and not yet
+    answered at once.
     """
 
     def __init__(self) -> None:
@@ -87,9 +95,11 @@ class StubPublisher(Publisher):
         self.unroutable: set[str] = set()
         self.nacked: set[str] = set()
         self.max_body: int | None = None
+        self.silent = False
         self.connects = 0
+        self.most_in_flight = 0
         self._open = False
-        self._flight: Sequence[Message] | None = None
+        self._flights: deque[list[Message]] = deque()
 
     @property
     def is_open(self) -> bool:
@@ -105,19 +115,23 @@ class StubPublisher(Publisher):
         if not self.is_open:
             self._open = False
             raise BrokerUnavailable("stub broker connection is closed")
-        self._flight = list(messages)
+        self._flights.append(list(messages))
+        self.most_in_flight = max(self.most_in_flight, len(self._flights))
 
     def wait(self, timeout: float) -> Outcome | None:
-        flight, self._flight = self._flight, None
-        if flight is None:
+        if not self._flights:
             return Outcome()
         if not self.available:
-            self._open = False
+            self.close()
             raise BrokerUnavailable("stub broker went away")
+        if self.silent:
+            time.sleep(timeout)  # as long as a real broker that never answers keeps us
+            return None
+        flight = self._flights.popleft()
         returned, refused = {}, {}
         for message in flight:
             if self.max_body is not None and len(message.body) > self.max_body:
-                self._open = False
+                self.close()
                 raise MessageRejected(f"406 message size {len(message.body)} is too large")
             if message.routing_key in self.nacked:
                 refused[message.event_id] = "nacked by the broker"
@@ -129,7 +143,7 @@ class StubPublisher(Publisher):
 
     def close(self) -> None:
         self._open = False
-        self._flight = None
+        self._flights.clear()
 
     def bodies(self, routing_key: str | None = None) -> list[str]:
         """Return the published bodies, optionally of one routing key only."""

@@ -1,0 +1,65 @@
+"""The pika publisher with two batches in flight on a real RabbitMQ: each verdict
+belongs to its own batch, and the verdicts come back in the order sent."""
+
+import pytest
+
+from cqrs_outbox.core.urls import parse_broker_url
+from relay.pika_publisher import PikaPublisher
+from relay.publisher import Message, Outcome
+from tests.integration.relay import support
+
+pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+
+
+@pytest.fixture
+def publisher(collector):
+    channel = collector.channel
+    full = support.unique("relay_full_q")
+    channel.queue_declare(
+        full, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}, auto_delete=True
+    )
+    channel.queue_bind(full, collector.exchange, "refused_here")
+    channel.queue_unbind(collector.queue, collector.exchange, "#")
+    channel.queue_bind(collector.queue, collector.exchange, "author")
+    publisher = PikaPublisher(parse_broker_url(support.BROKER_URL), collector.exchange)
+    publisher.connect()
+    yield publisher
+    publisher.close()
+
+
+def _batch(first_id, keys):
+    return [Message(first_id + n, key, f'{{"n": {n}}}') for n, key in enumerate(keys)]
+
+
+def _verdict(publisher):
+    for _ in range(60):
+        outcome = publisher.wait(0.5)
+        if outcome is not None:
+            return outcome
+    raise AssertionError("no verdict from the broker within 30s")
+
+
+def test_two_batches_in_flight__each_verdict_names_only_its_own_events(publisher, collector):
+    first = _batch(100, ["author", "nobody_binds", "refused_here", "author"])
+    second = _batch(200, ["refused_here", "author", "nobody_binds", "author"])
+    publisher.send(first)
+    publisher.send(second)  # before any verdict on the first
+    one, two = _verdict(publisher), _verdict(publisher)
+    assert set(one.returned) == {101} and set(one.refused) == {102}
+    assert set(two.returned) == {202} and set(two.refused) == {200}
+    assert "NO_ROUTE" in one.returned[101] and "nacked" in two.refused[200]
+    received = collector.collect([100, 103, 201, 203])
+    assert [r.event_id for r in received] == [100, 103, 201, 203]
+
+
+def test_many_batches_in_flight__answered_in_order_with_nothing_left_over(
+    publisher, collector
+):
+    batches = [_batch(1000 * k, ["author"] * 50) for k in range(1, 4)]
+    for batch in batches:
+        publisher.send(batch)
+    outcomes = [_verdict(publisher) for _ in batches]
+    assert all(not o.returned and not o.refused for o in outcomes)
+    assert publisher.wait(0.1) == Outcome()  # nothing left in flight: answered at once
+    received = collector.collect([m.event_id for b in batches for m in b])
+    assert [r.event_id for r in received] == [m.event_id for b in batches for m in b]
