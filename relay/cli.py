@@ -23,7 +23,7 @@ from cqrs_outbox.core import contract, pika_errors
 from cqrs_outbox.core.errors import AccessRefused, ConfigurationError, DatabaseUnavailable
 from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.core.urls import parse_broker_url, redact, redact_text
-from relay import db as dbapi
+from relay import db as relay_db
 from relay import engine, health, metrics, pika_publisher, status, store
 
 PROG = "relay"
@@ -54,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
                         "mysql://user:password@host:port/name or sqlite:///path")
     p.add_argument("--broker-url", default=os.environ.get("RELAY_BROKER_URL"),
                    help="amqp://user:password@host:port/vhost (or amqps://)")
-    p.add_argument("--driver", choices=list(dbapi.DRIVERS), default=None,
+    p.add_argument("--driver", choices=list(relay_db.DRIVERS), default=None,
                    help="PostgreSQL driver module (default: psycopg if installed, else "
                         "psycopg2)")
     p.add_argument("--exchange", default=contract.DEFAULT_EXCHANGE)
@@ -108,12 +108,12 @@ class _Connector:
     def __init__(self, url: str, driver: str | None = None) -> None:
         self.url = url
         self.driver = driver
-        self.first: dbapi.Database | None = dbapi.connect(url, driver)
-        self.driver_name = dbapi.driver_version(self.first.driver)
+        self.first: relay_db.Database | None = relay_db.connect(url, driver)
+        self.driver_name = relay_db.driver_version(self.first.driver)
 
-    def __call__(self) -> dbapi.Database:
+    def __call__(self) -> relay_db.Database:
         db, self.first = self.first, None
-        return db or dbapi.connect(self.url, self.driver)
+        return db or relay_db.connect(self.url, self.driver)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,8 +136,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.database_url:
         raise ConfigurationError("--database-url is required (or set RELAY_DATABASE_URL)")
     if args.status:
-        with dbapi.translated():
-            summary = store.summary(dbapi.connect(args.database_url, args.driver))
+        with relay_db.translated():
+            summary = store.summary(relay_db.connect(args.database_url, args.driver))
         print(f"database: {redact(args.database_url)}")
         print(status.render(summary))
         return 0

@@ -28,7 +28,7 @@ from cqrs_outbox.core.errors import (
     MessageRejected,
     RecoverableError,
 )
-from relay import db as dbapi
+from relay import db as relay_db
 from relay import metrics, store
 from relay.db import Database
 from relay.leases import Leases
@@ -175,7 +175,7 @@ class Relay:
         Front ends call this to fail fast on a wrong database URL or missing tables.
         An unreachable broker is only logged: the run loop keeps trying it.
         """
-        with dbapi.translated():
+        with relay_db.translated():
             self._ensure_db()
         try:
             self.publisher.connect()
@@ -194,7 +194,7 @@ class Relay:
         try:
             while not self._leaving(deadline):
                 try:
-                    with dbapi.translated():
+                    with relay_db.translated():
                         if not self._turn(once, deadline):
                             break
                 except RecoverableError as exc:
@@ -427,7 +427,7 @@ class Relay:
     def _shutdown(self) -> None:
         try:
             if self._db is not None:
-                with dbapi.translated():
+                with relay_db.translated():
                     self.leases.release(self._db)
                     if self._listener is not None:
                         self._listener.stop()

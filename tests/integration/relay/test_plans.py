@@ -21,7 +21,7 @@ from django.db import connection
 
 from cqrs_outbox.core import contract
 from cqrs_outbox.core.urls import parse_broker_url
-from relay import db as dbapi
+from relay import db as relay_db
 from relay import engine, pika_publisher, store
 from tests.integration.relay import support
 
@@ -49,7 +49,7 @@ class Explained:
     plan: dict
 
 
-class ExplainingDatabase(dbapi.Database):
+class ExplainingDatabase(relay_db.Database):
     """Run every statement once under EXPLAIN ANALYZE (rolled back), then for real."""
 
     explained: list[Explained]
@@ -138,10 +138,10 @@ def refusing_queue(exchange, collector):
 
 def _drain(exchange: str) -> tuple[engine.Stats, list[Explained]]:
     explained: list[Explained] = []
-    opened: list[dbapi.Database] = []
+    opened: list[relay_db.Database] = []
 
-    def connect() -> dbapi.Database:
-        plain = dbapi.connect(support.database_url())
+    def connect() -> relay_db.Database:
+        plain = relay_db.connect(support.database_url())
         db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
         db.explained = explained
         opened.append(db)
@@ -215,7 +215,7 @@ def _kind(sql: str) -> str:
 def test_explaining_database__counts_the_rows_a_full_scan_reads(frozen_statistics):
     """The yardstick itself: a statement that must read the whole backlog is caught."""
     support.write_events(("author", pk, 0) for pk in range(2 * BATCH))
-    plain = dbapi.connect(support.database_url())
+    plain = relay_db.connect(support.database_url())
     db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
     db.explained = []
     try:

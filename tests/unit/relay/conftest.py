@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from cqrs_outbox.core import contract, wire
-from relay import db as dbapi
+from relay import db as relay_db
 from relay import engine
 from relay.publisher import StubPublisher
 
@@ -40,14 +40,14 @@ class Outbox:
     def __init__(self, path):
         self.url = f"sqlite:///{path}"
         path.touch()
-        self.db = dbapi.connect(self.url)
+        self.db = relay_db.connect(self.url)
         self.opened = [self.db]
         for statement in SCHEMA:
             self.db.rowcount(statement)
 
     def connect(self):
         """Open another connection; `close()` closes it (a relay never closes its own)."""
-        db = dbapi.connect(self.url)
+        db = relay_db.connect(self.url)
         self.opened.append(db)
         return db
 
