@@ -24,6 +24,21 @@ def collector(exchange):
 
 
 @pytest.fixture
+def refusing_route(collector):
+    """Route `refused_here` to a queue that refuses every message (nack) and
+    `nobody_binds` nowhere (returned); the collector keeps only `author`.
+    The refusing queue is deleted after the test."""
+    channel = collector.channel
+    full = support.unique("relay_full_q")
+    channel.queue_declare(full, arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    channel.queue_bind(full, collector.exchange, "refused_here")
+    channel.queue_unbind(collector.queue, collector.exchange, "#")
+    channel.queue_bind(collector.queue, collector.exchange, "author")
+    yield
+    channel.queue_delete(full)
+
+
+@pytest.fixture
 def relays(tmp_path, exchange):
     """Return a function starting `python -m relay` processes; all are stopped after."""
     started = []

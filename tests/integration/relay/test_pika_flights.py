@@ -12,15 +12,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
 
 @pytest.fixture
-def publisher(collector):
-    channel = collector.channel
-    full = support.unique("relay_full_q")
-    channel.queue_declare(
-        full, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}, auto_delete=True
-    )
-    channel.queue_bind(full, collector.exchange, "refused_here")
-    channel.queue_unbind(collector.queue, collector.exchange, "#")
-    channel.queue_bind(collector.queue, collector.exchange, "author")
+def publisher(collector, refusing_route):
     publisher = PikaPublisher(parse_broker_url(support.BROKER_URL), collector.exchange)
     publisher.connect()
     yield publisher

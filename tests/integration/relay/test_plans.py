@@ -122,20 +122,6 @@ def frozen_statistics():
         cursor.execute(f"ALTER TABLE {T} RESET (autovacuum_enabled)")
 
 
-@pytest.fixture
-def refusing_queue(exchange, collector):
-    """Route `refused_here` to a queue that refuses everything (the broker nacks)."""
-    channel = collector.channel
-    name = support.unique("relay_full_q")
-    channel.queue_declare(
-        name, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}, auto_delete=True
-    )
-    channel.queue_unbind(collector.queue, exchange, "#")
-    channel.queue_bind(collector.queue, exchange, "author")
-    channel.queue_bind(name, exchange, "refused_here")
-    return name
-
-
 def _drain(exchange: str) -> tuple[engine.Stats, list[Explained]]:
     explained: list[Explained] = []
     opened: list[relay_db.Database] = []
@@ -164,7 +150,7 @@ def _drain(exchange: str) -> tuple[engine.Stats, list[Explained]]:
     ids=["stats_say_empty", "stats_say_drained_history", "stats_say_all_pending"],
 )
 def test_drain__no_statement_reads_more_than_its_batch_on_a_fresh_backlog(
-    statistics, frozen_statistics, exchange, collector, refusing_queue
+    statistics, frozen_statistics, exchange, collector, refusing_route
 ):
     statistics()
     [_unroutable, refused] = support.write_events(

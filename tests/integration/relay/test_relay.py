@@ -69,17 +69,10 @@ def test_notify__wakes_a_relay_that_polls_only_every_ten_minutes(collector, rela
     collector.collect([event.id], timeout=30)
 
 
-def test_unroutable_and_refused_events__are_recorded_on_their_rows(exchange, collector):
+def test_unroutable_and_refused_events__are_recorded_on_their_rows(
+        exchange, collector, refusing_route):
     from cqrs_outbox import drain
 
-    channel = collector.channel
-    full = support.unique("relay_full_q")
-    channel.queue_declare(
-        full, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}, auto_delete=True
-    )
-    channel.queue_bind(full, exchange, "refused_here")
-    channel.queue_unbind(collector.queue, exchange, "#")
-    channel.queue_bind(collector.queue, exchange, "author")
     [unroutable, refused, fine] = support.write_events(
         [("nobody_binds", 1, 0), ("refused_here", 1, 0), ("author", 1, 0)]
     )
