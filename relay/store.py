@@ -271,7 +271,7 @@ def read_pending(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -
             _READ_PENDING_POSTGRESQL, (parts, afters, contract.STATUS_PENDING, limit, limit)
         )
     elif db.vendor == MYSQL:
-        rows = store_mysql.claim(db, _PENDING_COLUMNS, cursors, limit)
+        rows = store_mysql.read_pending(db, _PENDING_COLUMNS, cursors, limit)
     else:
         rows = []
         for partition, after in cursors:

@@ -48,8 +48,8 @@ def insert_returning_ids(db: Database, sql: str, params: Sequence[Any], count: i
     return [first + i * int(step) for i in range(count)]
 
 
-def claim_sql(columns: str, partitions: int) -> str:
-    """Return the claim over `partitions` cursors: one bounded range per partition.
+def read_pending_sql(columns: str, partitions: int) -> str:
+    """Return the read of pending rows over `partitions` cursors: one bounded range per partition.
 
     Each branch reads the partition's pending rows above its cursor in id order from
     the (status, partition, id) index and stops at the limit; the ids are ranked by the
@@ -70,12 +70,14 @@ def claim_sql(columns: str, partitions: int) -> str:
     )
 
 
-def claim(db: Database, columns: str, cursors: Sequence[tuple[int, int]], limit: int) -> list:
-    """Return the rows of `relay.store.claim` (raw tuples of `columns`)."""
+def read_pending(
+    db: Database, columns: str, cursors: Sequence[tuple[int, int]], limit: int
+) -> list:
+    """Return the rows of `relay.store.read_pending` (raw tuples of `columns`)."""
     params: list[Any] = []
     for rank, (partition, after) in enumerate(cursors):
         params += [rank, contract.STATUS_PENDING, partition, after, limit]
-    return db.fetchall(claim_sql(columns, len(cursors)), [*params, limit])
+    return db.fetchall(read_pending_sql(columns, len(cursors)), [*params, limit])
 
 
 def mark_refused(db: Database, event_id: int, reason: str, retry_at: datetime.datetime,

@@ -31,7 +31,7 @@ def test_claim__each_partition_is_a_range_scan_of_the_pending_index():
     db = outbox_db.database()
     db.rowcount("ANALYZE TABLE cqrs_outbox_event")
     cursors = [(p, 0) for p in range(5)]
-    sql = store_mysql.claim_sql("id, partition, routing_key, payload", len(cursors))
+    sql = store_mysql.read_pending_sql("id, partition, routing_key, payload", len(cursors))
     params = []
     for rank, (partition, after) in enumerate(cursors):
         params += [rank, contract.STATUS_PENDING, partition, after, 10]
