@@ -219,18 +219,25 @@ def drop(alias: str, cqrs_id: str, pk: Any, signal_types: Iterable[str]) -> None
 
 def seal(alias: str, key: Key) -> None:
     """Build the event queued under `key` now and keep it apart, so a later save of the
-    same row in this transaction queues an event of its own."""
+    same row in this transaction queues an event of its own.
+
+    In a block marked for rollback (`transaction.set_rollback(True)`) nothing can be read,
+    so the entry is kept apart unbuilt and built from its instance at commit, as
+    django-cqrs builds every event; if its savepoint rolls back, it goes with it.
+    """
     conn = connections[alias]
     pending = conn.__dict__.get(STATE_ATTR)
     entry = None if pending is None else _standing(conn, pending, key)
     if entry is None:
         return
     del pending.entries[key]
-    if entry.event is None and entry.instance is not None:
-        entry.event = events.build(entry.instance, key[2], alias, queue=key[3])
-    if entry.event is not None:
-        entry.key = (*key, object())
-        pending.entries[entry.key] = entry
+    if entry.event is None and not conn.needs_rollback:
+        if entry.instance is not None:
+            entry.event = events.build(entry.instance, key[2], alias, queue=key[3])
+        if entry.event is None:
+            return  # the row is filtered out: nothing to send
+    entry.key = (*key, object())
+    pending.entries[entry.key] = entry
 
 
 def count_save(alias: str, instance: models.Model) -> None:

@@ -102,3 +102,57 @@ def test_reset_saves_count__next_save_gets_an_event_and_revision_of_its_own(outb
     assert [(r["revision"], r["body"]["instance_data"]["name"]) for r in rows] == [
         (0, "a"), (1, "b"), (2, "c")
     ]
+
+
+def test_reset_saves_count__after_set_rollback_is_harmless_and_the_next_transaction_counts(
+        outbox_rows):
+    """django-cqrs's `reset_cqrs_saves_count()` only sets the instance's counter back to 0.
+
+    Its own test of sequential transactions saves inside `atomic()`, marks that block for
+    rollback with `transaction.set_rollback(True)`, resets the counter, then saves again in
+    a new transaction: no error, two events in all (the create at revision 0 and the
+    second transaction's save at revision 1), and the rolled-back save sends nothing.
+    """
+    with transaction.atomic():
+        obj = models.Author.objects.create(name="1")
+    with transaction.atomic():
+        obj.name = "3"
+        obj.save()
+        transaction.set_rollback(True)
+        obj.reset_cqrs_saves_count()
+        assert obj.cqrs_saves_count == 0
+    with transaction.atomic():
+        obj.name = "2"
+        obj.save()
+    obj.refresh_from_db()
+    assert obj.cqrs_revision == 1
+    rows = [r for r in outbox_rows() if r["cqrs_id"] == "author"]
+    assert [(r["revision"], r["body"]["instance_data"]["name"]) for r in rows] == [
+        (0, "1"), (1, "2")
+    ]
+
+
+def test_reset_saves_count__in_a_savepoint_marked_for_rollback_keeps_the_outer_events(
+        outbox_rows):
+    """A reset inside a savepoint that will roll back neither raises nor loses an event.
+
+    django-cqrs only zeroes the counter there, so the next save in the outer transaction
+    queues a second event, and both are serialised from the instance at commit. Ours does
+    the same when the transaction cannot be read from at the reset: both events carry the
+    row as it stands at commit, so the last one a replica applies is the final state.
+    """
+    obj = models.Author.objects.create(name="a")
+    with transaction.atomic():
+        obj.name = "b"
+        obj.save()
+        with transaction.atomic():
+            transaction.set_rollback(True)
+            obj.reset_cqrs_saves_count()
+        obj.name = "c"
+        obj.save()
+    obj.refresh_from_db()
+    assert (obj.cqrs_revision, obj.name) == (2, "c")
+    rows = [r for r in outbox_rows() if r["cqrs_id"] == "author"]
+    assert [(r["revision"], r["body"]["instance_data"]["name"]) for r in rows] == [
+        (0, "a"), (2, "c"), (2, "c")
+    ]
