@@ -92,31 +92,50 @@ def uses_bulk_path(model: type[models.Model]) -> bool:
 
     Only when nothing of the model's own would run: the handlers, the manager, `save()`
     and `delete()` are the mixin's, there are no model signal receivers, no custom
-    serialization and no multi-table parent.
+    serialization and no multi-table parent. Decided afresh on each call (the consumer
+    asks once per batch), so a hook set or patched later is never bypassed.
     """
-    code_free = model.__dict__.get("_cqrs_code_free")
-    if code_free is None:
-        code_free = model._cqrs_code_free = _own_code_free(model)
-    return code_free and not _has_receivers(model)
-
-
-def _own_code_free(model: type[models.Model]) -> bool:
-    from cqrs_outbox.replica.managers import ReplicaManager
-    from cqrs_outbox.replica.mixins import ReplicaMixin
-
-    same = all(
-        getattr(model, name).__func__ is getattr(ReplicaMixin, name).__func__
-        for name in ("cqrs_save", "cqrs_create", "cqrs_delete")
-    )
-    manager = type(model.cqrs)
-    same = same and model.cqrs_update is ReplicaMixin.cqrs_update
-    same = same and all(
-        getattr(manager, name) is getattr(ReplicaManager, name)
-        for name in ("save_instance", "create_instance", "update_instance", "delete_instance")
-    )
-    same = same and model.save is models.Model.save and model.delete is models.Model.delete
+    same = default_writes(model) and not overridden(model, "cqrs_delete")
+    same = same and not _manager_overrides(model, "delete_instance")
+    same = same and _found(model, "save") is _found(models.Model, "save")
+    same = same and _found(model, "delete") is _found(models.Model, "delete")
     same = same and not any(_fills_itself(f) for f in model._meta.concrete_fields)
-    return same and not model.CQRS_CUSTOM_SERIALIZATION and not model._meta.parents
+    same = same and not model.CQRS_CUSTOM_SERIALIZATION and not model._meta.parents
+    return same and not _has_receivers(model)
+
+
+def default_writes(model: type[models.Model]) -> bool:
+    """Tell whether the mixin's own `cqrs_save`, `cqrs_create` and `cqrs_update` (and the
+    manager's) write the model's rows, so that no hook of the model sees the data."""
+    hooks = ("cqrs_save", "cqrs_create", "cqrs_update")
+    methods = ("save_instance", "create_instance", "update_instance")
+    return not any(overridden(model, name) for name in hooks) and not any(
+        _manager_overrides(model, name) for name in methods
+    )
+
+
+def overridden(model: type, name: str) -> bool:
+    """Tell whether the hook `name` of `model` is anything but the mixin's own.
+
+    The attribute is looked up on the class's MRO as stored there, so a staticmethod, a
+    plain function, a mock on the model or on the mixin itself all count as overridden.
+    """
+    from cqrs_outbox.replica import mixins
+
+    return _found(model, name) is not mixins.OWN_HOOKS[name]
+
+
+def _manager_overrides(model: type[models.Model], name: str) -> bool:
+    from cqrs_outbox.replica import managers
+
+    return _found(type(model.cqrs), name) is not managers.OWN_METHODS[name]
+
+
+def _found(cls: type, name: str) -> Any:
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
 
 
 def _fills_itself(field: models.Field) -> bool:

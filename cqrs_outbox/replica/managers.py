@@ -139,6 +139,13 @@ class ReplicaManager(models.Manager):
         queries.save_tombstones(alias, self.model.CQRS_ID, {change.key: change.revision})
 
 
+# The manager's methods as defined here, kept before anything can replace them.
+OWN_METHODS = {
+    name: ReplicaManager.__dict__[name]
+    for name in ("save_instance", "create_instance", "update_instance", "delete_instance")
+}
+
+
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(exc.messages)

@@ -4,7 +4,9 @@ Keys the model has no field for are dropped (a replica may mirror only some fiel
 its master, and a master may add fields before its replicas do). What cannot be applied
 is a `BadMessage` naming the key: a missing primary key, revision or required field, a
 CQRS_MAPPING source key the data lacks, or a value the field cannot hold, including an
-integer outside the column's range and a string longer than the column.
+integer outside the column's range and a string longer than the column. Values are only
+converted and checked when the mixin's own handlers write the row: a model that
+overrides `cqrs_create` / `cqrs_update` gets them as sent, as django-cqrs hands them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.db import connections, models, router
 
 from cqrs_outbox.core import wire
 from cqrs_outbox.core.errors import BadMessage
+from cqrs_outbox.replica import handlers
 
 QUOTE_CHARS = 60  # characters of a refused value quoted in a reason
 
@@ -44,7 +47,8 @@ class Change:
     pk: Any
     revision: int
     mapped: dict  # by field name, values as sent (what cqrs_create/cqrs_update receive)
-    values: dict | None = None  # by attname, converted; None for deletes and custom models
+    # By attname, converted; only when the mixin's own handlers write the row.
+    values: dict | None = None
 
     @property
     def key(self) -> str:
@@ -150,6 +154,10 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
         raise BadMessage(
             f"instance_data lacks {', '.join(sorted(missing))}, required by {model.__name__}"
         )
+    if not handlers.default_writes(model):
+        # The model's own hooks write the row: they get the values as sent, as in
+        # django-cqrs (nested data included), and decide what fits.
+        return Change(signal_type, pk, revision, mapped)
     values = {}
     for name, value in mapped.items():
         value = _convert(facts.by_name[name], name, value)

@@ -95,3 +95,11 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
         if cls.CQRS_NO_DB_OPERATIONS:
             return super().cqrs_delete(master_data, meta=meta)
         return cls.cqrs.delete_instance(master_data)
+
+
+# The mixin's hooks as this module defines them, kept before anything (a test's mock on
+# the mixin, say) can replace them: a model whose hook is anything else has its own.
+OWN_HOOKS = {
+    name: ReplicaMixin.__dict__[name]
+    for name in ("cqrs_save", "cqrs_create", "cqrs_update", "cqrs_delete")
+}
