@@ -83,7 +83,7 @@ class Envelope:
     correlation_id: Any = None
     retries: int = 0
     expires: str | None = None
-    meta: dict | None = None
+    meta: Any = None
     extra: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
@@ -183,7 +183,8 @@ def validate(body: Any) -> Envelope:
     if not (isinstance(pk, str) or _is_int(pk)):
         raise BadMessage(f"instance_pk must be a string or an integer, got {_kind_of(pk)}")
     _expect_optional(body, "previous_data", dict)
-    _expect_optional(body, "meta", dict)
+    # `meta` is handed to the hooks whatever JSON it is, as django-cqrs hands it; the
+    # body's size and depth limits bound it like the rest.
     _expect_optional(body, "expires", str)
     retries = body.get("retries")
     if retries is not None and (not _is_int(retries) or retries < 0):

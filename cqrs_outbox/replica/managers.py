@@ -34,7 +34,7 @@ class ReplicaManager(models.Manager):
         return self._db or router.db_for_write(self.model)
 
     def save_instance(self, master_data: dict, previous_data: dict | None = None,
-                      sync: bool = False, meta: dict | None = None) -> Any:
+                      sync: bool = False, meta: Any = None) -> Any:
         """Create or update the row from master data; return it, or None if it cannot apply."""
         signal_type = wire.SIGNAL_SYNC if sync else wire.SIGNAL_SAVE
         try:
@@ -60,7 +60,7 @@ class ReplicaManager(models.Manager):
         return self.create_instance(change.mapped, previous, sync, meta)
 
     def create_instance(self, mapped_data: dict, previous_data: dict | None = None,
-                        sync: bool = False, meta: dict | None = None) -> Any:
+                        sync: bool = False, meta: Any = None) -> Any:
         """Create the row through the model's `cqrs_create`; None if the database refuses."""
         kwargs: dict = {"previous_data": previous_data}
         if self.model.CQRS_META:
@@ -76,7 +76,7 @@ class ReplicaManager(models.Manager):
 
     def update_instance(self, instance: models.Model, mapped_data: dict,
                         previous_data: dict | None = None, sync: bool = False,
-                        meta: dict | None = None) -> Any:
+                        meta: Any = None) -> Any:
         """Update the row through its `cqrs_update` if the data is newer; return the row.
 
         An older or equal revision is logged as django-cqrs logs it and leaves the row;

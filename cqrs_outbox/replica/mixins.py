@@ -64,7 +64,7 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
 
     @classmethod
     def cqrs_save(cls, master_data: dict, previous_data: dict | None = None,
-                  sync: bool = False, meta: dict | None = None) -> Any:
+                  sync: bool = False, meta: Any = None) -> Any:
         """Create or update the row from master data, if newer; return the row.
 
         Override `cqrs_create` and `cqrs_update` rather than this method, or the revision
@@ -77,12 +77,12 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
 
     @classmethod
     def cqrs_create(cls, sync: bool, mapped_data: dict, previous_data: dict | None = None,
-                    meta: dict | None = None) -> Any:
+                    meta: Any = None) -> Any:
         """Create the row from mapped master data; override it for custom serialization."""
         return cls._default_manager.create(**mapping.attname_kwargs(cls, mapped_data))
 
     def cqrs_update(self, sync: bool, mapped_data: dict, previous_data: dict | None = None,
-                    meta: dict | None = None) -> Any:
+                    meta: Any = None) -> Any:
         """Update the row from mapped master data; override it for custom serialization."""
         for name, value in mapping.attname_kwargs(type(self), mapped_data).items():
             setattr(self, name, value)
@@ -90,7 +90,7 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
         return self
 
     @classmethod
-    def cqrs_delete(cls, master_data: dict, meta: dict | None = None) -> Any:
+    def cqrs_delete(cls, master_data: dict, meta: Any = None) -> Any:
         """Delete the row if the DELETE is newer, leaving a tombstone; return True."""
         if cls.CQRS_NO_DB_OPERATIONS:
             return super().cqrs_delete(master_data, meta=meta)

@@ -57,7 +57,6 @@ MUTATIONS = {
     "instance_data": not_object,
     "instance_pk": st.floats() | st.none() | st.booleans() | st.lists(st.integers(), max_size=2),
     "previous_data": st.integers() | st.text() | st.lists(st.integers(), max_size=2),
-    "meta": st.integers() | st.text() | st.lists(st.integers(), max_size=2),
     "retries": st.integers(max_value=-1) | st.text() | st.floats(),
     "expires": st.integers() | st.lists(st.integers(), max_size=1)
     | st.text(max_size=12).filter(lambda t: "-" not in t),

@@ -2,6 +2,7 @@
 
 import datetime
 import decimal
+import json
 import uuid
 
 import pytest
@@ -135,6 +136,16 @@ def test_meta__reaches_handlers_of_models_that_ask_for_it(apply_batch):
     dct = ev.save("with_delete_data", 1, 0, name="m")
     apply_batch({**dct, "meta": {"who": "test"}})
     assert models.WithDeleteDataRef.objects.get().last_meta == {"who": "test"}
+
+
+@pytest.mark.parametrize("meta", [["a", 1], "text", 7, 2.5, True, {"nested": [{"x": None}]}],
+                         ids=["list", "string", "int", "float", "bool", "object"])
+def test_meta__of_any_json_kind_reaches_the_handlers(apply_batch, meta):
+    """django-cqrs passes `meta` to the hooks of a CQRS_META model as the body holds it,
+    whatever JSON it is; a master whose meta_function returns a list feeds it too."""
+    body = json.loads(json.dumps({**ev.save("with_delete_data", 1, 0, name="m"), "meta": meta}))
+    assert apply_batch(body) == ["applied"]
+    assert models.WithDeleteDataRef.objects.get().last_meta == meta
 
 
 def test_raw_replica__gets_every_event_without_revision_checks(apply_batch):
