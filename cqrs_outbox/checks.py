@@ -63,14 +63,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
 
 # What a service cannot run with at all. The app raises these when it is ready, so a
 # process started by gunicorn, uwsgi or Celery (where no system check runs) fails at once.
-FATAL_AT_START = ("cqrs_outbox.E001", "cqrs_outbox.E016", "cqrs_outbox.E024")
+FATAL_AT_START = ("cqrs_outbox.E001", "cqrs_outbox.E002", "cqrs_outbox.E016",
+                  "cqrs_outbox.E024", "cqrs_outbox.E030", "cqrs_outbox.E031")
 
 
 def raise_if_unusable() -> None:
     """Raise ImproperlyConfigured with the check's message if the service cannot run.
 
-    That is: `CQRS` missing or not a dict, replica models without `CQRS['queue']`, or a
-    CQRS_ID used by two models.
+    That is: `CQRS` missing or not a dict, a master, replica or relay section that is not
+    a dict, a `meta_function` that cannot be called as every commit calls it, replica
+    models without `CQRS['queue']`, or a CQRS_ID used by two models.
     """
     found = [m for m in check_settings() if m.id in FATAL_AT_START]
     found += _duplicate_errors()

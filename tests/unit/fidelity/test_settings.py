@@ -5,11 +5,14 @@ accept the same values, warn on the same ones with the same phrase, and fall bac
 the default.
 """
 
+import copy
 import logging
 
 import pytest
 from dj_cqrs import _validation
+from django.apps import apps
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.test.utils import override_settings
 
 from cqrs_outbox import checks as cqrs_checks
@@ -155,3 +158,70 @@ def test_get__function_values_compare_by_identity(settings):
     assert conf.get().master.meta_function is meta_one
     settings.CQRS["master"]["meta_function"] = meta_two
     assert conf.get().master.meta_function is meta_two
+
+
+# Settings django-cqrs refuses at start-up.
+
+
+def meta_without_kwargs(obj):
+    return {"id": obj.pk}
+
+
+def meta_with_kwargs(obj, **kwargs):
+    return {"id": obj.pk}
+
+
+class MetaClass:
+    def __init__(self, obj=None, **kwargs):
+        self.obj = obj
+
+
+def _django_cqrs_refuses(raw):
+    """Run django-cqrs's own validation of the master and replica sections on `raw`."""
+    try:
+        _validation._validate_master(copy.deepcopy(raw))  # it fills in what it read
+        _validation._validate_replica(copy.deepcopy(raw))
+    except AssertionError:
+        return True
+    return False
+
+
+# (case, the CQRS dict, our check id)
+REFUSED = [
+    ("master-none", {**BASE, "master": None}, "cqrs_outbox.E002"),
+    ("replica-none", {**BASE, "replica": None}, "cqrs_outbox.E002"),
+    ("meta-function-class", {**BASE, "master": {"meta_function": MetaClass}},
+     "cqrs_outbox.E030"),
+    ("meta-function-without-kwargs", {**BASE, "master": {"meta_function": meta_without_kwargs}},
+     "cqrs_outbox.E031"),
+    ("meta-function-path-without-kwargs",
+     {**BASE, "master": {"meta_function": f"{__name__}.meta_without_kwargs"}},
+     "cqrs_outbox.E031"),
+]
+
+
+@pytest.mark.parametrize("raw, check_id", [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
+def test_refused_setting__error_with_id_and_hint_and_the_service_does_not_start(raw, check_id):
+    """django-cqrs asserts on these as the models load: a master or replica section that
+    is there but is None, and a meta_function that is no function or takes no **kwargs
+    (it is called with obj and the event's data as keywords). Ours refuses the same with a
+    system check, and raises it when Django sets up, as a meta_function that cannot take
+    those keywords would otherwise fail every master save at commit."""
+    assert _django_cqrs_refuses(raw)
+    with override_settings(CQRS=raw):
+        messages = [m for m in cqrs_checks.check_settings() if m.is_serious()]
+        assert [m.id for m in messages] == [check_id]
+        assert messages[0].hint
+        with pytest.raises(ImproperlyConfigured, match=check_id.replace(".", r"\.")):
+            apps.get_app_config("cqrs_outbox").ready()
+
+
+@pytest.mark.parametrize("meta_function", [meta_with_kwargs, f"{__name__}.meta_with_kwargs"],
+                         ids=["function", "dotted-path"])
+def test_meta_function_taking_kwargs__accepted_as_by_django_cqrs(meta_function):
+    """django-cqrs accepts a function (or its dotted path) that takes **kwargs."""
+    raw = {**BASE, "master": {"meta_function": meta_function}}
+    assert not _django_cqrs_refuses(raw)
+    with override_settings(CQRS=raw):
+        assert not [m for m in cqrs_checks.check_settings() if m.is_serious()]
+        assert conf.get().master.meta_function is meta_with_kwargs
