@@ -206,15 +206,22 @@ def enqueue(alias: str, key: Key, instance: models.Model | None = None,
     entry.instance, entry.event, entry.dirty = instance, event, True
 
 
-def drop(alias: str, cqrs_id: str, pk: Any, signal_types: Iterable[str]) -> None:
-    """Drop the queued events of one row (a delete leaves only its DELETE event)."""
-    pending = connections[alias].__dict__.get(STATE_ATTR)
-    if pending is None:
-        return
+def drop(alias: str, cqrs_id: str, pk: Any, signal_types: Iterable[str]) -> bool:
+    """Drop the queued events of one row (a delete leaves only its DELETE event).
+
+    Return whether an event still standing in this transaction was dropped.
+    """
+    conn = connections[alias]
+    pending = conn.__dict__.get(STATE_ATTR)
+    if pending is None or not conn.in_atomic_block:
+        return False
+    dropped = False
     for signal_type in signal_types:
         for key in [k for k in pending.entries if k[:3] == (cqrs_id, str(pk), signal_type)]:
             if pending.entries[key].event_id is None:
-                del pending.entries[key]
+                dropped = dropped or _standing(conn, pending, key) is not None
+                pending.entries.pop(key, None)
+    return dropped
 
 
 def seal(alias: str, key: Key) -> None:

@@ -6,6 +6,7 @@ The events themselves are built and written when the transaction commits
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import models, router, transaction
@@ -14,6 +15,8 @@ from django.dispatch import Signal
 from cqrs_outbox import utils
 from cqrs_outbox.core import wire
 from cqrs_outbox.master import events, outbox
+
+logger = logging.getLogger(__name__)
 
 post_bulk_create = Signal()
 """Sent by `Model.cqrs.bulk_create()` with `instances` and `using`."""
@@ -77,8 +80,11 @@ class MasterSignals:
     @classmethod
     def post_delete(cls, sender: Any, instance: models.Model, using: str, **kwargs: Any) -> None:
         # A row deleted in the transaction that saved it gets only its DELETE event.
-        outbox.drop(using, sender.CQRS_ID, instance.pk,
-                    (wire.SIGNAL_SAVE, wire.SIGNAL_SYNC))
+        if outbox.drop(using, sender.CQRS_ID, instance.pk, (wire.SIGNAL_SAVE, wire.SIGNAL_SYNC)):
+            # django-cqrs serialises the save at commit, finds the row gone and says so.
+            logger.error("Can't produce message from master model '%s': The instance doesn't "
+                         "exist (pk=%s); it was deleted in the same transaction, so only its "
+                         "DELETE event is written", sender.__name__, instance.pk)
         revision = instance.__dict__.pop(REVISION_ATTR, instance.cqrs_revision)
         if not _produces(sender, instance):
             return

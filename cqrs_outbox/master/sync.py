@@ -78,10 +78,10 @@ def parse_filter(text: str | None) -> dict | None:
     try:
         kwargs = json.loads(text)
     except ValueError as exc:
-        raise ConfigurationError(f"Bad filter: not JSON ({exc}).") from exc
+        raise ConfigurationError(f"Bad filter kwargs! The filter is not JSON ({exc}).") from exc
     if not isinstance(kwargs, dict):
         raise ConfigurationError(
-            f'Bad filter: expected a JSON object such as {{"id__in": [1, 2]}}, '
+            f'Bad filter kwargs! Expected a JSON object such as {{"id__in": [1, 2]}}, '
             f"got {type(kwargs).__name__}."
         )
     return kwargs
@@ -94,7 +94,8 @@ def filtered(model: type[models.Model], kwargs: dict, using: str | None = None) 
         qs = qs.filter(**kwargs)
         qs.exists()  # some mistakes (a bad value for a column) only show when run
     except (FieldError, ValueError, TypeError, ValidationError, DataError, ProgrammingError) as exc:
-        raise ConfigurationError(f"Bad filter: {_one_line(exc)}") from exc
+        # django-cqrs's words ("Bad filter kwargs! <error>"), which scripts match.
+        raise ConfigurationError(f"Bad filter kwargs! {_one_line(exc)}") from exc
     return qs
 
 

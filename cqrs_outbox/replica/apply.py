@@ -14,6 +14,7 @@ and are retried by the model's policy.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from cqrs_outbox import conf
 from cqrs_outbox.core import wire
 from cqrs_outbox.core.errors import BadMessage, DatabaseUnavailable, HandlerFailed
 from cqrs_outbox.core.escape import one_line
-from cqrs_outbox.replica import handlers, mapping, queries, revlog, rules, writes
+from cqrs_outbox.replica import handlers, managers, mapping, queries, revlog, rules, writes
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class EventResult:
     error: BaseException | None = None
     note: str = ""  # a revlog note: lost, stale, duplicate, ...
     existing: int | None = None  # the row's revision when the event was decided
+    raised: bool = False  # the model's own code raised (rather than returned nothing)
 
 
 @dataclass
@@ -93,6 +95,10 @@ def apply(batch: list[tuple[wire.Envelope, Any]]) -> list[EventResult]:
         try:
             change = mapping.prepare(model, envelope.signal_type, envelope.instance_data)
         except Exception as exc:  # any failure to read one event is that event's fault
+            if isinstance(exc, BadMessage):
+                # django-cqrs's manager logs this at ERROR; so does ours when called.
+                logger.error("%s", managers.refusal(model, envelope.signal_type,
+                                                    envelope.instance_data, exc))
             outcomes[index] = failure(exc)
             continue
         groups[router.db_for_write(model)].append(_Item(index, envelope, model, change))
@@ -106,7 +112,7 @@ def _call_handler(model: Any, envelope: wire.Envelope) -> EventResult:
     try:
         handlers.call(model, envelope)
     except Exception as exc:  # the user's handler: any error is this event's failure
-        return failure(exc)
+        return _handler_failure(exc)
     return EventResult(APPLIED)
 
 
@@ -156,7 +162,7 @@ def _call_in_savepoint(alias: str, item: _Item) -> EventResult:
             handlers.call(item.model, item.envelope)
     except Exception as exc:
         _raise_if_lost(alias, exc)
-        return failure(exc)
+        return _handler_failure(exc)
     return EventResult(APPLIED)
 
 
@@ -207,6 +213,13 @@ def failure(exc: BaseException) -> EventResult:
     if isinstance(cause, RecursionError):
         return EventResult(BAD, f"the data nests too deeply: {reason}", cause)
     return EventResult(FAILED, reason, cause)
+
+
+def _handler_failure(exc: BaseException) -> EventResult:
+    outcome = failure(exc)
+    if isinstance(exc, HandlerFailed):  # returned nothing, having said why
+        return outcome
+    return dataclasses.replace(outcome, raised=True)
 
 
 def _raise_if_lost(alias: str, exc: BaseException) -> None:

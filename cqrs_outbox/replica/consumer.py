@@ -9,6 +9,7 @@ crash at any point leaves every message either applied or still queued.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import signal
 import threading
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 
 from cqrs_outbox import conf, tracing
 from cqrs_outbox.core import backoff, wire
@@ -28,7 +29,7 @@ from cqrs_outbox.core.errors import (
 )
 from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import apply, batchlog, broker, queries, revlog, topology
+from cqrs_outbox.replica import apply, batchlog, broker, queries, revlog, sentences, topology
 from cqrs_outbox.replica import metrics as replica_metrics
 from cqrs_outbox.replica import signatures as signed
 from cqrs_outbox.replica import transport as transport_
@@ -188,7 +189,10 @@ class Consumer:
         try:
             envelope = wire.decode(delivery.body, replica.max_body_size, replica.max_depth)
         except BadMessage as exc:
-            return self._dead(delivery, f"bad message: {exc}", envelope=None), None
+            fits = len(delivery.body) <= replica.max_body_size
+            said = sentences.for_body(delivery.body) if fits else ""
+            return self._dead(delivery, f"bad message: {exc}", None, said=(said,)), None
+        _info(sentences.received, envelope)
         refused = self._gate.refusal(delivery.label, envelope, delivery.properties, delivery.body)
         if refused:
             return self._dead(delivery, f"signature refused: {refused}", envelope), None
@@ -196,12 +200,15 @@ class Consumer:
         model = ReplicaRegistry.get_model_by_cqrs_id(envelope.cqrs_id)
         if model is None:
             reason = f"bad message: no replica model has cqrs_id {envelope.cqrs_id!r}"
-            return self._dead(delivery, reason, envelope), None
+            said = (sentences.no_model(envelope.cqrs_id), sentences.model_not_found(envelope.cqrs_id))
+            return self._dead(delivery, reason, envelope, said=said), None
         if wire.is_expired(envelope):
-            return self._dead(delivery, f"expired at {envelope.expires}", envelope), None
+            reason = f"expired at {envelope.expires}"
+            return self._dead(delivery, reason, envelope, failed=False), None
         if self._indirect_sync(delivery, envelope, model):
             logger.debug("Ignored broadcast SYNC %s:%s (CQRS_ONLY_DIRECT_SYNCS)",
                          envelope.cqrs_id, envelope.instance_pk)
+            _info(sentences.applied, envelope)
             return _Verdict(delivery, "ack"), None
         return None, (delivery, envelope, model)
 
@@ -216,36 +223,60 @@ class Consumer:
         if outcome.status in (apply.APPLIED, apply.IGNORED):
             self.applied += outcome.status == apply.APPLIED
             self.observer.acknowledged(envelope, outcome.reason)
+            _info(sentences.applied, envelope)
             return _Verdict(delivery, "ack")
+        said = _handler_said(envelope, model, outcome)
         if outcome.status == apply.BAD:
-            return self._dead(delivery, f"bad message: {outcome.reason}", envelope)
+            return self._dead(delivery, f"bad message: {outcome.reason}", envelope, said=said)
         retries = envelope.retries
         try:
             again = model.should_retry_cqrs(retries, outcome.error)
-            delay = float(model.get_cqrs_retry_delay(retries)) if again else 0.0
+            wait = model.get_cqrs_retry_delay(retries) if again else 0
+            delay = float(wait)
         except Exception as exc:  # the model's own retry policy: its failure ends the retries
             reason = f"failed ({outcome.reason}) and the retry policy raised {exc!r}"
-            return self._dead(delivery, reason, envelope)
+            return self._dead(delivery, reason, envelope, said=said)
         if again:
-            self._report.event("retry", [(logging.WARNING, (
-                f"{one_line(delivery.label)} {one_line(envelope.cqrs_id)}:"
-                f"{one_line(envelope.instance_pk)} failed ({one_line(outcome.reason)}); "
-                f"retry {retries + 1} in {delay}s"))])
+            self._retry_lines(delivery, envelope, outcome, said, wait, delay)
             keep = signed.is_signed(delivery.properties)  # sent on byte for byte
             body = delivery.body if keep else wire.with_retries(envelope, retries + 1)
             self.observer.retried(envelope)
             return _Verdict(delivery, "retry", outcome.reason, body, delay)
         reason = f"failed after {retries} retries: {outcome.reason}"
-        return self._dead(delivery, reason, envelope)
+        return self._dead(delivery, reason, envelope, said=said)
 
-    def _dead(self, delivery: Delivery, reason: str,
-              envelope: wire.Envelope | None) -> _Verdict:
+    def _retry_lines(self, delivery: Delivery, envelope: wire.Envelope,
+                     outcome: apply.EventResult, said: tuple, wait: Any, delay: float) -> None:
+        about = (envelope.instance_pk, envelope.cqrs_id, envelope.correlation_id)
+        eta = wire.utcnow() + datetime.timedelta(seconds=delay)
+        ours = (f"{one_line(delivery.label)} {one_line(envelope.cqrs_id)}:"
+                f"{one_line(envelope.instance_pk)} failed ({one_line(outcome.reason)}); "
+                f"retry {envelope.retries + 1} in {delay}s")
+        lines = [(logging.ERROR, text) for text in said]
+        lines.append((logging.WARNING, sentences.failed(*about, envelope.retries)))
+        lines.append((logging.WARNING, sentences.line(sentences.delayed(*about, wait, eta), ours)))
+        self._report.event("retry", lines)
+
+    def _dead(self, delivery: Delivery, reason: str, envelope: wire.Envelope | None,
+              said: tuple = (), failed: bool = True) -> _Verdict:
+        """Dead-letter a delivery, logging django-cqrs's lines for the case before ours.
+
+        `said` are django-cqrs's sentences for the cause; a message it would have tried
+        and failed (`failed`) also gets its "CQRS is failed" line.
+        """
         reason = one_line(reason, REASON_CHARS)
         what = f"{envelope.cqrs_id}:{envelope.instance_pk}" if envelope else "body"
         self.observer.dead_lettered(envelope, reason)
-        self._report.event("dead", [(logging.ERROR, (
-            f"Dead-lettered {one_line(delivery.label)} {one_line(what, PK_CHARS)}: {reason}; "
-            f"body: {wire.preview(delivery.body)}"))])
+        ours = (f"Dead-lettered {one_line(delivery.label)} {one_line(what, PK_CHARS)}: "
+                f"{reason}; body: {wire.preview(delivery.body)}")
+        lines = [(logging.ERROR, text) for text in said if text]
+        if envelope is not None:
+            about = (envelope.instance_pk, envelope.cqrs_id, envelope.correlation_id)
+            if failed:
+                lines.append((logging.WARNING, sentences.failed(*about, envelope.retries)))
+            ours = sentences.line(sentences.dead_letter(*about), ours)
+        lines.append((logging.ERROR, ours))
+        self._report.event("dead", lines)
         return _Verdict(delivery, "dead", reason, delivery.body)
 
     def _forward(self, verdict: _Verdict) -> None:
@@ -330,3 +361,22 @@ def _aliases(cqrs_ids: list[str]) -> set[str]:
             found.add(router.db_for_write(model))
     return found
 
+
+
+def _info(sentence: Any, envelope: wire.Envelope) -> None:
+    # django-cqrs writes these INFO lines for every message; built only when shown.
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("%s", sentence(envelope.instance_pk, envelope.cqrs_id,
+                                   envelope.correlation_id))
+
+
+def _handler_said(envelope: wire.Envelope, model: Any, outcome: apply.EventResult) -> tuple:
+    """Return django-cqrs's line for an error the model's own code raised, if it raised."""
+    if not outcome.raised:
+        return ()
+    if isinstance(outcome.error, DatabaseError):
+        pk = envelope.instance_data.get(getattr(model._meta.pk, "name", "id"))
+        revision = envelope.instance_data.get(wire.REVISION_KEY)
+        said = sentences.write_error(envelope.signal_type, pk, revision, envelope.cqrs_id)
+        return (sentences.line(said, outcome.reason),)
+    return (sentences.line(sentences.SERVICE_EXCEPTION, outcome.reason),)

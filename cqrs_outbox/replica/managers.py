@@ -11,7 +11,7 @@ from django.db import DatabaseError, models, router, transaction
 from cqrs_outbox.core import wire
 from cqrs_outbox.core.errors import BadMessage
 from cqrs_outbox.core.escape import one_line
-from cqrs_outbox.replica import handlers, mapping, queries, revlog, rules
+from cqrs_outbox.replica import handlers, mapping, queries, revlog, rules, sentences
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,7 @@ class ReplicaManager(models.Manager):
             change = mapping.prepare(self.model, signal_type, master_data)
             previous = mapping.map_previous_data(self.model, previous_data)
         except BadMessage as exc:
-            handlers.refuse(logger, f"CQRS data cannot be applied ({self.model.CQRS_ID}): {exc}",
-                         exc)
+            handlers.refuse(logger, refusal(self.model, signal_type, master_data, exc), exc)
             return None
         alias = self._alias()
         qs = self.model._default_manager.using(alias).filter(pk=change.pk).order_by()
@@ -69,9 +68,9 @@ class ReplicaManager(models.Manager):
             with transaction.atomic(using=self._alias()):
                 return self.model.cqrs_create(sync, mapped_data, **kwargs)
         except REFUSALS as exc:
-            pk = mapped_data.get(self.model._meta.pk.name)
-            handlers.refuse(logger, f"CQRS create error: pk = {pk} ({self.model.CQRS_ID}): "
-                                 f"{_error_text(exc)}", exc)
+            said = sentences.create_error(mapped_data.get(self.model._meta.pk.name),
+                                          self.model.CQRS_ID)
+            handlers.refuse(logger, sentences.line(said, _error_text(exc)), exc)
             return None
 
     def update_instance(self, instance: models.Model, mapped_data: dict,
@@ -99,8 +98,8 @@ class ReplicaManager(models.Manager):
             with transaction.atomic(using=self._alias()):
                 return instance.cqrs_update(sync, mapped_data, **kwargs)
         except REFUSALS as exc:
-            handlers.refuse(logger, f"CQRS update error: pk = {instance.pk}, cqrs_revision = "
-                                 f"{revision} ({self.model.CQRS_ID}): {_error_text(exc)}", exc)
+            said = sentences.update_error(instance.pk, revision, self.model.CQRS_ID)
+            handlers.refuse(logger, sentences.line(said, _error_text(exc)), exc)
             return None
 
     def delete_instance(self, master_data: dict) -> bool:
@@ -112,15 +111,15 @@ class ReplicaManager(models.Manager):
         try:
             change = mapping.prepare(self.model, wire.SIGNAL_DELETE, master_data)
         except BadMessage as exc:
-            handlers.refuse(logger, f"CQRS data cannot be applied ({self.model.CQRS_ID}): {exc}",
-                         exc)
+            handlers.refuse(logger, refusal(self.model, wire.SIGNAL_DELETE, master_data, exc),
+                            exc)
             return False
         try:
             with transaction.atomic(using=self._alias()):
                 self._delete(change)
         except DatabaseError as exc:
-            handlers.refuse(logger, f"CQRS delete error: pk = {change.pk} ({self.model.CQRS_ID}): "
-                                 f"{_error_text(exc)}", exc)
+            said = sentences.delete_error(change.pk, self.model.CQRS_ID)
+            handlers.refuse(logger, sentences.line(said, _error_text(exc)), exc)
             return False
         return True
 
@@ -144,6 +143,36 @@ OWN_METHODS = {
     name: ReplicaManager.__dict__[name]
     for name in ("save_instance", "create_instance", "update_instance", "delete_instance")
 }
+
+
+def refusal(model: type[models.Model], signal_type: str, data: dict,
+            error: BaseException) -> str:
+    """Return the line for event data `model` cannot take: django-cqrs's sentence for the
+    case, then why.
+
+    Data that lacks what an event needs gets django-cqrs's sentence for what is missing;
+    a value that cannot be written gets its create, update or delete error, as
+    django-cqrs would fail on it when writing.
+    """
+    said = mapping.django_cqrs_sentence(model, signal_type, data)
+    if not said and signal_type == wire.SIGNAL_DELETE:
+        said = sentences.delete_error(data[wire.DELETE_PK_KEY], model.CQRS_ID)
+    elif not said:
+        pk = mapping.map_save_data(model, data)[model._meta.pk.name]
+        if _exists(model, pk):
+            said = sentences.update_error(pk, data[wire.REVISION_KEY], model.CQRS_ID)
+        else:
+            said = sentences.create_error(pk, model.CQRS_ID)
+    return sentences.line(said, _error_text(error))
+
+
+def _exists(model: type[models.Model], pk: Any) -> bool:
+    alias = router.db_for_write(model)
+    try:
+        with transaction.atomic(using=alias):  # a pk the column cannot hold may be refused
+            return model._default_manager.using(alias).filter(pk=pk).exists()
+    except REFUSALS:
+        return False
 
 
 def _error_text(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from django.db import connections, models, router
 
 from cqrs_outbox.core import wire
 from cqrs_outbox.core.errors import BadMessage
-from cqrs_outbox.replica import handlers
+from cqrs_outbox.replica import handlers, sentences
 
 QUOTE_CHARS = 60  # characters of a refused value quoted in a reason
 
@@ -98,6 +98,32 @@ def prepare(model: type[models.Model], signal_type: str, instance_data: dict) ->
     if signal_type == wire.SIGNAL_DELETE:
         return _prepare_delete(model, instance_data, revision)
     return _prepare_save(model, signal_type, instance_data, revision)
+
+
+def django_cqrs_sentence(model: type[models.Model], signal_type: str, data: dict) -> str:
+    """Return django-cqrs's sentence for data that lacks what an event needs, or ''.
+
+    The checks are django-cqrs's, in its order: the DELETE's pk, the revision and
+    change time, then a SAVE's CQRS_MAPPING sources, pk and required fields. '' means
+    the data has all it needs, and a value of it is what cannot be written.
+    """
+    cqrs_id = model.CQRS_ID
+    if signal_type == wire.SIGNAL_DELETE and wire.DELETE_PK_KEY not in data:
+        return sentences.pk_missing(cqrs_id)
+    if not all(key in data for key in wire.RESERVED_KEYS):
+        return sentences.sync_fields_missing(cqrs_id)
+    if signal_type == wire.SIGNAL_DELETE:
+        return ""
+    missing = [k for k in (getattr(model, "CQRS_MAPPING", None) or {}) if k not in data]
+    if missing:
+        return sentences.bad_mapping(missing[0], cqrs_id)
+    facts = fields(model)
+    mapped = map_save_data(model, data)
+    if facts.pk_name not in mapped:
+        return sentences.pk_missing(cqrs_id)
+    if not model.CQRS_CUSTOM_SERIALIZATION and facts.required.difference(mapped):
+        return sentences.required_fields_missing(cqrs_id)
+    return ""
 
 
 def attname_kwargs(model: type[models.Model], mapped: dict) -> dict:

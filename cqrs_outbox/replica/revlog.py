@@ -45,7 +45,7 @@ def lines(note: str, cqrs_id: str, pk: Any, revision: int,
     if note == SYNC_DOWNGRADE:
         return [(logging.WARNING,
                  f"CQRS revision downgrade on sync: pk = {pk}, cqrs_revision = new {revision} "
-                 f"/ existing {existing} ({cqrs_id}); ignored, the row is newer.")]
+                 f"/ existing {existing} ({cqrs_id}). Ignored: the row is newer.")]
     return []
 
 

@@ -147,7 +147,7 @@ def filtered_or_error(model: Any, text: str | None) -> Any:
     try:
         return sync.filtered(model, sync.parse_filter(text) or {})
     except ConfigurationError as exc:
-        raise CommandError(f"Bad filter kwargs! {str(exc).removeprefix('Bad filter: ')}") from exc
+        raise CommandError(str(exc)) from exc
 
 
 def finish_sync(command: CQRSCommand, options: dict, result: Any, queue: str | None) -> None:

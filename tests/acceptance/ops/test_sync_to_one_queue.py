@@ -54,7 +54,7 @@ def test_cqrs_sync__bad_filter_exits_1_and_nothing_is_published(services, broker
     )
     assert result.returncode == 1
     assert result.stderr.strip().startswith(
-        "CommandError: Bad filter: Cannot resolve keyword 'nope'"
+        "CommandError: Bad filter kwargs! Cannot resolve keyword 'nope'"
     )
     assert OutboxEvent.objects.count() == 0
     services.relay_once()

@@ -101,10 +101,10 @@ def test_sync__serializer_and_odd_keys(outbox_rows):
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ("{not json", "Bad filter: not JSON"),
-        ("[1, 2]", "Bad filter: expected a JSON object"),
-        ('{"nope": 1}', "Bad filter: Cannot resolve keyword 'nope'"),
-        ('{"id": "abc"}', "Bad filter:"),
+        ("{not json", "Bad filter kwargs! The filter is not JSON"),
+        ("[1, 2]", "Bad filter kwargs! Expected a JSON object"),
+        ('{"nope": 1}', "Bad filter kwargs! Cannot resolve keyword 'nope'"),
+        ('{"id": "abc"}', "Bad filter kwargs!"),
     ],
 )
 def test_sync__bad_filter_exits_1_with_one_line_and_writes_nothing(authors, manage, bad, message):

@@ -42,7 +42,7 @@ def test_manager__maps_and_checks_data_as_the_consumer_does(caplog):
     assert models.TrackedRef.cqrs.save_instance(
         ev.save("tracked", 2, 0, name="n")["instance_data"]) is None
     assert _errors(caplog) == [
-        "CQRS data cannot be applied (tracked): instance_data.status is missing "
+        "Bad master-replica mapping for status (tracked). instance_data.status is missing "
         "(CQRS_MAPPING of TrackedRef)"
     ]
 
@@ -69,6 +69,18 @@ BAD_DATA = {
 }
 
 
+# django-cqrs's sentence for each case: what is missing, or the write that would fail.
+SAID = {
+    "no-pk": "CQRS PK is not provided in data (author). ",
+    "no-required-field": "Not all required CQRS fields are provided in data (author). ",
+    "wrong-type": "CQRS create error: pk = one (author). ",
+    "no-revision": "CQRS sync fields are not provided in data (author). ",
+    "negative-revision": "CQRS create error: pk = 1 (author). ",
+    "pk-out-of-range": f"CQRS create error: pk = {2**70} (author). ",
+    "string-too-long": "CQRS create error: pk = 1 (author). ",
+}
+
+
 @pytest.mark.parametrize("case", sorted(BAD_DATA))
 def test_cqrs_save__bad_data_logs_an_error_and_returns_none_as_django_cqrs(case, caplog):
     master_data, reason = BAD_DATA[case]
@@ -76,7 +88,7 @@ def test_cqrs_save__bad_data_logs_an_error_and_returns_none_as_django_cqrs(case,
     assert models.AuthorRef.cqrs.save_instance(master_data) is None
     errors = _errors(caplog)
     assert len(errors) == 2 and reason in errors[0], errors
-    assert errors[0].startswith("CQRS data cannot be applied (author): ")
+    assert errors[0].startswith(SAID[case])
     assert not models.AuthorRef.objects.exists()
 
 
@@ -96,7 +108,7 @@ def test_cqrs_create__database_refusal_logs_create_error_and_returns_none(caplog
         assert created is None
         assert models.FilteredRef.objects.count() == 0  # still usable
     [error] = _errors(caplog)
-    assert error.startswith("CQRS create error: pk = 1 (filtered): ")
+    assert error.startswith("CQRS create error: pk = 1 (filtered). ")
     assert "\n" not in error
 
 
@@ -106,7 +118,7 @@ def test_cqrs_update__database_refusal_logs_update_error_and_returns_none(caplog
     mapped = ev.save("filtered", 1, 1, name="y" * 150)["instance_data"]
     assert models.FilteredRef.cqrs.update_instance(instance, mapped) is None
     [error] = _errors(caplog)
-    assert error.startswith("CQRS update error: pk = 1, cqrs_revision = 1 (filtered): ")
+    assert error.startswith("CQRS update error: pk = 1, cqrs_revision = 1 (filtered). ")
     assert models.FilteredRef.objects.get().shout == "SHORT"
 
 
@@ -150,5 +162,5 @@ def test_create_instance__value_of_the_wrong_type_logs_and_returns_none(caplog):
     mapped = {"id": "one", "name": "a", "cqrs_revision": 0, "cqrs_updated": ev.UPDATED}
     assert models.AuthorRef.cqrs.create_instance(mapped) is None
     [error] = _errors(caplog)
-    assert error.startswith("CQRS create error: pk = one (author): ")
+    assert error.startswith("CQRS create error: pk = one (author). ")
     assert "expected a number but got 'one'" in error
