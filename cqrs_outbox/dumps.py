@@ -23,7 +23,6 @@ from cqrs_outbox.master import serialization, sync
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Counts:
     """How many rows a dump or load took, and how many it could not."""
@@ -49,10 +48,14 @@ def dump(
     batch: int = contract.DEFAULT_BATCH,
     bar: progress.Progress | None = None,
 ) -> Counts:
-    """Write the dump of every row of master `model` to `out`, in primary key order."""
+    """Write the dump of every row of master `model` to `out`, in primary key order.
+
+    As django-cqrs writes it: the CQRS_ID, then each row on a line of its own, with no
+    newline after the last line (a dump of no rows is the CQRS_ID alone).
+    """
     alias = router.db_for_read(model)
     qs = model.relate_cqrs_serialization(model._default_manager.using(alias).order_by())
-    out.write(f"{model.CQRS_ID}\n")
+    out.write(model.CQRS_ID)
     done = failed = 0
     for rows in sync.batches(qs, batch):
         for row in rows:
@@ -62,7 +65,7 @@ def dump(
                 errors.write(f"Dump record failed for pk={row.pk}: {type(exc).__name__}: {exc}\n")
                 failed += 1
                 continue
-            out.write(line + "\n")
+            out.write("\n" + line)
             done += 1
         if bar is not None:
             bar.advance(len(rows))

@@ -1,13 +1,17 @@
-"""Show how far a long command has got: a bar on a terminal, silence in a pipe."""
+"""Show how far a long command has got: a status line on a terminal, silence in a pipe.
+
+The line has django-cqrs's words ("3 of 10 processed - 30% with rate 5.0 rps, to go
+0:00:01 ..."), so whatever reads django-cqrs's progress reads ours.
+"""
 
 from __future__ import annotations
 
+import datetime
 import sys
 import time
 from typing import TextIO
 
-BAR_WIDTH = 30  # characters
-REDRAW_INTERVAL = 0.2  # seconds between two redraws of the bar
+REDRAW_INTERVAL = 0.2  # seconds between two redraws of the line
 
 
 def wanted(stream: TextIO, forced: bool = False) -> bool:
@@ -25,17 +29,11 @@ class Progress:
     a pipe) each update is a line of its own, written at most once per batch.
     """
 
-    def __init__(
-        self,
-        total: int | None,
-        stream: TextIO | None = None,
-        enabled: bool = True,
-        label: str = "processed",
-    ) -> None:
+    def __init__(self, total: int | None, stream: TextIO | None = None,
+                 enabled: bool = True) -> None:
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
-        self.label = label
         self.done = 0
         self.started = time.monotonic()
         self._drawn_at = 0.0
@@ -69,19 +67,9 @@ class Progress:
         """Return the status line for `elapsed` seconds into the run."""
         rate = self.done / elapsed if elapsed > 0 else 0.0
         if not self.total:
-            return f"{self.done} {self.label}, {rate:.0f}/s"
-        share = min(self.done / self.total, 1.0)
-        filled = int(share * BAR_WIDTH)
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        eta = (self.total - self.done) / rate if rate else None
-        tail = f", {_duration(eta)} left" if eta is not None and self.done < self.total else ""
-        return f"[{bar}] {self.done}/{self.total} {self.label} {share:.0%}, {rate:.0f}/s{tail}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
+            return f"{self.done} processed with rate {rate:.1f} rps ..."
+        percent = int(100 * min(self.done / self.total, 1.0))
+        left = max(self.total - self.done, 0)
+        eta = str(datetime.timedelta(seconds=int(left / rate))) if rate else "n/a"
+        return (f"{self.done} of {self.total} processed - {percent}% with rate {rate:.1f} rps, "
+                f"to go {eta} ...")

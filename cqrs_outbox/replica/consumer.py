@@ -200,7 +200,8 @@ class Consumer:
         model = ReplicaRegistry.get_model_by_cqrs_id(envelope.cqrs_id)
         if model is None:
             reason = f"bad message: no replica model has cqrs_id {envelope.cqrs_id!r}"
-            said = (sentences.no_model(envelope.cqrs_id), sentences.model_not_found(envelope.cqrs_id))
+            cqrs_id = envelope.cqrs_id
+            said = (sentences.no_model(cqrs_id), sentences.model_not_found(cqrs_id))
             return self._dead(delivery, reason, envelope, said=said), None
         if wire.is_expired(envelope):
             reason = f"expired at {envelope.expires}"
@@ -375,7 +376,8 @@ def _handler_said(envelope: wire.Envelope, model: Any, outcome: apply.EventResul
     if not outcome.raised:
         return ()
     if isinstance(outcome.error, DatabaseError):
-        pk = envelope.instance_data.get(getattr(model._meta.pk, "name", "id"))
+        meta = getattr(model, "_meta", None)  # a raw replica may be no Django model
+        pk = envelope.instance_data.get(getattr(getattr(meta, "pk", None), "name", "id"))
         revision = envelope.instance_data.get(wire.REVISION_KEY)
         said = sentences.write_error(envelope.signal_type, pk, revision, envelope.cqrs_id)
         return (sentences.line(said, outcome.reason),)

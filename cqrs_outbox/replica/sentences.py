@@ -18,7 +18,7 @@ from cqrs_outbox.core import wire
 from cqrs_outbox.core.escape import one_line
 
 VALUE_CHARS = 200  # characters of a pk, CQRS_ID or key quoted in a sentence
-BODY_BYTES = 200  # bytes of a raw body quoted in a sentence
+BODY_BYTES = 1000  # bytes of a raw body quoted in a sentence (django-cqrs quotes it all)
 SERVICE_EXCEPTION = "CQRS service exception"
 
 

@@ -66,15 +66,20 @@ class CQRSCommand(BaseCommand):
 
     @contextlib.contextmanager
     def progress_bar(
-        self, options: dict, total: Callable[[], int | None], label: str = "rows"
+        self, options: dict, total: Callable[[], int | None]
     ) -> Iterator[progress.Progress | None]:
-        """Give a progress bar on stderr when a person watches it or `--progress` asks.
+        """Give a progress line on stderr when a person watches it or `--progress` asks.
 
-        The bar is finished when the block ends normally; None when nobody watches.
+        It opens with django-cqrs's "Processing N records with batch size B" when the
+        count is known. The line is finished when the block ends normally; None when
+        nobody watches.
         """
         bar = None
         if progress.wanted(sys.stderr, forced=bool(options.get("progress"))):
-            bar = progress.Progress(total(), stream=sys.stderr, label=label)
+            bar = progress.Progress(total(), stream=sys.stderr)
+            if bar.total is not None and options.get("batch"):
+                sys.stderr.write(f"Processing {bar.total} records with batch size "
+                                 f"{options['batch']}\n")
         yield bar
         if bar is not None:
             bar.finish()

@@ -31,6 +31,7 @@ class Command(_common.CQRSCommand):
             raise CommandError(f"File {path} exists!")
         with self.progress_bar(options, model._default_manager.count) as bar:
             if path == "-":
+                self.stdout.ending = ""  # the dump's own newlines, byte for byte
                 counts = dumps.dump(model, self.stdout, self.stderr, options["batch"], bar)
             else:
                 with open(path, "w", encoding="utf-8") as out:
