@@ -152,18 +152,34 @@ def refusal(model: type[models.Model], signal_type: str, data: dict,
 
     Data that lacks what an event needs gets django-cqrs's sentence for what is missing;
     a value that cannot be written gets its create, update or delete error, as
-    django-cqrs would fail on it when writing.
+    django-cqrs would fail on it when writing. A primary key that is no value of its
+    field makes django-cqrs's row lookup raise: its consumer calls that a service
+    exception.
     """
     said = mapping.django_cqrs_sentence(model, signal_type, data)
-    if not said and signal_type == wire.SIGNAL_DELETE:
-        said = sentences.delete_error(data[wire.DELETE_PK_KEY], model.CQRS_ID)
-    elif not said:
+    return sentences.line(said or _write_said(model, signal_type, data), _error_text(error))
+
+
+def _write_said(model: type[models.Model], signal_type: str, data: dict) -> str:
+    if signal_type == wire.SIGNAL_DELETE:
+        pk = data[wire.DELETE_PK_KEY]
+    else:
         pk = mapping.map_save_data(model, data)[model._meta.pk.name]
-        if _exists(model, pk):
-            said = sentences.update_error(pk, data[wire.REVISION_KEY], model.CQRS_ID)
-        else:
-            said = sentences.create_error(pk, model.CQRS_ID)
-    return sentences.line(said, _error_text(error))
+    if not _is_pk(model, pk):
+        return sentences.SERVICE_EXCEPTION
+    if signal_type == wire.SIGNAL_DELETE:
+        return sentences.delete_error(pk, model.CQRS_ID)
+    if _exists(model, pk):
+        return sentences.update_error(pk, data[wire.REVISION_KEY], model.CQRS_ID)
+    return sentences.create_error(pk, model.CQRS_ID)
+
+
+def _is_pk(model: type[models.Model], pk: Any) -> bool:
+    try:
+        model._meta.pk.to_python(pk)
+    except (ValidationError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _exists(model: type[models.Model], pk: Any) -> bool:

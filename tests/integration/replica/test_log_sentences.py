@@ -295,6 +295,9 @@ CONSUMER_CASES = {
     "hook-raised-a-database-error": Case(
         "{0}\nCQRS {1} error: pk = {2}, cqrs_revision = {3} ({4}).",
         ("<error>", "SAVE", 3, 0, "author"), logging.ERROR, _raising_hook, marks=CONSUMER),
+    "pk-that-is-no-value-of-its-field": _consumer_case(
+        "CQRS service exception", (), logging.ERROR,
+        (ev.save("author", "abc", 0, name="x"), "author")),
     "dead-lettered": _consumer_case(
         "CQRS is added to dead letter queue: pk = %s (%s), correlation_id = %s.",
         (7, "author", None), logging.WARNING, (_expired(), "author")),

@@ -73,7 +73,7 @@ BAD_DATA = {
 SAID = {
     "no-pk": "CQRS PK is not provided in data (author). ",
     "no-required-field": "Not all required CQRS fields are provided in data (author). ",
-    "wrong-type": "CQRS create error: pk = one (author). ",
+    "wrong-type": "CQRS service exception ",  # django-cqrs's row lookup raises
     "no-revision": "CQRS sync fields are not provided in data (author). ",
     "negative-revision": "CQRS create error: pk = 1 (author). ",
     "pk-out-of-range": f"CQRS create error: pk = {2**70} (author). ",
