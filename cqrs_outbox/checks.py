@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,6 +50,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
     found = [_message(p) for p in conf.problems(settings.CQRS)]
     found += [_message(p) for p in signing.problems(settings.CQRS)]
     cqrs = settings.CQRS
+    found += _meta_function_problems(cqrs)
     if _models("replica") and isinstance(cqrs, dict) and cqrs.get("queue") is None:
         found.append(
             checks.Error(
@@ -59,6 +61,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
             )
         )
     return found
+
+
+def _meta_function_problems(cqrs: Any) -> list:
+    # It is called as meta_function(obj=..., instance_data=..., previous_data=...,
+    # signal_type=...) at every commit: one that cannot take that fails every save.
+    master = cqrs.get("master") if isinstance(cqrs, dict) else None
+    value = master.get("meta_function") if isinstance(master, dict) else None
+    if not value or not (callable(value) or isinstance(value, str)):
+        return []  # absent, or a wrong type conf.problems reports
+    try:
+        func = import_string(value) if isinstance(value, str) else value
+    except ImportError:
+        return []  # conf.problems reports it
+    setting = "CQRS['master']['meta_function']"
+    hint = "Give a function such as `def event_meta(obj, **kwargs): return {...}`."
+    if isinstance(func, type):
+        return [checks.Error(f"{setting} is the class {func.__qualname__}, not a function "
+                             "returning the event's meta.", hint=hint, id="cqrs_outbox.E030")]
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins): let it be
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return []
+    return [checks.Error(f"{setting} does not take **kwargs; it is called with obj, "
+                         "instance_data, previous_data and signal_type.", hint=hint,
+                         id="cqrs_outbox.E031")]
 
 
 # What a service cannot run with at all. The app raises these when it is ready, so a

@@ -13,7 +13,6 @@ cost of a call is one dict comparison.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -208,29 +207,9 @@ def _section_problems(raw: dict, section: str) -> list[Problem]:
         problem = _type_problem(path, keys[name], item)
         if problem and keys[name].tolerated and problem.id == "cqrs_outbox.E004":
             problem = _tolerated(path, keys[name], item)
-        if not problem and (section, name) == ("master", "meta_function") and item:
-            problem = _meta_function_problem(path, item)
         if problem:
             found.append(problem)
     return found
-
-
-def _meta_function_problem(path: str, value: Any) -> Problem | None:
-    # Called as meta_function(obj=..., instance_data=..., previous_data=...,
-    # signal_type=...) at every commit: what cannot take that would fail every save.
-    func = import_string(value) if isinstance(value, str) else value
-    hint = "Give a function such as `def event_meta(obj, **kwargs): return {...}`."
-    if isinstance(func, type):
-        return Problem("cqrs_outbox.E030", f"{path} is the class {func.__qualname__}, "
-                       "not a function returning the event's meta.", hint)
-    try:
-        parameters = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):  # no signature to read (some builtins): let it be
-        return None
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return Problem("cqrs_outbox.E031", f"{path} does not take **kwargs; it is called with "
-                       "obj, instance_data, previous_data and signal_type.", hint)
-    return None
 
 
 def _tolerated(path: str, key: Key, value: Any) -> Problem:
