@@ -187,7 +187,7 @@ def _exists(model: type[models.Model], pk: Any) -> bool:
     try:
         with transaction.atomic(using=alias):  # a pk the column cannot hold may be refused
             return model._default_manager.using(alias).filter(pk=pk).exists()
-    except REFUSALS:
+    except (*REFUSALS, OverflowError):  # SQLite's driver cannot even send a huge integer
         return False
 
 
