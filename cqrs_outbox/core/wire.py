@@ -51,6 +51,12 @@ ENVELOPE_KEYS = (
 # Keys django-cqrs itself refuses a message without; the others have defaults.
 REQUIRED_KEYS = ("signal_type", "cqrs_id", "instance_data", "instance_pk")
 
+# Keys of our own, which django-cqrs readers ignore: `repair` (true) marks a SYNC sent by
+# `cqrs_sync --repair` or the admin's repair action; `signed_at` is when a signing master
+# built the body, inside the signed bytes.
+REPAIR_KEY = "repair"
+SIGNED_AT_KEY = "signed_at"
+
 # Reserved keys of `instance_data`: every event carries the row's revision and the time
 # of its change; a DELETE names the deleted row by DELETE_PK_KEY and may add CUSTOM_KEY.
 REVISION_KEY = "cqrs_revision"
@@ -203,6 +209,11 @@ def validate(body: Any) -> Envelope:
         meta=body.get("meta"),
         extra={k: v for k, v in body.items() if k not in known},
     )
+
+
+def is_repair(envelope: Envelope) -> bool:
+    """Tell whether the body carries the repair marker (`"repair": true`)."""
+    return envelope.extra.get(REPAIR_KEY) is True
 
 
 def revision(data: dict) -> int:

@@ -9,6 +9,7 @@ integer outside the column's range and a string longer than the column.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class Change:
     revision: int
     mapped: dict  # by field name, values as sent (what cqrs_create/cqrs_update receive)
     values: dict | None = None  # by attname, converted; None for deletes and custom models
+    updated: datetime.datetime | None = None  # the master's cqrs_updated, if readable
 
     @property
     def key(self) -> str:
@@ -92,8 +94,28 @@ def prepare(model: type[models.Model], signal_type: str, instance_data: dict) ->
     revision = wire.revision(instance_data)
     check_revision(model, revision)
     if signal_type == wire.SIGNAL_DELETE:
-        return _prepare_delete(model, instance_data, revision)
-    return _prepare_save(model, signal_type, instance_data, revision)
+        change = _prepare_delete(model, instance_data, revision)
+    else:
+        change = _prepare_save(model, signal_type, instance_data, revision)
+    return dataclasses.replace(change, updated=updated_at(instance_data))
+
+
+def updated_at(instance_data: dict) -> datetime.datetime | None:
+    """Return `instance_data.cqrs_updated` as an aware datetime (naive means UTC), or None
+    if it is not one: the revision rules then go by revision alone."""
+    value = instance_data.get(wire.UPDATED_KEY)
+    if isinstance(value, datetime.datetime):
+        moment: datetime.datetime | None = value
+    elif isinstance(value, str):
+        try:
+            moment = wire.parse_datetime(value.strip())
+        except (ValueError, OverflowError):
+            moment = None
+    else:
+        moment = None
+    if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment
 
 
 def attname_kwargs(model: type[models.Model], mapped: dict) -> dict:
