@@ -69,7 +69,9 @@ class _Run:
 
     outcomes: dict = field(default_factory=dict)
     plans: dict = field(default_factory=dict)  # model -> writes.Plan
-    hooked: list = field(default_factory=list)  # items whose model's handlers run
+    # (action, item) of models whose handlers run, in delivery order: "call" the
+    # handler, or "mark" / "forget" the row's tombstone, between the calls.
+    hooked: list = field(default_factory=list)
     bulk: dict = field(default_factory=dict)  # model -> whether it is applied in bulk
 
     def in_bulk(self, model: Any) -> bool:
@@ -143,8 +145,13 @@ def _attempt(alias: str, items: list[_Item]) -> dict[int, EventResult]:
         _decide(item, states, run)
     for model, plan in run.plans.items():
         writes.execute(model, alias, plan)
-    for item in run.hooked:
-        run.outcomes[item.index] = _call_in_savepoint(alias, item)
+    for action, item in run.hooked:
+        if action == "call":
+            run.outcomes[item.index] = _call_in_savepoint(alias, item)
+        else:
+            plan = writes.Plan()
+            (plan.mark if action == "mark" else plan.forget)(item.change)
+            writes.execute(item.model, alias, plan)
     return run.outcomes
 
 
@@ -194,7 +201,10 @@ def _decide(item: _Item, states: dict, run: _Run) -> None:
         marked = rules.after_refusal(change.signal_type, change.revision, state, change.updated)
         if marked != state:
             states[(model, change.key)] = marked
-            run.plans.setdefault(model, writes.Plan()).mark(change)
+            if run.in_bulk(model):
+                run.plans.setdefault(model, writes.Plan()).mark(change)
+            else:
+                run.hooked.append(("mark", item))
         return
     if repair:
         _log_repair(model, change, state)
@@ -204,9 +214,9 @@ def _decide(item: _Item, states: dict, run: _Run) -> None:
     if run.in_bulk(model):
         run.plans.setdefault(model, writes.Plan()).add(change, state.row is not None, repair)
     else:
-        run.hooked.append(item)
-        if change.signal_type != wire.SIGNAL_DELETE and repair:
-            run.plans.setdefault(model, writes.Plan()).forget(change)
+        if repair:
+            run.hooked.append(("forget", item))
+        run.hooked.append(("call", item))
 
 
 def is_repair(envelope: wire.Envelope) -> bool:
