@@ -342,13 +342,10 @@ def reset_for_retry(body: bytes, message_ttl: int | None,
     """Return a dead letter's body with `retries` at 0 and, if it had an `expires`, an
     `expires` `message_ttl` seconds after `now` (default: the current time).
 
-    A body that is not a JSON object is returned unchanged.
+    A body that is not a JSON object (see `json_object`) is returned unchanged.
     """
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return body
-    if not isinstance(parsed, dict):
+    parsed = json_object(body)
+    if parsed is None:
         return body
     parsed["retries"] = 0
     if parsed.get("expires") and message_ttl:
@@ -358,11 +355,21 @@ def reset_for_retry(body: bytes, message_ttl: int | None,
 
 def has_expiry(body: bytes) -> bool:
     """Tell whether a raw body is a JSON object with an `expires` value."""
+    parsed = json_object(body)
+    return parsed is not None and bool(parsed.get("expires"))
+
+
+def json_object(body: bytes, max_size: int = MAX_BODY_SIZE) -> dict | None:
+    """Return a raw body parsed, or None if it is not a JSON object: over `max_size`
+    bytes, not UTF-8, not JSON, nested beyond what the parser can follow, or not an
+    object. Never raises."""
+    if len(body) > max_size:
+        return None
     try:
         parsed = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(parsed, dict) and bool(parsed.get("expires"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def preview(body: Any) -> str:
