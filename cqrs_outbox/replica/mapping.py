@@ -21,6 +21,7 @@ from django.db import connections, models, router
 
 from cqrs_outbox.core import wire
 from cqrs_outbox.core.errors import BadMessage
+from cqrs_outbox.replica import nonfinite
 
 QUOTE_CHARS = 60  # characters of a refused value quoted in a reason
 
@@ -173,7 +174,9 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
             f"instance_data lacks {', '.join(sorted(missing))}, required by {model.__name__}"
         )
     values = {}
+    vendor = connections[router.db_for_write(model)].vendor
     for name, value in mapped.items():
+        nonfinite.check(facts.by_name[name], f"instance_data.{name}", value, vendor)
         value = _convert(facts.by_name[name], name, value)
         _check_fits(model, name, f"instance_data.{name}", value)
         values[facts.attnames[name]] = value
