@@ -6,6 +6,7 @@ for. We keep that for float columns that hold the value, and dead-letter the res
 the key named.
 """
 
+import json
 import math
 
 import pytest
@@ -24,12 +25,12 @@ STORED = {"postgresql": {"NaN", "Infinity", "-Infinity"}, "sqlite": {"Infinity",
 
 def _raw(pk, field, token):
     """A body as django-cqrs's master writes it with ujson: the token bare in the JSON."""
-    return (
-        '{"signal_type":"SAVE","cqrs_id":"all_fields","instance_pk":%d,'
-        '"instance_data":{"id":%d,"%s":%s,"cqrs_revision":0,"cqrs_updated":"%s"},'
-        '"previous_data":null,"correlation_id":null,"retries":0,"expires":null,"meta":null}'
-        % (pk, pk, field, token, UPDATED)
-    ).encode()
+    body = {"signal_type": "SAVE", "cqrs_id": "all_fields", "instance_pk": pk,
+            "instance_data": {"id": pk, field: "TOKEN", "cqrs_revision": 0,
+                              "cqrs_updated": UPDATED},
+            "previous_data": None, "correlation_id": None, "retries": 0, "expires": None,
+            "meta": None}
+    return json.dumps(body).replace('"TOKEN"', token).encode()
 
 
 def _apply(body):
@@ -77,6 +78,6 @@ def test_json_column__refuses_nan_anywhere_inside_the_value():
 
 def test_finite_values_and_keys_without_a_field__apply():
     body = _raw(4, "float_field", "1.5").replace(b'"cqrs_revision"',
-                                                 b'"unmapped":NaN,"cqrs_revision"')
+                                                 b'"unmapped": NaN, "cqrs_revision"')
     assert _apply(body).status == "applied"
     assert models.AllFieldsRef.objects.get(pk=4).float_field == 1.5
