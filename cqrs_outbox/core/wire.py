@@ -211,11 +211,6 @@ def validate(body: Any) -> Envelope:
     )
 
 
-def is_repair(envelope: Envelope) -> bool:
-    """Tell whether the body carries the repair marker (`"repair": true`)."""
-    return envelope.extra.get(REPAIR_KEY) is True
-
-
 def revision(data: dict) -> int:
     """Return `instance_data.cqrs_revision`; raise BadMessage if it is missing or not an int."""
     if REVISION_KEY not in data:
@@ -360,9 +355,8 @@ def has_expiry(body: bytes) -> bool:
 
 
 def json_object(body: bytes, max_size: int = MAX_BODY_SIZE) -> dict | None:
-    """Return a raw body parsed, or None if it is not a JSON object: over `max_size`
-    bytes, not UTF-8, not JSON, nested beyond what the parser can follow, or not an
-    object. Never raises."""
+    """Return a raw body parsed if it is a JSON object, else None (too large, not UTF-8,
+    not JSON, nested beyond the parser's reach, not an object); never raise."""
     if len(body) > max_size:
         return None
     try:

@@ -221,7 +221,8 @@ def _decide(item: _Item, states: dict, run: _Run) -> None:
 
 def is_repair(envelope: wire.Envelope) -> bool:
     """Tell whether the event is a repair SYNC (`cqrs_sync --repair`, the admin's repair)."""
-    return envelope.signal_type == wire.SIGNAL_SYNC and wire.is_repair(envelope)
+    return envelope.signal_type == wire.SIGNAL_SYNC and \
+        envelope.extra.get(wire.REPAIR_KEY) is True
 
 
 def _log_repair(model: Any, change: mapping.Change, state: rules.State) -> None:
