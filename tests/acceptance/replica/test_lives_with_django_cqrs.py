@@ -1,12 +1,16 @@
 """A django-cqrs master deleting through stale instances, and creating a pk again, next
-to our `cqrs_consume`, each in a process of its own."""
+to our `cqrs_consume`; and our repair SYNC at django-cqrs's consumer. Each side runs in
+a process of its own."""
 
 import json
 
 import pytest
 
+from cqrs_outbox.master import sync
+from cqrs_outbox.models import OutboxEvent
 from tests.acceptance.replica import peers, support
 from tests.support.waiting import wait_until
+from tests.testproject.master import models as master
 from tests.testproject.replica import models as replica
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.slow]
@@ -35,3 +39,17 @@ def test_stale_instance_delete_and_creation_again__our_replica_follows_django_cq
     wait_until(lambda: _authors() == expected, what="the django-cqrs master's authors")
     assert broker.count(names.dead_letter_queue) == 0
     assert worker.terminate() == 0
+
+
+def test_repair_sync__a_django_cqrs_replica_ignores_the_marker_and_applies_it(
+        broker, names, worker_env, tmp_path):
+    ann = master.Author.objects.create(name="Ann")
+    OutboxEvent.objects.all().delete()  # only the repair goes out
+    sync.sync_queryset(master.Author.objects.filter(pk=ann.pk), repair=True)
+    [payload] = OutboxEvent.objects.values_list("payload", flat=True)
+    assert json.loads(payload)["repair"] is True
+    with peers.replica_worker(names, worker_env["CQRS_TEST_DB_NAME"], tmp_path) as db:
+        wait_until(lambda: peers.rows(db, "SELECT id, name, cqrs_revision FROM "
+                                          "peer_replica_authorref") == [(ann.pk, "Ann", 0)],
+                   what="the django-cqrs replica's row")
+        assert broker.count(names.dead_letter_queue) == 0
