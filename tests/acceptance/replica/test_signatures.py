@@ -9,7 +9,8 @@ import pytest
 from django.test import override_settings
 
 from cqrs_outbox.core import signing, wire
-from cqrs_outbox.models import OutboxEvent
+from cqrs_outbox.models import OutboxEvent, Tombstone
+from cqrs_outbox.replica import queries
 from tests.acceptance.replica import peers, support
 from tests.integration.replica import events as ev
 from tests.support.waiting import wait_until
@@ -262,10 +263,16 @@ def test_expired_signed_event__a_later_expires_header_does_not_revive_it(
 
 def test_signed_save_replayed_after_its_tombstone_was_purged__refused_as_too_old(
         broker, names, start_worker, tmp_path):
-    """A SAVE captured eight days ago: the row's DELETE and its tombstone (kept seven
-    days) are gone from the replica, so only the signing time can stop the replay."""
+    """A SAVE captured eight days ago, replayed once the row's DELETE has been applied and
+    its tombstone purged: only the signing time can stop it."""
     key = Key("orders-1", tmp_path)
     worker = start_worker(env=_policy("require", {"author": [key]}))
+    delete = json.dumps(_fresh(ev.delete("author", 7, 1))).encode()
+    broker.publish(delete, "author", message_id="delete", headers=key.header(delete))
+    wait_until(lambda: Tombstone.objects.filter(cqrs_id="author", instance_pk="7").exists(),
+               what="the tombstone")
+    assert queries.purge_tombstones("default", retention=0) == 1
+
     captured = _signed_body(8, name="deleted long ago")
     broker.publish(captured, "author", message_id="replay", headers=key.header(captured))
     fresh = json.dumps(_fresh(ev.save("author", 8, 0, name="fresh"))).encode()
