@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 from cqrs_outbox import conf, signing
 from cqrs_outbox.core import contract
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
+from cqrs_outbox.replica import signatures
 
 
 def _models(kind: str) -> list:
@@ -49,6 +50,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         ]
     found = [_message(p) for p in conf.problems(settings.CQRS)]
     found += [_message(p) for p in signing.problems(settings.CQRS)]
+    if isinstance(settings.CQRS, dict):
+        found += [_message(p) for p in signatures.retention_problems(settings.CQRS)]
     cqrs = settings.CQRS
     found += _meta_function_problems(cqrs)
     if _models("replica") and isinstance(cqrs, dict) and cqrs.get("queue") is None:

@@ -82,12 +82,18 @@ class Lease(models.Model):
 
 
 class Tombstone(models.Model):
-    """A replica's memory of a deleted row, so an older SAVE cannot bring it back."""
+    """A replica's memory of a deleted row, so an older SAVE cannot bring it back.
+
+    It stays when the row is created again, so that late events of the deleted life
+    stay refused (`cqrs_outbox.replica.rules`).
+    """
 
     id = models.BigAutoField(primary_key=True)
     cqrs_id = models.CharField(max_length=255)
     instance_pk = models.CharField(max_length=255)
     revision = models.BigIntegerField()
+    # The DELETE's cqrs_updated: the master's clock when it deleted the row.
+    updated = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -51,6 +51,12 @@ ENVELOPE_KEYS = (
 # Keys django-cqrs itself refuses a message without; the others have defaults.
 REQUIRED_KEYS = ("signal_type", "cqrs_id", "instance_data", "instance_pk")
 
+# Keys of our own, which django-cqrs readers ignore: `repair` (true) marks a SYNC sent by
+# `cqrs_sync --repair` or the admin's repair action; `signed_at` is when a signing master
+# built the body, inside the signed bytes.
+REPAIR_KEY = "repair"
+SIGNED_AT_KEY = "signed_at"
+
 # Reserved keys of `instance_data`: every event carries the row's revision and the time
 # of its change; a DELETE names the deleted row by DELETE_PK_KEY and may add CUSTOM_KEY.
 REVISION_KEY = "cqrs_revision"
@@ -332,13 +338,10 @@ def reset_for_retry(body: bytes, message_ttl: int | None,
     """Return a dead letter's body with `retries` at 0 and, if it had an `expires`, an
     `expires` `message_ttl` seconds after `now` (default: the current time).
 
-    A body that is not a JSON object is returned unchanged.
+    A body that is not a JSON object (see `json_object`) is returned unchanged.
     """
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return body
-    if not isinstance(parsed, dict):
+    parsed = json_object(body)
+    if parsed is None:
         return body
     parsed["retries"] = 0
     if parsed.get("expires") and message_ttl:
@@ -348,11 +351,20 @@ def reset_for_retry(body: bytes, message_ttl: int | None,
 
 def has_expiry(body: bytes) -> bool:
     """Tell whether a raw body is a JSON object with an `expires` value."""
+    parsed = json_object(body)
+    return parsed is not None and bool(parsed.get("expires"))
+
+
+def json_object(body: bytes, max_size: int = MAX_BODY_SIZE) -> dict | None:
+    """Return a raw body parsed if it is a JSON object, else None (too large, not UTF-8,
+    not JSON, nested beyond the parser's reach, not an object); never raise."""
+    if len(body) > max_size:
+        return None
     try:
         parsed = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(parsed, dict) and bool(parsed.get("expires"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def preview(body: Any) -> str:

@@ -1,4 +1,5 @@
-"""Django admin for the outbox, and the "Sync selected via CQRS" action for master models.
+"""Django admin for the outbox, and the "Sync selected via CQRS" and "Repair selected ... on
+replicas" actions for master models.
 
 The outbox list must open fast on a table of millions of rows: it never counts the whole
 table on a page load (past EXACT_COUNT_LIMIT rows PostgreSQL's planner estimate is shown
@@ -316,10 +317,12 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
 
 class CQRSAdminMasterSyncMixin:
-    """Add "Sync selected via CQRS" to a master model's admin (django-cqrs's name).
+    """Add "Sync selected via CQRS" (django-cqrs's name) and "Repair selected ... on
+    replicas" to a master model's admin.
 
-    The action writes a SYNC event per selected row into the outbox, reading the rows
-    under FOR UPDATE in batches; it needs the change permission on the model.
+    Each writes a SYNC event per selected row into the outbox, reading the rows under
+    FOR UPDATE in batches (the repair's marked as repairs); both need the change
+    permission on the model.
     """
 
     cqrs_sync_batch = contract.DEFAULT_BATCH
@@ -333,10 +336,11 @@ class CQRSAdminMasterSyncMixin:
             return actions
         if getattr(action_location, "value", "CHANGE_LIST") != "CHANGE_LIST":
             return actions
-        if "sync_items" not in actions and self.has_change_permission(request):  # type: ignore[attr-defined]
-            action = self.get_action("sync_items")  # type: ignore[attr-defined]
-            if action is not None:
-                actions[action[1] if isinstance(action, tuple) else action.name] = action
+        for name in ("sync_items", "repair_items"):
+            if name not in actions and self.has_change_permission(request):  # type: ignore[attr-defined]
+                action = self.get_action(name)  # type: ignore[attr-defined]
+                if action is not None:
+                    actions[action[1] if isinstance(action, tuple) else action.name] = action
         return actions
 
     def _cqrs_sync_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
@@ -345,10 +349,19 @@ class CQRSAdminMasterSyncMixin:
 
     @admin.action(description="Sync selected %(verbose_name_plural)s via CQRS")
     def sync_items(self, request: HttpRequest, queryset: models.QuerySet) -> None:
+        self._sync(request, queryset, repair=False)
+
+    @admin.action(description="Repair selected %(verbose_name_plural)s on replicas")
+    def repair_items(self, request: HttpRequest, queryset: models.QuerySet) -> None:
+        """Send repair SYNCs: replicas take them whatever revision their row holds."""
+        self._sync(request, queryset, repair=True)
+
+    def _sync(self, request: HttpRequest, queryset: models.QuerySet, repair: bool) -> None:
         qs = self._cqrs_sync_queryset(queryset)
         qs = qs.using(router.db_for_write(qs.model))
-        result = sync.sync_queryset(qs, batch=self.cqrs_sync_batch)
-        text = f"{result.synced} row(s) queued for sync via the outbox."
+        result = sync.sync_queryset(qs, batch=self.cqrs_sync_batch, repair=repair)
+        what = "repair on replicas" if repair else "sync"
+        text = f"{result.synced} row(s) queued for {what} via the outbox."
         if result.skipped:
             text += f" {result.skipped} row(s) skipped (gone, or not sync instances)."
         if result.failed:

@@ -7,9 +7,13 @@ row. It runs when the transaction's events are flushed, just before COMMIT.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 
 from django.db import models
+from django.utils import timezone
 
 from cqrs_outbox import conf, signing
 from cqrs_outbox.core import contract, wire
@@ -17,6 +21,20 @@ from cqrs_outbox.core.errors import EventBuildError
 from cqrs_outbox.master import serialization, tracker
 
 logger = logging.getLogger(__name__)
+
+# Set while `cqrs_sync --repair` or the admin's repair action writes its SYNC events.
+_repair: contextvars.ContextVar[bool] = contextvars.ContextVar("cqrs_outbox_repair",
+                                                               default=False)
+
+
+@contextlib.contextmanager
+def repairing(flag: bool = True) -> Iterator[None]:
+    """Mark the SYNC events built inside the block as repairs (`"repair": true`)."""
+    token = _repair.set(flag)
+    try:
+        yield
+    finally:
+        _repair.reset(token)
 
 
 def _source(model_cls: type[models.Model]) -> str:
@@ -80,8 +98,8 @@ def _event(instance: models.Model, signal_type: str, data: dict, queue: str | No
     envelope = serialization.envelope(instance, signal_type, data, previous, queue, settings)
     pk = str(envelope.instance_pk)
     correlation = envelope.correlation_id
-    payload = envelope.to_json()
     signer = signing.signer(settings) if settings.master.signing_key else None
+    payload = _payload(envelope, signal_type, signed=signer is not None)
     return contract.NewEvent(
         cqrs_id=envelope.cqrs_id,
         instance_pk=pk,
@@ -94,6 +112,18 @@ def _event(instance: models.Model, signal_type: str, data: dict, queue: str | No
         # Signed here, so the relay (standalone or not) publishes it without any secret.
         signature=signer.header(payload.encode()) if signer else None,
     )
+
+
+def _payload(envelope: wire.Envelope, signal_type: str, signed: bool) -> str:
+    # Keys of our own go after django-cqrs's, which ignores them. A signed body says
+    # when it was signed (a SYNC: now, so a resend of an old row is fresh), inside the
+    # signed bytes, for replicas to refuse old replays.
+    body = envelope.to_dict()
+    if signal_type == wire.SIGNAL_SYNC and _repair.get():
+        body[wire.REPAIR_KEY] = True
+    if signed:
+        body[wire.SIGNED_AT_KEY] = wire.format_expires(timezone.now())
+    return wire.dumps(body)
 
 
 def delete_event(instance: models.Model, revision: int) -> contract.NewEvent:

@@ -131,16 +131,20 @@ def sync_queryset(
     queue: str | None = None,
     batch: int = contract.DEFAULT_BATCH,
     bar: progress.Progress | None = None,
+    repair: bool = False,
 ) -> SyncResult:
     """Write SYNC events for the rows of `qs`, to every replica or only to `queue`.
 
-    A row whose sync fails is reported in the result and the others go on.
+    With `repair`, each SYNC is marked as a repair: replicas take it whatever their
+    row's revision or tombstone. A row whose sync fails is reported in the result and
+    the others go on.
     """
     total = SyncResult(0, 0)
-    for pks in batches(qs.values_list("pk", flat=True), batch, key=lambda pk: pk):
-        total += sync_pks(qs.model, pks, qs.db, queue)
-        if bar is not None:
-            bar.advance(len(pks))
+    with events.repairing(repair):
+        for pks in batches(qs.values_list("pk", flat=True), batch, key=lambda pk: pk):
+            total += sync_pks(qs.model, pks, qs.db, queue)
+            if bar is not None:
+                bar.advance(len(pks))
     return total
 
 

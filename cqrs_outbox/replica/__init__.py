@@ -1,7 +1,9 @@
 """The replica side: decode incoming events, apply them by revision, retry, dead-letter.
 
 Owns the model mixin, meta and manager (`mixins`, `metas`, `managers`); `mapping` maps
-bodies (decoded by the core's `wire`) onto replica fields, `rules` decides by revision,
+bodies (decoded by the core's `wire`) onto replica fields (`nonfinite` says where NaN
+and the infinities may go), `rules` decides by revision and the master's clock,
+`signatures` applies the signature policy,
 `queries` holds the replica's own SQL (locks, revisions, tombstones), `handlers` calls a
 model's own `cqrs_save` / `cqrs_delete`, `apply` applies batches, `topology` names and
 declares the queues, `transport` is the broker as the consumer sees it (with an

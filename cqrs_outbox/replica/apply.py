@@ -71,7 +71,9 @@ class _Run:
 
     outcomes: dict = field(default_factory=dict)
     plans: dict = field(default_factory=dict)  # model -> writes.Plan
-    hooked: list = field(default_factory=list)  # items whose model's handlers run
+    # (action, item) of models whose handlers run, in delivery order: "call" the
+    # handler, or "mark" / "forget" the row's tombstone, between the calls.
+    hooked: list = field(default_factory=list)
     bulk: dict = field(default_factory=dict)  # model -> whether it is applied in bulk
 
     def in_bulk(self, model: Any) -> bool:
@@ -149,8 +151,13 @@ def _attempt(alias: str, items: list[_Item]) -> dict[int, EventResult]:
         _decide(item, states, run)
     for model, plan in run.plans.items():
         writes.execute(model, alias, plan)
-    for item in run.hooked:
-        run.outcomes[item.index] = _call_in_savepoint(alias, item)
+    for action, item in run.hooked:
+        if action == "call":
+            run.outcomes[item.index] = _call_in_savepoint(alias, item)
+        else:
+            plan = writes.Plan()
+            (plan.mark if action == "mark" else plan.forget)(item.change)
+            writes.execute(item.model, alias, plan)
     return run.outcomes
 
 
@@ -158,7 +165,7 @@ def _call_in_savepoint(alias: str, item: _Item) -> EventResult:
     # The model's own code may fail; its savepoint keeps the rest of the batch, so the
     # batch need not be run again (and the handler called twice) to isolate it.
     try:
-        with transaction.atomic(using=alias):
+        with transaction.atomic(using=alias), managers.repairing(is_repair(item.envelope)):
             handlers.call(item.model, item.envelope)
     except Exception as exc:
         _raise_if_lost(alias, exc)
@@ -175,30 +182,65 @@ def _states(alias: str, items: list[_Item]) -> dict:
         rows = queries.revisions(model, alias, list({c.pk for c in changes}))
         tombs = queries.tombstones(alias, model.CQRS_ID, list({c.key for c in changes}))
         for change in changes:
-            states[(model, change.key)] = rules.State(rows.get(change.pk), tombs.get(change.key))
+            row, row_updated = rows.get(change.pk, (None, None))
+            tomb, tomb_updated = tombs.get(change.key, (None, None))
+            states[(model, change.key)] = rules.State(row, tomb, row_updated, tomb_updated)
     return states
 
 
 def _decide(item: _Item, states: dict, run: _Run) -> None:
     change, model = item.change, item.model
     state = states[(model, change.key)]
-    verdict = rules.decide(change.signal_type, change.revision, state)
+    repair = is_repair(item.envelope)
+    verdict = rules.decide(change.signal_type, change.revision, state, change.updated, repair)
     applies = verdict == rules.APPLY
     note = revlog.note_for(change.signal_type, change.revision, state.row, applies)
     if verdict == rules.TOMBSTONED:
         note = revlog.TOMBSTONED
+    elif not applies and rules.clock_disagrees(change.revision, change.updated, state):
+        note = revlog.CLOCK
     if not applies:
         run.outcomes[item.index] = EventResult(
-            IGNORED, rules.skip_reason(verdict, change.revision, state), note=note,
-            existing=state.row,
+            IGNORED, rules.skip_reason(verdict, change.revision, state, change.updated),
+            note=note, existing=state.row,
         )
+        marked = rules.after_refusal(change.signal_type, change.revision, state, change.updated)
+        if marked != state:
+            states[(model, change.key)] = marked
+            if run.in_bulk(model):
+                run.plans.setdefault(model, writes.Plan()).mark(change)
+            else:
+                run.hooked.append(("mark", item))
         return
-    states[(model, change.key)] = rules.after(change.signal_type, change.revision, state)
+    if repair:
+        _log_repair(model, change, state)
+    states[(model, change.key)] = rules.after(change.signal_type, change.revision, state,
+                                              change.updated, repair)
     run.outcomes[item.index] = EventResult(APPLIED, note=note, existing=state.row)
     if run.in_bulk(model):
-        run.plans.setdefault(model, writes.Plan()).add(change, existed=state.row is not None)
+        run.plans.setdefault(model, writes.Plan()).add(change, state.row is not None, repair)
     else:
-        run.hooked.append(item)
+        if repair:
+            run.hooked.append(("forget", item))
+        run.hooked.append(("call", item))
+
+
+def is_repair(envelope: wire.Envelope) -> bool:
+    """Tell whether the event is a repair SYNC (`cqrs_sync --repair`, the admin's repair)."""
+    return envelope.signal_type == wire.SIGNAL_SYNC and \
+        envelope.extra.get(wire.REPAIR_KEY) is True
+
+
+def _log_repair(model: Any, change: mapping.Change, state: rules.State) -> None:
+    if state.row is not None:
+        was = f"revision {state.row}"
+    elif state.tombstone is not None:
+        was = f"no row (deleted at revision {state.tombstone})"
+    else:
+        was = "no row"
+    logger.warning("Repairing %s:%s from the master: %s -> revision %s",
+                   one_line(model.CQRS_ID, 200), one_line(change.key, 200), was,
+                   change.revision)
 
 
 def failure(exc: BaseException) -> EventResult:

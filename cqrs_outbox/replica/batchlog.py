@@ -26,6 +26,7 @@ _KIND_WORDS = {
     revlog.DUPLICATE: "duplicates",
     revlog.SYNC_DOWNGRADE: "SYNCs older than the row",
     revlog.TOMBSTONED: "for deleted rows",
+    revlog.CLOCK: "older than the row by the master's clock",
     "dead": "dead-lettered",
     "retry": "to retry",
 }

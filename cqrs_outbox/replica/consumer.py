@@ -77,7 +77,7 @@ class Consumer:
         self.applied = 0
         self._outage = batchlog.Repeats(logger)
         self._report = batchlog.BatchReport(logger)
-        self._gate = signed.Gate(self.settings)
+        self._gate = signed.Gate(self.settings, self.names.queue)
 
     def stop(self, *args: Any) -> None:
         """Finish the batch in hand, acknowledge it and return from `run()`."""
@@ -196,7 +196,8 @@ class Consumer:
         refused = self._gate.refusal(delivery.label, envelope, delivery.properties, delivery.body)
         if refused:
             return self._dead(delivery, f"signature refused: {refused}", envelope), None
-        envelope = signed.from_headers(delivery.properties, envelope)
+        envelope = signed.from_headers(delivery.properties, envelope, delivery.body,
+                                       self.names.queue)
         model = ReplicaRegistry.get_model_by_cqrs_id(envelope.cqrs_id)
         if model is None:
             reason = f"bad message: no replica model has cqrs_id {envelope.cqrs_id!r}"

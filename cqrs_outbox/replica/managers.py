@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -18,6 +21,21 @@ logger = logging.getLogger(__name__)
 # What a refused write raises: the database's refusal, a failed validation, and the
 # ValueError / TypeError Django raises for a value of the wrong type (as in `id="x"`).
 REFUSALS = (DatabaseError, ValidationError, ValueError, TypeError)
+
+# Set while the consumer hands a repair SYNC to a model's own handlers: the manager then
+# applies it whatever the row's revision, as the consumer decided.
+_repairing: contextvars.ContextVar[bool] = contextvars.ContextVar("cqrs_outbox_repairing",
+                                                                  default=False)
+
+
+@contextlib.contextmanager
+def repairing(flag: bool = True) -> Iterator[None]:
+    """Make the manager apply the SAVE or SYNC handed to it inside the block as a repair."""
+    token = _repairing.set(flag)
+    try:
+        yield
+    finally:
+        _repairing.reset(token)
 
 
 class ReplicaManager(models.Manager):
@@ -50,11 +68,13 @@ class ReplicaManager(models.Manager):
         instance = qs.first()
         if instance is not None:
             return self.update_instance(instance, change.mapped, previous, sync, meta)
-        tombstone = queries.tombstone_revision(alias, self.model.CQRS_ID, change.key)
-        verdict = rules.decide(signal_type, change.revision, rules.State(None, tombstone))
+        tombstone, deleted = queries.tombstone(alias, self.model.CQRS_ID, change.key)
+        state = rules.State(None, tombstone, None, deleted)
+        verdict = rules.decide(signal_type, change.revision, state, change.updated,
+                               _repairing.get())
         if verdict != rules.APPLY:
             logger.debug("Ignored %s %s:%s r%s: deleted at r%s", signal_type,
-                        self.model.CQRS_ID, one_line(change.key), change.revision, tombstone)
+                         self.model.CQRS_ID, one_line(change.key), change.revision, tombstone)
             return None
         return self.create_instance(change.mapped, previous, sync, meta)
 
@@ -83,8 +103,9 @@ class ReplicaManager(models.Manager):
         """
         signal_type = wire.SIGNAL_SYNC if sync else wire.SIGNAL_SAVE
         revision = mapped_data["cqrs_revision"]
-        state = rules.State(row=instance.cqrs_revision)
-        applies = rules.decide(signal_type, revision, state) == rules.APPLY
+        state = self._state(instance)
+        applies = rules.decide(signal_type, revision, state, mapping.updated_at(mapped_data),
+                               _repairing.get()) == rules.APPLY
         if not handlers.consuming():  # the consumer logs these per batch itself
             note = revlog.note_for(signal_type, revision, instance.cqrs_revision, applies)
             revlog.log(logger, note, self.model.CQRS_ID, instance.pk, revision,
@@ -123,19 +144,32 @@ class ReplicaManager(models.Manager):
             return False
         return True
 
+    def _state(self, instance: models.Model) -> rules.State:
+        tombstone, deleted = queries.tombstone(self._alias(), self.model.CQRS_ID,
+                                               str(instance.pk))
+        return rules.State(instance.cqrs_revision, tombstone,
+                           queries.aware(instance.cqrs_updated), deleted)
+
     def _delete(self, change: mapping.Change) -> None:
         alias = self._alias()
         rows = self.model._default_manager.using(alias).filter(pk=change.pk)
-        row = rows.order_by().values_list("cqrs_revision", flat=True).first()
-        tombstone = queries.tombstone_revision(alias, self.model.CQRS_ID, change.key)
-        state = rules.State(row, tombstone)
-        if rules.decide(wire.SIGNAL_DELETE, change.revision, state) != rules.APPLY:
+        row, updated = rows.order_by().values_list("cqrs_revision", "cqrs_updated").first() \
+            or (None, None)
+        tombstone, deleted = queries.tombstone(alias, self.model.CQRS_ID, change.key)
+        state = rules.State(row, tombstone, queries.aware(updated), deleted)
+        stone = {change.key: (change.revision, change.updated)}
+        if rules.decide(wire.SIGNAL_DELETE, change.revision, state, change.updated) \
+                != rules.APPLY:
             logger.debug("Ignored DELETE %s:%s r%s (row r%s, tombstone r%s)",
                          self.model.CQRS_ID, one_line(change.key), change.revision, row,
                          tombstone)
+            marked = rules.after_refusal(wire.SIGNAL_DELETE, change.revision, state,
+                                         change.updated)
+            if marked != state:
+                queries.save_tombstones(alias, self.model.CQRS_ID, stone)
             return
         rows.delete()
-        queries.save_tombstones(alias, self.model.CQRS_ID, {change.key: change.revision})
+        queries.save_tombstones(alias, self.model.CQRS_ID, stone)
 
 
 # The manager's methods as defined here, kept before anything can replace them.

@@ -11,6 +11,7 @@ overrides `cqrs_create` / `cqrs_update` gets them as sent, as django-cqrs hands 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from django.db import connections, models, router
 
 from cqrs_outbox.core import wire
 from cqrs_outbox.core.errors import BadMessage
-from cqrs_outbox.replica import handlers, sentences
+from cqrs_outbox.replica import handlers, nonfinite, sentences
 
 QUOTE_CHARS = 60  # characters of a refused value quoted in a reason
 
@@ -49,6 +50,7 @@ class Change:
     mapped: dict  # by field name, values as sent (what cqrs_create/cqrs_update receive)
     # By attname, converted; only when the mixin's own handlers write the row.
     values: dict | None = None
+    updated: datetime.datetime | None = None  # the master's cqrs_updated, if readable
 
     @property
     def key(self) -> str:
@@ -96,8 +98,28 @@ def prepare(model: type[models.Model], signal_type: str, instance_data: dict) ->
     revision = wire.revision(instance_data)
     check_revision(model, revision)
     if signal_type == wire.SIGNAL_DELETE:
-        return _prepare_delete(model, instance_data, revision)
-    return _prepare_save(model, signal_type, instance_data, revision)
+        change = _prepare_delete(model, instance_data, revision)
+    else:
+        change = _prepare_save(model, signal_type, instance_data, revision)
+    return dataclasses.replace(change, updated=updated_at(instance_data))
+
+
+def updated_at(instance_data: dict) -> datetime.datetime | None:
+    """Return `instance_data.cqrs_updated` as an aware datetime (naive means UTC), or None
+    if it is not one: the revision rules then go by revision alone."""
+    value = instance_data.get(wire.UPDATED_KEY)
+    if isinstance(value, datetime.datetime):
+        moment: datetime.datetime | None = value
+    elif isinstance(value, str):
+        try:
+            moment = wire.parse_datetime(value.strip())
+        except (ValueError, OverflowError):
+            moment = None
+    else:
+        moment = None
+    if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment
 
 
 def django_cqrs_sentence(model: type[models.Model], signal_type: str, data: dict) -> str:
@@ -185,7 +207,9 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
         # django-cqrs (nested data included), and decide what fits.
         return Change(signal_type, pk, revision, mapped)
     values = {}
+    vendor = connections[router.db_for_write(model)].vendor
     for name, value in mapped.items():
+        nonfinite.check(facts.by_name[name], f"instance_data.{name}", value, vendor)
         value = _convert(facts.by_name[name], name, value)
         _check_fits(model, name, f"instance_data.{name}", value)
         values[facts.attnames[name]] = value

@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, models
 from django.utils import timezone
 
@@ -62,39 +63,64 @@ def set_statement_timeout(alias: str, milliseconds: int) -> None:
 
 
 def revisions(model: type[models.Model], alias: str, pks: list) -> dict:
-    """Return {pk: cqrs_revision} of the rows of `model` among `pks` that exist."""
+    """Return {pk: (cqrs_revision, cqrs_updated)} of the rows of `model` among `pks`."""
     if not pks:
         return {}
     rows = model._default_manager.using(alias).filter(pk__in=pks).order_by()
-    return dict(rows.values_list("pk", "cqrs_revision"))
+    return {pk: (revision, aware(updated))
+            for pk, revision, updated in rows.values_list("pk", "cqrs_revision", "cqrs_updated")}
 
 
-def tombstones(alias: str, cqrs_id: str, keys: list[str]) -> dict[str, int]:
-    """Return {key: revision} of the tombstones of `cqrs_id` among `keys`."""
+def tombstones(alias: str, cqrs_id: str, keys: list[str]) -> dict[str, tuple]:
+    """Return {key: (revision, the DELETE's cqrs_updated or None)} of the tombstones of
+    `cqrs_id` among `keys`."""
     if not keys:
         return {}
     rows = Tombstone.objects.using(alias).filter(cqrs_id=cqrs_id, instance_pk__in=keys)
-    return dict(rows.order_by().values_list("instance_pk", "revision"))
+    return {key: (revision, aware(updated)) for key, revision, updated
+            in rows.order_by().values_list("instance_pk", "revision", "updated")}
 
 
-def save_tombstones(alias: str, cqrs_id: str, revisions_by_key: dict[str, int]) -> None:
-    """Record that the rows `revisions_by_key` names were deleted at those revisions."""
-    if not revisions_by_key:
+def aware(value: Any) -> Any:
+    """Return a datetime read from the database as an aware one (naive means UTC)."""
+    if isinstance(value, datetime.datetime) and timezone.is_naive(value):
+        return value.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+def save_tombstones(alias: str, cqrs_id: str, by_key: dict[str, Any]) -> None:
+    """Record that the rows `by_key` names were deleted: {key: (revision, updated)}, or
+    {key: revision} when the master's time of the DELETE is unknown."""
+    if not by_key:
         return
     now = timezone.now()
     # MySQL names no conflict target: its only unique key besides the new row's id is
     # (cqrs_id, instance_pk), the same one.
     target = {} if connections[alias].vendor == "mysql" else {
         "unique_fields": ["cqrs_id", "instance_pk"]}
+    stones = []
+    for key, value in by_key.items():
+        revision, updated = value if isinstance(value, tuple) else (value, None)
+        stones.append(Tombstone(cqrs_id=cqrs_id, instance_pk=key, revision=revision,
+                                updated=_storable(updated), deleted_at=now))
     Tombstone.objects.using(alias).bulk_create(
-        [
-            Tombstone(cqrs_id=cqrs_id, instance_pk=key, revision=rev, deleted_at=now)
-            for key, rev in revisions_by_key.items()
-        ],
+        stones,
         update_conflicts=True,
-        update_fields=["revision", "deleted_at"],
+        update_fields=["revision", "updated", "deleted_at"],
         **target,
     )
+
+
+def _storable(value: datetime.datetime | None) -> datetime.datetime | None:
+    if value is not None and not settings.USE_TZ:
+        return timezone.make_naive(value, datetime.timezone.utc)
+    return value
+
+
+def forget_tombstones(alias: str, cqrs_id: str, keys: list[str]) -> None:
+    """Delete the tombstones of `cqrs_id` among `keys` (a repair restated those rows)."""
+    if keys:
+        Tombstone.objects.using(alias).filter(cqrs_id=cqrs_id, instance_pk__in=keys).delete()
 
 
 def upsert(model: type[models.Model], alias: str, rows: list[dict], update: list[str]) -> None:
@@ -144,9 +170,9 @@ def _insert_rows(model: type[models.Model], alias: str, rows: list[dict], tail: 
             )
 
 
-def tombstone_revision(alias: str, cqrs_id: str, key: str) -> Any:
-    """Return the tombstone revision of one row, or None."""
-    return tombstones(alias, cqrs_id, [key]).get(key)
+def tombstone(alias: str, cqrs_id: str, key: str) -> tuple:
+    """Return (revision, updated) of one row's tombstone, or (None, None)."""
+    return tombstones(alias, cqrs_id, [key]).get(key, (None, None))
 
 
 def purge_tombstones(alias: str, retention: int, batch_size: int = PURGE_BATCH_SIZE) -> int:

@@ -18,6 +18,7 @@ STALE = "stale"  # older than the row
 DUPLICATE = "duplicate"  # the row's own revision again
 SYNC_DOWNGRADE = "sync_downgrade"  # a SYNC older than the row
 TOMBSTONED = "tombstoned"  # a SAVE for a row deleted at this revision or later
+CLOCK = "clock"  # a higher revision than the row's, but from well before the row's time
 PK_CHARS = 200  # characters of a primary key quoted in a line
 
 
@@ -42,6 +43,12 @@ def lines(note: str, cqrs_id: str, pk: Any, revision: int,
             found.append((logging.WARNING,
                           f"CQRS potential creation race condition: pk = {pk} ({cqrs_id})."))
         return found
+    if note == CLOCK:
+        return [(logging.WARNING,
+                 f"CQRS event older than the row by the master's clock: pk = {pk}, "
+                 f"cqrs_revision = new {revision} / existing {existing} ({cqrs_id}); "
+                 "ignored as a late event from before the row was deleted and created "
+                 "again (or the master's clocks disagree).")]
     if note == SYNC_DOWNGRADE:
         return [(logging.WARNING,
                  f"CQRS revision downgrade on sync: pk = {pk}, cqrs_revision = new {revision} "

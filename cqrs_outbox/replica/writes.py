@@ -18,7 +18,8 @@ from cqrs_outbox.replica import mapping, queries
 @dataclass
 class _Row:
     delete: bool = False
-    tombstone: int | None = None
+    tombstone: tuple | None = None  # (revision, updated) to record
+    forget: bool = False  # drop the tombstone: a repair restated the row
     values: dict | None = None
 
 
@@ -29,16 +30,35 @@ class Plan:
     rows: dict = field(default_factory=dict)  # key -> _Row
     pks: dict = field(default_factory=dict)  # key -> pk value
 
-    def add(self, change: mapping.Change, existed: bool) -> None:
-        """Fold in an applied change; `existed` says whether the row was there before it."""
+    def add(self, change: mapping.Change, existed: bool, repair: bool = False) -> None:
+        """Fold in an applied change; `existed` says whether the row was there before it.
+
+        A repair also drops the row's tombstone.
+        """
         row = self.rows.setdefault(change.key, _Row())
         self.pks[change.key] = change.pk
         if change.signal_type == wire.SIGNAL_DELETE:
-            row.delete, row.tombstone, row.values = True, change.revision, None
-        elif existed and row.values is not None:
+            row.delete, row.values = True, None
+            row.tombstone, row.forget = (change.revision, change.updated), False
+            return
+        if repair:
+            row.tombstone, row.forget = None, True
+        if existed and row.values is not None:
             row.values = {**row.values, **change.values}
         else:
             row.values = dict(change.values or {})
+
+    def forget(self, change: mapping.Change) -> None:
+        """Drop the row's tombstone (a repair its model's own handlers apply)."""
+        row = self.rows.setdefault(change.key, _Row())
+        self.pks[change.key] = change.pk
+        row.tombstone, row.forget = None, True
+
+    def mark(self, change: mapping.Change) -> None:
+        """Record the tombstone of a DELETE that did not remove the row (an older one)."""
+        row = self.rows.setdefault(change.key, _Row())
+        self.pks[change.key] = change.pk
+        row.tombstone, row.forget = (change.revision, change.updated), False
 
 
 def execute(model: type[models.Model], alias: str, plan: Plan) -> None:
@@ -46,6 +66,8 @@ def execute(model: type[models.Model], alias: str, plan: Plan) -> None:
     doomed = [plan.pks[k] for k, row in plan.rows.items() if row.delete]
     if doomed:
         model._default_manager.using(alias).filter(pk__in=doomed).delete()
+    queries.forget_tombstones(alias, model.CQRS_ID,
+                              [k for k, row in plan.rows.items() if row.forget])
     queries.save_tombstones(
         alias,
         model.CQRS_ID,

@@ -16,6 +16,11 @@ class Command(_common.CQRSCommand):
         parser.add_argument(
             "--queue", "-q", default=None, help="Send only to this replica queue (default: all)"
         )
+        parser.add_argument(
+            "--repair", action="store_true",
+            help="Mark the SYNCs as repairs: replicas take them whatever the revision or "
+            "tombstone they hold (a row frozen by a forged or restored revision)",
+        )
         _common.add_batch(parser)
         _common.add_progress(parser)
 
@@ -32,5 +37,6 @@ class Command(_common.CQRSCommand):
             self.stdout.write("No objects found for filter!")
             return
         with self.progress_bar(options, qs.count) as bar:
-            result = sync.sync_queryset(qs, options["queue"], options["batch"], bar)
+            result = sync.sync_queryset(qs, options["queue"], options["batch"], bar,
+                                        repair=options["repair"])
         _common.finish_sync(self, options, result, options["queue"])

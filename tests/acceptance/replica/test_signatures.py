@@ -1,14 +1,16 @@
 """Signed events end to end: our master signs, our relay sends the signature as a header,
 and a replica worker under 'require' applies only what a trusted key signed."""
 
+import datetime
 import json
 from pathlib import Path
 
 import pytest
 from django.test import override_settings
 
-from cqrs_outbox.core import signing
-from cqrs_outbox.models import OutboxEvent
+from cqrs_outbox.core import signing, wire
+from cqrs_outbox.models import OutboxEvent, Tombstone
+from cqrs_outbox.replica import queries
 from tests.acceptance.replica import peers, support
 from tests.integration.replica import events as ev
 from tests.support.waiting import wait_until
@@ -58,6 +60,12 @@ def relay(worker_env, tmp_path):
     process.close()
 
 
+def _fresh(body):
+    """Return `body` with a signing time of now, as our master signs."""
+    moment = datetime.datetime.now(datetime.timezone.utc)
+    return {**body, "signed_at": wire.format_expires(moment)}
+
+
 def _letters(broker, names):
     return {props.message_id: (props, body)
             for props, body in broker.take_all(names.dead_letter_queue)}
@@ -97,7 +105,7 @@ def test_tampered_events__each_dead_lettered_with_its_reason_and_good_ones_appli
     trusted = {"author": [author_key], "publisher": [publisher_key]}
 
     def signed(key, message_id, body, sent=None):
-        raw = json.dumps(body).encode()
+        raw = json.dumps(_fresh(body)).encode()
         broker.publish(sent or raw, "author", message_id=message_id, headers=key.header(raw))
 
     signed(author_key, "good1", ev.save("author", 1, 0, name="one"))
@@ -192,7 +200,7 @@ def test_signed_event__retries_and_dead_letter_retry_keep_the_signature_valid(
         broker, names, start_worker, worker_env, tmp_path):
     key = Key("orders-1", tmp_path)
     worker = start_worker(env=_policy("require", {"*": [key]}))
-    raw = json.dumps(ev.save("flaky", 2, 0, name="fail:always")).encode()
+    raw = json.dumps(_fresh(ev.save("flaky", 2, 0, name="fail:always"))).encode()
     broker.publish(raw, "flaky", message_id="flaky", headers=key.header(raw))
 
     wait_until(lambda: broker.count(names.dead_letter_queue) == 1, what="a dead letter")
@@ -226,3 +234,73 @@ def test_cqrs_sync__sends_signed_syncs_a_requiring_replica_applies(
     wait_until(lambda: _author(ann.pk) == ("Ann", 0), what="the SYNC")
     assert broker.count(names.dead_letter_queue) == 0
     assert relay.terminate() == 0 and worker.terminate() == 0
+
+
+def _signed_body(days_ago, expires=None, **fields):
+    """A body as our master signs it, `days_ago` days ago (the test holds the key)."""
+    body = ev.save("author", 7, 0, **fields)
+    moment = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago)
+    body["signed_at"] = wire.format_expires(moment)
+    body["expires"] = expires
+    return json.dumps(body).encode()
+
+
+def test_expired_signed_event__a_later_expires_header_does_not_revive_it(
+        broker, names, start_worker, tmp_path):
+    key = Key("orders-1", tmp_path)
+    worker = start_worker(env=_policy("require", {"author": [key]}))
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    raw = _signed_body(0, expires=wire.format_expires(past), name="expired")
+    future = wire.format_expires(past + datetime.timedelta(days=365))
+    broker.publish(raw, "author", message_id="expired",
+                   headers={**key.header(raw), "cqrs-expires": future})
+    wait_until(lambda: broker.count(names.dead_letter_queue) == 1, what="the dead letter")
+    [(props, body)] = broker.take_all(names.dead_letter_queue)
+    assert props.headers["cqrs-reason"] == f"expired at {wire.format_expires(past)}"
+    assert body == raw and not models.AuthorRef.objects.filter(pk=7).exists()
+    assert worker.terminate() == 0
+
+
+def test_signed_save_replayed_after_its_tombstone_was_purged__refused_as_too_old(
+        broker, names, start_worker, tmp_path):
+    """A SAVE captured eight days ago, replayed once the row's DELETE has been applied and
+    its tombstone purged: only the signing time can stop it."""
+    key = Key("orders-1", tmp_path)
+    worker = start_worker(env=_policy("require", {"author": [key]}))
+    delete = json.dumps(_fresh(ev.delete("author", 7, 1))).encode()
+    broker.publish(delete, "author", message_id="delete", headers=key.header(delete))
+    wait_until(lambda: Tombstone.objects.filter(cqrs_id="author", instance_pk="7").exists(),
+               what="the tombstone")
+    assert queries.purge_tombstones("default", retention=0) == 1
+
+    captured = _signed_body(8, name="deleted long ago")
+    broker.publish(captured, "author", message_id="replay", headers=key.header(captured))
+    fresh = json.dumps(_fresh(ev.save("author", 8, 0, name="fresh"))).encode()
+    broker.publish(fresh, "author", message_id="fresh", headers=key.header(fresh))
+    wait_until(lambda: _author(8) == ("fresh", 0), what="the fresh event")
+    wait_until(lambda: broker.count(names.dead_letter_queue) == 1, what="the refused replay")
+    [(props, body)] = broker.take_all(names.dead_letter_queue)
+    reason = props.headers["cqrs-reason"]
+    assert reason.startswith("signature refused: too old to rule out a replay: signed at "), \
+        reason
+    assert "more than CQRS['replica']['tombstone_retention'] (604800s) ago" in reason
+    assert body == captured and _author(7) is None
+    assert worker.terminate() == 0
+
+
+def test_dead_letter_retry__gives_an_old_expired_signed_letter_a_fresh_start(
+        broker, names, start_worker, worker_env, tmp_path):
+    """The letter was refused as too old and is expired; the operator sends it back, and
+    the replica's own stamp, not the wire, vouches for its new expiry and age."""
+    key = Key("orders-1", tmp_path)
+    worker = start_worker(env=_policy("require", {"author": [key]}))
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=8)
+    raw = _signed_body(9, expires=wire.format_expires(past), name="kept")
+    broker.publish(raw, "author", message_id="old", headers=key.header(raw))
+    wait_until(lambda: broker.count(names.dead_letter_queue) == 1, what="the dead letter")
+
+    out = support.run_django(["cqrs_dead_letters", "retry"], SETTINGS, worker_env)
+    assert "Retrying: 1/1 message old author:7" in out
+    wait_until(lambda: _author(7) == ("kept", 0), what="the retried letter")
+    assert broker.count(names.dead_letter_queue) == 0
+    assert worker.terminate() == 0

@@ -174,3 +174,23 @@ def test_sync__filter_across_a_to_many_relation_syncs_each_row_once(authors, out
     OutboxEvent.objects.all().delete()
     _sync("--cqrs-id", "author", "-f", json.dumps({"allfields__int_field__gte": 1}), "-b", "1")
     assert [r["instance_pk"] for r in outbox_rows()] == [str(authors[0].pk)]
+
+
+def test_sync_repair__marks_each_sync_as_a_repair_inside_the_body(authors, outbox_rows):
+    ids = [authors[1].pk, authors[2].pk]
+    output = _sync("--cqrs-id", "author", "-f", json.dumps({"id__in": ids}), "--repair")
+    rows = outbox_rows()
+    assert [(r["signal_type"], r["body"]["repair"]) for r in rows] == [("SYNC", True)] * 2
+    assert rows[0]["body"]["instance_data"]["name"] == "author 1"
+    assert output.endswith("Done!\n2 instance(s) synced.\n2 instance(s) processed.\n")
+    _sync("--cqrs-id", "author", "-f", json.dumps({"id__in": ids}))
+    assert ["repair" in r["body"] for r in outbox_rows()] == [True, True, False, False]
+
+
+def test_sync_repair__a_models_own_cqrs_sync_writes_repairs_too(outbox_rows):
+    owner = models.OwnDict.objects.create(name="own")
+    OutboxEvent.objects.all().delete()
+    _sync("--cqrs-id", "own_dict", "-f", "{}", "--repair")
+    [row] = outbox_rows()
+    assert (row["signal_type"], row["body"]["repair"]) == ("SYNC", True)
+    assert row["instance_pk"] == str(owner.pk)

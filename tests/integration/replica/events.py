@@ -11,12 +11,15 @@ from cqrs_outbox.core import wire
 UPDATED = "2026-01-02 03:04:05.123456+00:00"
 
 
-def body(signal_type: str, cqrs_id: str, pk: Any, revision: int, **fields: Any) -> dict:
-    """Return a full envelope dict for one event of row `pk` at `revision`."""
+def body(signal_type: str, cqrs_id: str, pk: Any, revision: int, updated: Any = UPDATED,
+         **fields: Any) -> dict:
+    """Return a full envelope dict for one event of row `pk` at `revision`, changed at
+    `updated` (text, or a datetime sent as `str()` of it, as masters do)."""
+    updated = str(updated)
     if signal_type == wire.SIGNAL_DELETE:
-        data = {"id": pk, "cqrs_revision": revision, "cqrs_updated": UPDATED, **fields}
+        data = {"id": pk, "cqrs_revision": revision, "cqrs_updated": updated, **fields}
     else:
-        data = {"id": pk, **fields, "cqrs_revision": revision, "cqrs_updated": UPDATED}
+        data = {"id": pk, **fields, "cqrs_revision": revision, "cqrs_updated": updated}
     return wire.Envelope(
         signal_type=signal_type,
         cqrs_id=cqrs_id,
@@ -27,16 +30,16 @@ def body(signal_type: str, cqrs_id: str, pk: Any, revision: int, **fields: Any) 
     ).to_dict()
 
 
-def save(cqrs_id: str, pk: Any, revision: int, **fields: Any) -> dict:
-    return body(wire.SIGNAL_SAVE, cqrs_id, pk, revision, **fields)
+def save(cqrs_id: str, pk: Any, revision: int, updated: Any = UPDATED, **fields: Any) -> dict:
+    return body(wire.SIGNAL_SAVE, cqrs_id, pk, revision, updated, **fields)
 
 
-def sync(cqrs_id: str, pk: Any, revision: int, **fields: Any) -> dict:
-    return body(wire.SIGNAL_SYNC, cqrs_id, pk, revision, **fields)
+def sync(cqrs_id: str, pk: Any, revision: int, updated: Any = UPDATED, **fields: Any) -> dict:
+    return body(wire.SIGNAL_SYNC, cqrs_id, pk, revision, updated, **fields)
 
 
-def delete(cqrs_id: str, pk: Any, revision: int, **fields: Any) -> dict:
-    return body(wire.SIGNAL_DELETE, cqrs_id, pk, revision, **fields)
+def delete(cqrs_id: str, pk: Any, revision: int, updated: Any = UPDATED, **fields: Any) -> dict:
+    return body(wire.SIGNAL_DELETE, cqrs_id, pk, revision, updated, **fields)
 
 
 def encode(dct: dict) -> bytes:

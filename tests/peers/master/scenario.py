@@ -34,5 +34,27 @@ def main():
     }))
 
 
+def stale_deletes():
+    """Delete through instances read before later saves, and create one pk again.
+
+    django-cqrs sends a DELETE at the revision of the instance in memory plus one, here
+    at or below the revision the replica holds. Prints the expected authors.
+    """
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.peers.master_settings")
+    django.setup()
+    from tests.peers.master.models import Author
+
+    gone, again = Author.objects.create(name="gone"), Author.objects.create(name="again")
+    stale = {a.pk: Author.objects.get(pk=a.pk) for a in (gone, again)}
+    for author in (gone, again):
+        for n in range(3):
+            author.name = f"{author.name} {n}"
+            author.save()
+    for instance in stale.values():
+        instance.delete()
+    Author.objects.create(id=again.pk, name="created again")
+    print(json.dumps({a.pk: [a.name, a.cqrs_revision] for a in Author.objects.all()}))
+
+
 if __name__ == "__main__":
     main()

@@ -17,6 +17,8 @@ class ItemCopy(ReplicaMixin, models.Model):
     CQRS_ID = "chaos_item"
 
     id = models.BigIntegerField(primary_key=True)
+    # Wide, as replicas may make it: holds a forged revision of 2**40 (the repair test).
+    cqrs_revision = models.BigIntegerField()
     name = models.CharField(max_length=100)
     counter = models.IntegerField()
     note = models.TextField(blank=True)

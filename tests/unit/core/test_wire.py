@@ -155,3 +155,15 @@ def test_parse_datetime__none_for_other_text_and_an_error_for_impossible_dates()
     assert wire.parse_datetime("tomorrow") is None
     with pytest.raises(ValueError):
         wire.parse_datetime("2026-02-30 10:00")
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"a": "\xff\xfe"}',
+    b"[1, 2]",
+    b'{"x": "' + b"a" * (wire.MAX_BODY_SIZE + 1) + b'"}',
+])
+def test_reset_for_retry__any_body_that_is_not_a_json_object_comes_back_unchanged(body):
+    assert wire.json_object(body) is None
+    assert wire.reset_for_retry(body, 60) == body
+    assert not wire.has_expiry(body)
