@@ -94,6 +94,9 @@ class Observer:
     def refused(self, row: store.Pending, failed: bool) -> None:
         """The broker refused an event; `failed` when that was its last attempt."""
 
+    def nacked(self, rows: Sequence[store.Pending]) -> None:
+        """The broker nacked these events; they stay pending and go out again."""
+
     def purged(self, count: int) -> None:
         """Old published events were deleted."""
 
@@ -106,6 +109,7 @@ class _Families:
     published: Any
     returned: Any
     refused: Any
+    nacked: Any
     failed: Any
     purged: Any
     batch_seconds: Any
@@ -141,7 +145,9 @@ def _create(registry: Any) -> _Families:
         returned=counter("cqrs_outbox_events_returned_total",
                          "Events returned unroutable.", by_id),
         refused=counter("cqrs_outbox_events_refused_total",
-                        "Broker refusals (nacks) of events.", by_id),
+                        "Broker refusals of events, counted toward max_attempts.", by_id),
+        nacked=counter("cqrs_outbox_events_nacked_total",
+                       "Events the broker nacked; published again, no attempt counted.", by_id),
         failed=counter("cqrs_outbox_events_failed_total",
                        "Events marked failed after refusals.", by_id),
         purged=counter("cqrs_outbox_purged_total",
@@ -243,6 +249,10 @@ class RelayMetrics(Observer):
         self._counter(self.f.refused, row.cqrs_id).inc()
         if failed:
             self._counter(self.f.failed, row.cqrs_id).inc()
+
+    def nacked(self, rows: Sequence[store.Pending]) -> None:
+        for cqrs_id, count in collections.Counter(row.cqrs_id for row in rows).items():
+            self._counter(self.f.nacked, cqrs_id).inc(count)
 
     def purged(self, count: int) -> None:
         if count:
