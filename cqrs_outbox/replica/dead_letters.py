@@ -70,7 +70,7 @@ def dump(write: Write, with_reasons: bool = False) -> int:
             count += 1
             text = body.decode("utf-8", "replace")
             if with_reasons:
-                reason = (props.headers or {}).get(transport.REASON_HEADER, "")
+                reason = transport.reason_of(props.headers)
                 text = json.dumps({"reason": reason, "body": text}, ensure_ascii=False)
             write(text)
         return count  # closing the channel puts the unacknowledged letters back

@@ -24,6 +24,20 @@ REASON_HEADER = "cqrs-reason"
 ROUTING_KEY_HEADER = "cqrs-routing-key"  # the routing key a message was first sent with
 QUEUE_HEADER = "cqrs-queue"
 FAILED_AT_HEADER = "cqrs-failed-at"
+# Set by RabbitMQ on a message it dead-lettered itself (a queue's delivery limit, say).
+BROKER_REASON_HEADER = "x-first-death-reason"
+
+
+def reason_of(headers: dict | None) -> str:
+    """Return why a dead letter is one: the replica's reason, else the broker's."""
+    headers = headers or {}
+    reason = headers.get(REASON_HEADER)
+    if reason:
+        return str(reason)
+    broker = headers.get(BROKER_REASON_HEADER)
+    if isinstance(broker, bytes):
+        broker = broker.decode(errors="replace")
+    return f"{broker} (dead-lettered by the broker)" if broker else ""
 
 
 @dataclass(frozen=True)
