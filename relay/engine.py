@@ -310,7 +310,7 @@ class Relay:
         now = self.leases.now()
         skip = outcome.returned.keys() | outcome.refused.keys() | outcome.nacked.keys()
         store.mark_published(db, [r.id for r in batch.rows if r.id not in skip], now)
-        self._nacks.record(len(batch.rows), len(outcome.nacked))
+        self._nacks.record([r.id for r in batch.rows], outcome.nacked.keys())
         if outcome.nacked:
             self._nacked(db, [r for r in batch.rows if r.id in outcome.nacked], now)
         self.stats.published += len(batch.rows) - len(skip)

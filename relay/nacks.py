@@ -12,13 +12,15 @@ must never fail an event the way a refusal of the message itself does.
 While every event sent since the nacks began was nacked, the broker counts as
 unavailable: the relay backs off as in any outage and its readiness probe fails. One
 line says when nacks begin next to confirms (the outage line says it otherwise), one
-when every event is confirmed again, with the counts.
+when every nacked event was published since, with the counts; an event nacked for good
+(a queue that stays full) keeps the streak open, and the relay quiet about it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 
 from cqrs_outbox.core import backoff
 
@@ -29,9 +31,10 @@ RETRY_MAX = 5.0  # seconds, doubled per batch with nacks up to this
 
 
 class Streak:
-    """The nacks since the last batch the broker confirmed in full."""
+    """The nacks since the broker last had none waiting to go out again."""
 
     def __init__(self) -> None:
+        self.waiting: set[int] = set()  # ids nacked and not settled since
         self.since: float | None = None  # monotonic time of the first nack
         self.nacked = 0  # events nacked since then
         self.batches = 0  # batches with nacks since then
@@ -43,21 +46,28 @@ class Streak:
         """Return whether every event sent since the nacks began was nacked."""
         return self.since is not None and not self.confirmed
 
-    def record(self, sent: int, nacked: int) -> None:
-        """Record the broker's verdict on a batch of `sent` events, `nacked` of them nacked."""
+    def record(self, sent: Collection[int], nacked: Collection[int]) -> None:
+        """Record the broker's verdict on a batch: the ids `sent`, `nacked` of them nacked."""
+        self.waiting.difference_update(sent)
+        self.waiting.update(nacked)
+        if self.since is not None:
+            self.confirmed += len(sent) - len(nacked)
         if not nacked:
-            if sent and self.since is not None:
+            if self.since is not None and not self.waiting:
                 self._end()
             return
+        self._begin(len(sent), len(nacked))
+
+    def _begin(self, sent: int, nacked: int) -> None:
         if self.since is None:
             self.since = time.monotonic()
+            self.confirmed = sent - nacked
             if nacked < sent:
                 logger.warning(
                     "the broker nacked %s of %s events of a batch; publishing them again on a "
                     "fresh connection (a nack counts no attempt)", nacked, sent,
                 )
         self.nacked += nacked
-        self.confirmed += sent - nacked
         self.batches += 1
         self.reopen = True
 
@@ -76,8 +86,7 @@ class Streak:
 
     def _end(self) -> None:
         logger.warning(
-            "the broker confirms every event again after %.1fs of nacks: %s events nacked "
-            "in %s batches, all published since or still pending",
+            "the broker took every nacked event after %.1fs of nacks: %s nacks in %s batches",
             self._elapsed(), self.nacked, self.batches,
         )
         self.since, self.nacked, self.batches, self.confirmed = None, 0, 0, 0

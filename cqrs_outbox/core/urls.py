@@ -23,17 +23,18 @@ from cqrs_outbox.core.errors import ConfigurationError
 AMQP_SCHEMES = ("amqp", "amqps")
 DEFAULT_AMQP_PORTS = {"amqp": 5672, "amqps": 5671}
 MASK = "***"
-# A URL inside free text: a scheme, `://`, and everything up to white space or a quote.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")
+# A URL inside free text: a scheme, `://`, and everything up to white space (a password
+# may hold quotes and brackets; whatever else is taken along is masked at worst).
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
 _STARTS_AS_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # Where one URL of a list written as one string ends and the next begins.
-_NEXT_URL = re.compile(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]*://)")
-_NEXT_URL_KEPT = re.compile(r"([\s,]+)(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+_NEXT_URL = re.compile(r"[\s,]+(?=amqps?://)")
+_NEXT_URL_KEPT = re.compile(r"([\s,]+)(?=(?:amqps?|postgres(?:ql)?|mysql|sqlite)://)")
 # `password=` and `sslpassword=`, as a query parameter or a libpq keyword (`key = value`,
 # the value maybe quoted with backslash escapes).
 _SECRET_PARAM = re.compile(
     r"(?P<key>\b(?:ssl)?password\s*=\s*)"
-    r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&'\"]*)",
+    r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&]*)",
     re.IGNORECASE,
 )
 # Pieces of a password this long or longer are masked wherever they appear in a text.
@@ -118,13 +119,13 @@ def redact(value: str | Sequence[str] | None) -> str:
         return ""
     if not isinstance(value, str):
         return ", ".join(redact(str(item)) for item in value)
+    # Parameters first: a `@` in a query password must not pass for the user part's end.
+    value = _SECRET_PARAM.sub(lambda match: match.group("key") + MASK, value)
     if _STARTS_AS_URL.match(value):
         # Each URL whole, up to where the next begins: its password may hold anything.
         pieces = _NEXT_URL_KEPT.split(value)
-        value = "".join(p if i % 2 else _redact_url(p) for i, p in enumerate(pieces))
-    else:
-        value = _URL_IN_TEXT.sub(lambda match: _redact_url(match.group()), value)
-    return _SECRET_PARAM.sub(lambda match: match.group("key") + MASK, value)
+        return "".join(p if i % 2 else _redact_url(p) for i, p in enumerate(pieces))
+    return _URL_IN_TEXT.sub(lambda match: _redact_url(match.group()), value)
 
 
 # The name callers of free text used before `redact` took any text.
