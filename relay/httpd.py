@@ -170,7 +170,7 @@ class HttpServer:
         line = bytes(client.data).split(b"\n", 1)[0].strip()
         parts = line.split()
         method = parts[0].decode("latin-1") if parts else ""
-        if not client.has_headers():
+        if len(client.data) > MAX_REQUEST or not client.has_headers():
             status, kind, body = 431, "text/plain", b"request too large\n"
         elif len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
             status, kind, body = 400, "text/plain", b"bad request\n"

@@ -31,9 +31,9 @@ _STARTS_AS_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _NEXT_URL = re.compile(r"[\s,]+(?=amqps?://)")
 _NEXT_URL_KEPT = re.compile(r"([\s,]+)(?=(?:amqps?|postgres(?:ql)?|mysql|sqlite)://)")
 # `password=` and `sslpassword=`, as a query parameter or a libpq keyword (`key = value`,
-# the value maybe quoted with backslash escapes).
+# the value maybe quoted with backslash escapes), and as a key of a dict's repr or JSON.
 _SECRET_PARAM = re.compile(
-    r"(?P<key>\b(?:ssl)?password\s*=\s*)"
+    r"(?P<key>\b(?:ssl)?password(?:\s*=\s*|['\"]?\s*:\s*))"
     r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&]*)",
     re.IGNORECASE,
 )
