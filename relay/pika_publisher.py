@@ -123,10 +123,11 @@ class PikaPublisher(Publisher):
                                             f"{max(self.connect_timeout, budget):.0f}s")
         self._raise_error()
         self._silence = amqp.Silence(amqp.heartbeat_of(self.address, self.heartbeat))
-        moved = self._last_node is not None and self._last_node != self.address
+        # Which node of several took the connection is worth a line when it changes.
+        moved = len(self.nodes) > 1 and self._last_node != self.address
         self._last_node = self.address
-        logger.log(logging.INFO if moved else logging.DEBUG, "connected to %s, exchange %s",
-                   self.address.safe_url, self.exchange)
+        logger.log(logging.INFO if moved else logging.DEBUG, "connected to broker node %s",
+                   self.address.safe_url)
 
     def send(self, messages: Sequence[Message]) -> None:
         if not self.is_open:
@@ -238,9 +239,11 @@ class PikaPublisher(Publisher):
         self._silence.heard(amqp.received(self._connection))
         silent = self._silence.exceeded()
         if silent is not None:
-            self._fail(BrokerUnavailable(
+            error = BrokerUnavailable(
                 f"no byte from {self.address.safe_url} for {silent:.1f}s, over the "
-                f"{self._silence.limit}s heartbeat: the link is down"))
+                f"{self._silence.limit}s heartbeat: the link is down")
+            self._fail(error)
+            amqp.abandon(self._connection, str(error))  # no closing handshake on a dead link
 
     def _on_open(self, connection: Any) -> None:
         connection.channel(on_open_callback=self._on_channel)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pika
+import pika.exceptions
 
 from cqrs_outbox.core import urls
 from cqrs_outbox.core.errors import ConfigurationError
@@ -125,6 +126,19 @@ class Silence:
 def received(connection: Any) -> int | None:
     """Return how many bytes a pika connection (blocking or not) has received so far."""
     return getattr(_core(connection), "bytes_received", None)
+
+
+def abandon(connection: Any, reason: str) -> None:
+    """Drop a connection whose link went silent, without the closing handshake: a
+    graceful close would wait for the broker's answer, which cannot come."""
+    terminate = getattr(_core(connection), "_terminate_stream", None)
+    if terminate is None:
+        return
+    terminate(pika.exceptions.StreamLostError(reason))
+    try:
+        connection.process_data_events(0)  # a blocking connection notices it is gone
+    except (pika.exceptions.AMQPError, AttributeError, OSError):
+        pass
 
 
 def server_version(connection: Any) -> str:

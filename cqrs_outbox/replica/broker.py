@@ -144,11 +144,13 @@ class PikaTransport(Transport):
         self._silence.heard(amqp.received(self._connection))
         silent = self._silence.exceeded()
         if silent is not None:
-            where = self.nodes.current.safe_url
-            self.close()
+            error = BrokerUnavailable(
+                f"no byte from {self.nodes.current.safe_url} for {silent:.1f}s, over the "
+                f"{self._silence.limit}s heartbeat: the link is down")
+            amqp.abandon(self._connection, str(error))
+            self._connection = self._channel = None
             self.nodes.failed()
-            raise BrokerUnavailable(f"no byte from {where} for {silent:.1f}s, over the "
-                                    f"{self._silence.limit}s heartbeat: the link is down")
+            raise error
         received, self._received = self._received, []
         return received
 

@@ -2,9 +2,11 @@
 
 AMQP has no request that returns a queue's arguments. A declaration that differs from an
 existing queue is refused, though, and the refusal names the first argument that differs
-with its current value. So each reading here is a declaration on a channel of its own,
-made to be refused, and read from the refusal; the broker logs each refusal as a channel
-error. What a policy sets (a delivery limit, a dead-letter target) cannot be read this
+with its current value. So the queue's arguments are read one refusal at a time: each
+declaration, on a channel of its own, takes over the value the last refusal named, until
+the broker accepts it (it then equals the queue's, and changes nothing). The broker logs
+each refusal as a channel error; a queue with no argument but its type costs one or
+none. What a policy sets (a delivery limit, a dead-letter target) cannot be read this
 way, nor at all without RabbitMQ's management plugin; RabbitMQ 4 gives every quorum
 queue a delivery limit of 20 unless a policy or an argument sets another.
 """
@@ -19,11 +21,12 @@ from typing import Any
 from pika import exceptions as pika_exceptions
 
 PRECONDITION_FAILED = 406
-PROBE_LIMIT = 2**31 - 1  # a delivery limit nobody sets, declared to learn the real one
+MAX_PROBES = 12  # declarations at most: one per argument the queue has, and the last
 RABBITMQ_4_DEFAULT_LIMIT = 20  # deliveries, RabbitMQ 4's default for quorum queues
-_CURRENT_TYPE = re.compile(r"inequivalent arg 'x-queue-type'.*current is '(\w+)'")
-_CURRENT_LIMIT = re.compile(
-    r"inequivalent arg 'x-delivery-limit'.*current is (?:the value )?(none|'(\d+)')")
+_DIFFERS = re.compile(
+    r"inequivalent arg '(?P<name>[^']+)'.*current is "
+    r"(?:(?P<none>none)|(?:the value )?'(?P<value>[^']*)'(?: of type '(?P<type>\w+)')?)$")
+_TEXT_TYPES = ("longstr", "shortstr", "binary")
 
 
 @dataclass(frozen=True)
@@ -64,18 +67,43 @@ def foreign(connection: Any, queues: Iterable[str]) -> dict[str, str]:
 
 def read(connection: Any, queue: str, version: str, own_arguments: str = "") -> QueueInfo:
     """Return the type of `queue` and any delivery limit set as its argument."""
-    refusal = _refusal(connection, queue, {"x-queue-type": "classic"})
-    found = _CURRENT_TYPE.search(refusal or "")
-    if found:
-        kind = found.group(1)
-    else:  # accepted, or refused over another argument after the type matched
-        kind = "classic" if refusal is None or "inequivalent arg" in refusal else "unknown"
-    limit = None
-    if kind == "quorum":
-        probe = {"x-queue-type": "quorum", "x-delivery-limit": PROBE_LIMIT}
-        current = _CURRENT_LIMIT.search(_refusal(connection, queue, probe) or "")
-        limit = int(current.group(2)) if current and current.group(2) else None
-    return QueueInfo(queue, kind, limit, version, own_arguments)
+    arguments = arguments_of(connection, queue)
+    if arguments is None:
+        return QueueInfo(queue, "unknown", None, version, own_arguments)
+    kind = str(arguments.get("x-queue-type") or "classic")
+    limit = arguments.get("x-delivery-limit")
+    return QueueInfo(queue, kind, limit if isinstance(limit, int) else None, version,
+                     own_arguments)
+
+
+def arguments_of(connection: Any, queue: str) -> dict[str, Any] | None:
+    """Return the arguments `queue` was declared with, or None if they cannot be read."""
+    probe: dict[str, Any] = {"x-queue-type": "classic"}  # what most queues are
+    for _ in range(MAX_PROBES):
+        refusal = _refusal(connection, queue, probe)
+        if refusal is None:
+            return probe
+        found = _DIFFERS.search(refusal)
+        if found is None:
+            return None
+        name = found.group("name")
+        if found.group("none"):
+            probe.pop(name, None)
+        else:
+            probe[name] = _typed(found.group("value"), found.group("type"), probe.get(name))
+    return None
+
+
+def _typed(text: str, kind: str | None, ours: Any) -> Any:
+    """Return a refusal's current value as the Python value pika encodes alike."""
+    if kind in _TEXT_TYPES or (kind is None and isinstance(ours, str)):
+        return text
+    if kind == "bool" or isinstance(ours, bool):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 class _Refused(pika_exceptions.ChannelClosedByBroker):
