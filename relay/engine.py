@@ -437,6 +437,8 @@ class Relay:
         else:
             self.publisher.close()
             what = "broker"
+            if self._db is not None:  # connected, and not lost since: only the broker failed
+                self.observer.up("database")
         self.observer.down(what)
         self.alarm.sleep(self._health.down(what, error))
 

@@ -83,6 +83,9 @@ class Observer:
     def down(self, what: str) -> None:
         """The loop lost `what` ('broker' or 'database') and backs off."""
 
+    def up(self, what: str) -> None:
+        """`what` answered, though the turn as a whole did not go through."""
+
     def settled(self, rows: Sequence[store.Pending], skipped: Collection[int],
                 claimed_at: float, now: datetime.datetime) -> None:
         """A batch claimed at `claimed_at` (monotonic) was marked; `skipped` ids were not
@@ -225,6 +228,9 @@ class RelayMetrics(Observer):
     def down(self, what: str) -> None:
         self._last_turn.set_to_current_time()  # the loop still turns, backing off
         self._up[what].set(0)
+
+    def up(self, what: str) -> None:
+        self._up[what].set(1)
 
     def settled(self, rows: Sequence[store.Pending], skipped: Collection[int],
                 claimed_at: float, now: datetime.datetime) -> None:

@@ -162,3 +162,29 @@ def test_standalone_relay__metrics_port_in_use_is_one_line_naming_the_port(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"cannot serve metrics on 127.0.0.1:{server.port}" in err
+
+
+def test_readiness__not_ready_while_every_publish_is_nacked_ready_once_one_is_confirmed(
+    outbox, stub, registry
+):
+    import threading
+
+    from tests.support.waiting import wait_until
+
+    stub.nacking_connections = 10**6  # each new connection nacks everything, as a stuck one
+    outbox.add("author", 1)
+    relay = _relay(outbox, stub, registry)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: stub.connects >= 3, what="reconnects after nacks")
+        verdict = health.readiness(registry, metrics.PREFIX)
+        assert verdict == health.Verdict(False, "broker unreachable")
+        stub.nacking_connections = 0  # the next connection is confirmed
+        wait_until(lambda: outbox.statuses() == ["published"], what="the event published")
+        wait_until(lambda: health.readiness(registry, metrics.PREFIX).ok, what="ready again")
+    finally:
+        relay.stop()
+        thread.join(10)
+    [row] = outbox.rows()
+    assert row["attempts"] == 0 and row["last_error"] == ""
