@@ -3,7 +3,7 @@
 import string
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from cqrs_outbox.core.errors import ConfigurationError
@@ -141,5 +141,6 @@ def test_redact__no_password_survives_whatever_characters_it_holds(password, for
         value = form.format(password)
     else:
         value = form.format(password)
+    assume(password not in form + "error near here")  # found where it is no password
     shown = redact(value) + " " + redact(f"error near {value} here")
     assert password not in shown
