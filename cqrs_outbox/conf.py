@@ -24,7 +24,7 @@ from django.utils.module_loading import import_string
 
 from cqrs_outbox.core import contract, wire
 from cqrs_outbox.core.errors import ConfigurationError
-from cqrs_outbox.core.urls import BrokerAddress, parse_broker_url
+from cqrs_outbox.core.urls import BrokerAddress, parse_broker_urls, redact
 from relay import engine
 
 DEFAULT_MESSAGE_TTL = 86400  # seconds
@@ -32,9 +32,13 @@ DEFAULT_MAX_RETRIES = 30
 DEFAULT_RETRY_DELAY = 2  # seconds
 DEFAULT_DEAD_MESSAGE_TTL = 864000  # seconds
 DEFAULT_REPLICA_BATCH_SIZE = 250  # messages per apply transaction
-DEFAULT_PREFETCH_COUNT = 1000  # unacknowledged messages per worker
+# Unacknowledged messages per worker: one batch being applied and the next on its way.
+# A worker that crashes hands back its whole window, and each message in it counts one
+# more delivery against a quorum queue's delivery limit: a small window keeps that small.
+DEFAULT_PREFETCH_COUNT = 2 * DEFAULT_REPLICA_BATCH_SIZE
 DEFAULT_TOMBSTONE_RETENTION = 7 * 86400  # seconds
 RELAY_DEFAULTS = engine.Config()  # the relay's defaults live with its config, once
+MASK_VALUE = "'***'"  # how a check message quotes the value of a password setting
 SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE = "off", "warn", "require"
 SIGNATURE_POLICIES = (SIGNATURES_OFF, SIGNATURES_WARN, SIGNATURES_REQUIRE)
 
@@ -53,7 +57,7 @@ class Key:
     value is bad: `tolerated` is then the warning id, and `label` opens the log line.
     """
 
-    kind: str  # 'int', 'num', 'bool', 'str', 'callable', 'dict'
+    kind: str  # 'int', 'num', 'bool', 'str', 'urls', 'callable', 'dict'
     default: Any
     nullable: bool = False
     minimum: float = 0
@@ -63,7 +67,7 @@ class Key:
 
 
 TOP_KEYS = {
-    "url": Key("str", None, nullable=True),
+    "url": Key("urls", None, nullable=True),
     "host": Key("str", "localhost"),
     "port": Key("int", 5672, minimum=1),
     "user": Key("str", "guest"),
@@ -140,20 +144,23 @@ def _type_problem(path: str, key: Key, value: Any) -> Problem | None:
         "num": isinstance(value, (int, float)) and not isinstance(value, bool),
         "bool": isinstance(value, bool),
         "str": isinstance(value, str) and bool(value),
+        "urls": isinstance(value, str) and bool(value) or isinstance(value, (list, tuple))
+        and bool(value) and all(isinstance(item, str) and item for item in value),
         "callable": callable(value) or isinstance(value, str),
         "dict": isinstance(value, dict),
     }[key.kind]
     if key.kind == "str" and value == "":
         return Problem("cqrs_outbox.E004", f"{path} must not be empty.", _hint(key))
     if not ok:
-        return Problem("cqrs_outbox.E004", f"{path} has the wrong type: {value!r}.", _hint(key))
+        return Problem("cqrs_outbox.E004", f"{path} has the wrong type: {_shown(path, value)}.",
+                       _hint(key))
     if key.choices and value not in key.choices:
         return Problem("cqrs_outbox.E004", f"{path} must be one of "
-                       f"{', '.join(map(repr, key.choices))}, got {value!r}.", _hint(key))
+                       f"{', '.join(map(repr, key.choices))}, got {_shown(path, value)}.",
+                       _hint(key))
     if key.kind in ("int", "num") and value < key.minimum:
-        return Problem(
-            "cqrs_outbox.E004", f"{path} must be at least {key.minimum}, got {value!r}.", _hint(key)
-        )
+        return Problem("cqrs_outbox.E004", f"{path} must be at least {key.minimum}, got "
+                       f"{_shown(path, value)}.", _hint(key))
     if key.kind == "callable" and isinstance(value, str):
         try:
             import_string(value)
@@ -166,12 +173,21 @@ def _type_problem(path: str, key: Key, value: Any) -> Problem | None:
     return None
 
 
+def _shown(path: str, value: Any) -> str:
+    """Return how a message quotes a setting's value: passwords never appear."""
+    if "password" in path.lower():
+        return MASK_VALUE
+    return redact(repr(value))
+
+
+
 def _hint(key: Key) -> str:
     kinds = {
         "int": "an integer",
         "num": "a number",
         "bool": "True or False",
         "str": "a non-empty string",
+        "urls": "an amqp:// URL, or a list of them",
         "callable": "a callable or its dotted path",
         "dict": "a dict",
     }
@@ -250,15 +266,17 @@ def problems(raw: Any) -> list[Problem]:
         else:
             problem = _type_problem(f"CQRS['{name}']", TOP_KEYS[name], value)
             found.extend([problem] if problem else [])
-    if isinstance(raw.get("url"), str):
+    if "url" in raw and raw["url"] and _type_problem("url", TOP_KEYS["url"], raw["url"]) is None:
         try:
-            parse_broker_url(raw["url"], "CQRS['url']")
+            parse_broker_urls(raw["url"], "CQRS['url']")
         except ConfigurationError as exc:
             found.append(
                 Problem(
                     "cqrs_outbox.E006",
                     str(exc),
-                    "Use amqp://user:password@host:5672/vhost (or amqps:// for TLS).",
+                    "Use amqp://user:password@host:5672/vhost (or amqps:// for TLS); for a "
+                    "cluster, a list of such URLs or amqp://user:password@host1:5672,"
+                    "host2:5672/vhost.",
                 )
             )
     return found
@@ -316,7 +334,10 @@ class RelaySettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated `CQRS` settings."""
+    """The validated `CQRS` settings.
+
+    `brokers` lists every node `CQRS['url']` names, in order; `broker` is the first.
+    """
 
     broker: BrokerAddress
     exchange: str
@@ -324,6 +345,12 @@ class Settings:
     master: MasterSettings
     replica: ReplicaSettings
     relay: RelaySettings
+    brokers: tuple[BrokerAddress, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[BrokerAddress, ...]:
+        """Return every broker address to try, in order."""
+        return self.brokers or (self.broker,)
 
 
 def _section(raw: dict, name: str) -> dict:
@@ -342,13 +369,13 @@ def _callable(value: Any) -> Callable[..., Any] | None:
     return import_string(value) if isinstance(value, str) else value
 
 
-def _broker(raw: dict) -> BrokerAddress:
+def _brokers(raw: dict) -> tuple[BrokerAddress, ...]:
     if raw.get("url"):
-        return parse_broker_url(raw["url"], "CQRS['url']")
+        return parse_broker_urls(raw["url"], "CQRS['url']")
     top = {key: raw.get(key, spec.default) for key, spec in TOP_KEYS.items()}
-    return BrokerAddress(
+    return (BrokerAddress(
         "amqp", top["host"], top["port"], top["user"], top["password"], top["vhost"]
-    )
+    ),)
 
 
 def build(raw: Any) -> Settings:
@@ -358,8 +385,10 @@ def build(raw: Any) -> Settings:
         raise ConfigurationError(f"{errors[0].msg} {errors[0].hint}")
     master, replica, relay = (_section(raw, n) for n in ("master", "replica", "relay"))
     queue = raw.get("queue")
+    brokers = _brokers(raw)
     return Settings(
-        broker=_broker(raw),
+        broker=brokers[0],
+        brokers=brokers,
         exchange=raw.get("exchange") or contract.DEFAULT_EXCHANGE,
         queue=queue,
         master=MasterSettings(

@@ -20,7 +20,7 @@ def build_relay(database: str = "default", observer: metrics.Observer | None = N
     `observer` hears what it does (see `relay.metrics`).
     """
     settings = conf.get()
-    publisher = pika_publisher.PikaPublisher(settings.broker, settings.exchange)
+    publisher = pika_publisher.PikaPublisher(settings.addresses, settings.exchange)
     return engine.Relay(
         functools.partial(outbox_db.database, database), publisher,
         conf.relay_config(settings, **overrides), observer=observer,

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from django.db import connections
 
 from cqrs_outbox import conf
-from cqrs_outbox.core.urls import redact
+from cqrs_outbox.core.urls import redact, safe_urls
 from relay import db as relay_db
 from relay import engine
 
@@ -37,7 +37,7 @@ def relay_line(relay: engine.Relay, alias: str) -> str:
     settings = conf.get()
     listen = "LISTEN/NOTIFY" if relay.config.listen else "polling only"
     return (
-        f"relay {relay.owner}: database {database(alias)}, broker {settings.broker.safe_url}, "
+        f"relay {relay.owner}: database {database(alias)}, broker {safe_urls(settings.addresses)}, "
         f"exchange {settings.exchange}, batch {relay.config.batch_size}, "
         f"poll {relay.config.poll_interval:g}s, {listen}"
     )
@@ -48,7 +48,7 @@ def consumer_line(workers: int, batch_size: int | None, prefetch: int | None) ->
     settings = conf.get()
     return (
         f"consuming queue {settings.queue} from exchange {settings.exchange} at "
-        f"{settings.broker.safe_url}: {workers} worker(s), "
+        f"{safe_urls(settings.addresses)}: {workers} worker(s), "
         f"batch {batch_size or settings.replica.batch_size}, "
         f"prefetch {prefetch or settings.replica.prefetch_count}, "
         f"database {database()}"

@@ -3,9 +3,11 @@
     python -m relay --database-url postgresql://user:pw@db/app --broker-url amqp://...
 
 The URLs may come from RELAY_DATABASE_URL and RELAY_BROKER_URL instead, which keeps
-passwords out of the process list. Errors are one line on stderr with a non-zero exit
-status (2 for bad usage or configuration, 1 for a database unreachable at start or a
-login the broker refuses);
+passwords out of the process list. A cluster's nodes are given by repeating
+`--broker-url`, by several URLs in one value, or by one URL naming several hosts
+(`amqp://user:pw@node1:5672,node2:5672/vhost`); they are tried in turn.
+Errors are one line on stderr with a non-zero exit status (2 for bad usage or
+configuration, 1 for a database unreachable at start or a login the broker refuses);
 SIGTERM and SIGINT stop the relay cleanly with status 0.
 """
 
@@ -22,7 +24,7 @@ from typing import Any, NoReturn
 from cqrs_outbox.core import contract, pika_errors
 from cqrs_outbox.core.errors import AccessRefused, ConfigurationError, DatabaseUnavailable
 from cqrs_outbox.core.escape import one_line
-from cqrs_outbox.core.urls import parse_broker_url, redact, redact_text
+from cqrs_outbox.core.urls import parse_broker_urls, redact, safe_urls
 from relay import db as relay_db
 from relay import engine, health, metrics, pika_publisher, status, store
 
@@ -41,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 
 def fail(message: str, code: int) -> NoReturn:
     """Print a one-line error (passwords masked) and exit with `code`."""
-    print(f"{PROG}: error: {one_line(redact_text(message))}", file=sys.stderr)
+    print(f"{PROG}: error: {one_line(redact(message))}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -52,8 +54,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", default=os.environ.get("RELAY_DATABASE_URL"),
                    help="postgresql://user:password@host:port/name, "
                         "mysql://user:password@host:port/name or sqlite:///path")
-    p.add_argument("--broker-url", default=os.environ.get("RELAY_BROKER_URL"),
-                   help="amqp://user:password@host:port/vhost (or amqps://)")
+    p.add_argument("--broker-url", action="append", default=None,
+                   help="amqp://user:password@host:port/vhost (or amqps://); repeat it, or "
+                        "name several hosts (amqp://u:p@h1:5672,h2:5672/vhost), for a "
+                        "cluster's nodes")
     p.add_argument("--driver", choices=list(relay_db.DRIVERS), default=None,
                    help="PostgreSQL driver module (default: psycopg if installed, else "
                         "psycopg2)")
@@ -141,11 +145,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"database: {redact(args.database_url)}")
         print(status.render(summary))
         return 0
-    if not args.broker_url:
+    brokers = args.broker_url or os.environ.get("RELAY_BROKER_URL")
+    if not brokers:
         raise ConfigurationError("--broker-url is required (or set RELAY_BROKER_URL)")
-    broker = parse_broker_url(args.broker_url, "--broker-url")
+    addresses = parse_broker_urls(brokers, "--broker-url")
     settings = config(args)
-    publisher = pika_publisher.PikaPublisher(broker, args.exchange)
+    publisher = pika_publisher.PikaPublisher(addresses, args.exchange)
     observer = _metrics(args)
     connector = _Connector(args.database_url, args.driver)
     relay = engine.Relay(connector, publisher, settings, observer=observer)
@@ -153,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
     relay.start()
     logging.getLogger(__name__).info(
         "relay %s: database %s (%s), broker %s, exchange %s, batch %s",
-        relay.owner, redact(args.database_url), connector.driver_name, broker.safe_url,
+        relay.owner, redact(args.database_url), connector.driver_name, safe_urls(addresses),
         args.exchange, settings.batch_size,
     )
     relay.run(once=args.once, seconds=args.seconds)
@@ -165,7 +170,7 @@ def _metrics(args: argparse.Namespace) -> metrics.Observer | None:
         return None
     if not 0 < args.metrics_port < 65536:
         raise ConfigurationError("--metrics-port must be a port number (1-65535)")
-    name = args.database_url.rsplit("/", 1)[-1].split("?", 1)[0] or "default"
+    name = relay_db.database_name(args.database_url)
     observer, _ = health.serve_relay(args.metrics_port, args.metrics_addr, name)
     return observer
 

@@ -7,6 +7,7 @@ import datetime
 import importlib
 import importlib.metadata
 import importlib.util
+import re
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -193,6 +194,22 @@ def connect(url: str, driver: str | None = None) -> Database:
         "database URL must start with postgresql://, mysql:// or sqlite:///, "
         f"got {redact(url)!r}"
     )
+
+
+def database_name(url: str) -> str:
+    """Return the database a URL (or libpq keyword string) names, for a metric label.
+
+    Only the name: never the host, user or any password the URL carries.
+    """
+    if "://" in url:
+        # Before any query, after the last `@`: an unencoded password cannot end up here.
+        place = url.partition("?")[0].partition("://")[2].rpartition("@")[2]
+        path = place.partition("/")[2]
+        name = unquote(path.rsplit("/", 1)[-1]) if path else ""
+    else:
+        found = re.search(r"\bdbname\s*=\s*'?([^'\s]*)", url)
+        name = found.group(1) if found else ""
+    return redact(name) or "default"
 
 
 def _connect_mysql(url: str) -> Database:

@@ -29,7 +29,7 @@ from cqrs_outbox.core.errors import (
     RecoverableError,
 )
 from relay import db as relay_db
-from relay import metrics, store
+from relay import metrics, nacks, store
 from relay.db import Database
 from relay.leases import Leases
 from relay.publisher import Message, Outcome, Publisher
@@ -61,7 +61,7 @@ class Config:
     batch_size: int = 500  # events per batch
     poll_interval: float = 1.0  # seconds between polls when no notification comes
     lease_ttl: float = 30.0  # seconds a partition lease lasts unless renewed
-    max_attempts: int = 10  # broker refusals before an event is marked failed
+    max_attempts: int = 10  # broker refusals (not nacks) before an event is marked failed
     retention: float = 7 * 86400  # seconds published events are kept
     purge_batch_size: int = 5000  # events per purge statement
     listen: bool = True  # wake on PostgreSQL notifications
@@ -76,6 +76,7 @@ class Stats:
     published: int = 0
     returned: int = 0
     refused: int = 0
+    nacked: int = 0
     failed: int = 0
     purged: int = 0
     batches: int = 0
@@ -160,6 +161,7 @@ class Relay:
         self._db: Database | None = None
         self._listener: Listener | None = None
         self._health = Health()
+        self._nacks = nacks.Streak()
         self._one_at_a_time = 0  # events still to publish singly, to find a rejected one
         self._rotation = 0
         self._idle_polls = 0  # empty polls since the last work, for the back-off
@@ -212,6 +214,7 @@ class Relay:
         if self.leases.rebalance_due():
             self.leases.tick(db)
         moved = self._drain(db, deadline)
+        self._reopen_after_nacks()
         self._health.up()
         self.observer.turned(db, len(self.leases.held))
         self._purge(db)
@@ -245,7 +248,7 @@ class Relay:
                 moved += self._settle(db, *done) if done else 0
                 outcome = self._await(db)
                 confirmed = (flying.popleft(), outcome)
-                if outcome.refused:  # stop reading; a batch already sent is still settled
+                if outcome.refused or outcome.nacked:  # stop reading; one in flight is settled
                     batch = Batch()
         except MessageRejected as exc:
             moved += self._rejected(db, Batch([r for b in flying for r in b.rows]), exc)
@@ -305,8 +308,11 @@ class Relay:
     def _settle(self, db: Database, batch: Batch, outcome: Outcome) -> int:
         """Mark a confirmed batch: published, returned, or refused per event."""
         now = self.leases.now()
-        skip = outcome.returned.keys() | outcome.refused.keys()
+        skip = outcome.returned.keys() | outcome.refused.keys() | outcome.nacked.keys()
         store.mark_published(db, [r.id for r in batch.rows if r.id not in skip], now)
+        self._nacks.record([r.id for r in batch.rows], outcome.nacked.keys())
+        if outcome.nacked:
+            self._nacked(db, [r for r in batch.rows if r.id in outcome.nacked], now)
         self.stats.published += len(batch.rows) - len(skip)
         self.stats.batches += 1
         self.observer.settled(batch.rows, skip, batch.claimed_at, now)
@@ -331,6 +337,25 @@ class Relay:
                 "event %s returned by the broker (%s): no queue is bound to routing key %s",
                 row.id, reason, row.routing_key,
             )
+
+    def _nacked(self, db: Database, rows: list[store.Pending], now: datetime.datetime) -> None:
+        """Leave nacked events pending, counting no attempt; while the broker confirms
+        other events, these wait a little so the rest flows."""
+        delay = 0.0 if self._nacks.refusing else self._nacks.retry_delay()
+        retry_at = now + datetime.timedelta(seconds=delay)
+        reason = "nacked by the broker; published again on a fresh connection"
+        store.mark_nacked(db, [row.id for row in rows], reason, retry_at)
+        self.stats.nacked += len(rows)
+        self.observer.nacked(rows)
+
+    def _reopen_after_nacks(self) -> None:
+        """After nacks, publish on a fresh connection; nothing but nacks is an outage."""
+        if not self._nacks.reopen:
+            return
+        self._nacks.reopen = False
+        self.publisher.close()  # the next batch goes out on a new connection and probes it
+        if self._nacks.refusing:
+            raise BrokerUnavailable(self._nacks.describe())
 
     def _refused(
         self, db: Database, row: store.Pending, reason: str, now: datetime.datetime
@@ -412,6 +437,8 @@ class Relay:
         else:
             self.publisher.close()
             what = "broker"
+            if self._db is not None:  # connected, and not lost since: only the broker failed
+                self.observer.up("database")
         self.observer.down(what)
         self.alarm.sleep(self._health.down(what, error))
 

@@ -4,22 +4,21 @@ The probes read the same numbers Prometheus scrapes: `<prefix>_last_turn_timesta
 (when the main loop last turned) and `<prefix>_broker_up` / `<prefix>_database_up`
 (what the loop saw last). One reading serves the relay, which keeps them in its own
 registry, and the replica workers, whose forked processes write them to files that
-the serving parent sums.
+the serving parent sums. The HTTP side is `relay.httpd`: a fixed number of threads,
+and no client can hold one for long.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cqrs_outbox.core.errors import ConfigurationError
-from relay import metrics
+from relay import httpd, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -87,18 +86,14 @@ class Server:
         self.started = time.time()
         self._prom = metrics.require()
         try:
-            self._http = ThreadingHTTPServer((addr, port), _handler(self))
+            self._http = httpd.HttpServer(addr, port, lambda _method, path: self.answer(path),
+                                          "cqrs-metrics")
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}; "
                 "pick a free --metrics-port"
             ) from exc
-        self._http.daemon_threads = True
-        self.port = self._http.server_address[1]
-        self._thread = threading.Thread(
-            target=self._http.serve_forever, name="cqrs-metrics", daemon=True
-        )
-        self._thread.start()
+        self.port = self._http.port
         logger.info("serving /metrics, /healthz and /readyz on http://%s:%s", addr, self.port)
 
     def answer(self, path: str) -> tuple[int, str, bytes]:
@@ -117,28 +112,7 @@ class Server:
 
     def close(self) -> None:
         """Stop serving and free the port."""
-        self._http.shutdown()
-        self._http.server_close()
-
-
-def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-            try:
-                status, kind, body = server.answer(self.path.split("?", 1)[0])
-            except Exception as exc:  # noqa: BLE001 - a probe must answer, whatever broke
-                logger.warning("answering %s failed: %s", self.path, exc)
-                status, kind, body = 500, "text/plain", f"error: {exc}\n".encode()
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            logger.debug("%s " + format, self.client_address[0], *args)
-
-    return Handler
+        self._http.close()
 
 
 def serve_relay(port: int, addr: str = DEFAULT_ADDR, database: str = "default",

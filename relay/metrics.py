@@ -83,6 +83,9 @@ class Observer:
     def down(self, what: str) -> None:
         """The loop lost `what` ('broker' or 'database') and backs off."""
 
+    def up(self, what: str) -> None:
+        """`what` answered, though the turn as a whole did not go through."""
+
     def settled(self, rows: Sequence[store.Pending], skipped: Collection[int],
                 claimed_at: float, now: datetime.datetime) -> None:
         """A batch claimed at `claimed_at` (monotonic) was marked; `skipped` ids were not
@@ -93,6 +96,9 @@ class Observer:
 
     def refused(self, row: store.Pending, failed: bool) -> None:
         """The broker refused an event; `failed` when that was its last attempt."""
+
+    def nacked(self, rows: Sequence[store.Pending]) -> None:
+        """The broker nacked these events; they stay pending and go out again."""
 
     def purged(self, count: int) -> None:
         """Old published events were deleted."""
@@ -106,6 +112,7 @@ class _Families:
     published: Any
     returned: Any
     refused: Any
+    nacked: Any
     failed: Any
     purged: Any
     batch_seconds: Any
@@ -141,7 +148,9 @@ def _create(registry: Any) -> _Families:
         returned=counter("cqrs_outbox_events_returned_total",
                          "Events returned unroutable.", by_id),
         refused=counter("cqrs_outbox_events_refused_total",
-                        "Broker refusals (nacks) of events.", by_id),
+                        "Broker refusals of events, counted toward max_attempts.", by_id),
+        nacked=counter("cqrs_outbox_events_nacked_total",
+                       "Events the broker nacked; published again, no attempt counted.", by_id),
         failed=counter("cqrs_outbox_events_failed_total",
                        "Events marked failed after refusals.", by_id),
         purged=counter("cqrs_outbox_purged_total",
@@ -220,6 +229,9 @@ class RelayMetrics(Observer):
         self._last_turn.set_to_current_time()  # the loop still turns, backing off
         self._up[what].set(0)
 
+    def up(self, what: str) -> None:
+        self._up[what].set(1)
+
     def settled(self, rows: Sequence[store.Pending], skipped: Collection[int],
                 claimed_at: float, now: datetime.datetime) -> None:
         self._batch.observe(time.monotonic() - claimed_at)
@@ -243,6 +255,10 @@ class RelayMetrics(Observer):
         self._counter(self.f.refused, row.cqrs_id).inc()
         if failed:
             self._counter(self.f.failed, row.cqrs_id).inc()
+
+    def nacked(self, rows: Sequence[store.Pending]) -> None:
+        for cqrs_id, count in collections.Counter(row.cqrs_id for row in rows).items():
+            self._counter(self.f.nacked, cqrs_id).inc(count)
 
     def purged(self, count: int) -> None:
         if count:

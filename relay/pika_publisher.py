@@ -7,6 +7,11 @@ until every message of the oldest batch in flight is acknowledged. Delivery tags
 across batches, so each batch knows its own range of tags; a `multiple` ack may cover
 the end of one batch and the start of the next. Confirms also say which message the
 broker refused (a nack), which an AMQP transaction cannot.
+
+Several addresses (a cluster's nodes) are tried in turn: a connection that fails or
+breaks moves the next attempt to the next node. A link that goes silent for a whole
+heartbeat interval counts as broken, so a black-holed connection is noticed within
+one heartbeat rather than after TCP gives up.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from cqrs_outbox.core import contract, pika_errors, wire
+from cqrs_outbox.core import amqp, contract, pika_errors, wire
 from cqrs_outbox.core.errors import BrokerUnavailable
 from cqrs_outbox.core.urls import BrokerAddress
 from relay.publisher import Message, Outcome, Publisher
@@ -31,6 +36,7 @@ HEARTBEAT = 30  # seconds between AMQP heartbeats
 CONNECT_TIMEOUT = 10.0  # seconds to open connection, channel and exchange
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a clean close
 BLOCKED_TIMEOUT = 60.0  # seconds the broker may block publishing before we reconnect
+CONNECTION_NAME = "cqrs-outbox-relay"  # what the broker's tools show for the connection
 
 EXCHANGE_HINT = (
     "The exchange must be a durable topic exchange: pick another name for it, or delete "
@@ -47,7 +53,8 @@ class _Flight:
         self.members: set[int] = set()  # the same ids, to place a returned message
         self.waiting: set[int] = set()
         self.returned: dict[int, str] = {}
-        self.refused: dict[int, str] = {}
+        self.refused: dict[int, str] = {}  # never sent: it could not be encoded
+        self.nacked: dict[int, str] = {}
 
     def owns(self, event_id: int) -> bool:
         return event_id in self.members
@@ -59,7 +66,7 @@ class _Flight:
         for t in tags:
             self.waiting.discard(t)
             if nack and self.first_tag <= t < self.first_tag + len(self.ids):
-                self.refused[self.ids[t - self.first_tag]] = "nacked by the broker"
+                self.nacked[self.ids[t - self.first_tag]] = "nacked by the broker"
 
 
 class PikaPublisher(Publisher):
@@ -67,13 +74,13 @@ class PikaPublisher(Publisher):
 
     def __init__(
         self,
-        address: BrokerAddress,
+        addresses: BrokerAddress | Sequence[BrokerAddress],
         exchange: str = contract.DEFAULT_EXCHANGE,
         *,
         heartbeat: int = HEARTBEAT,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
-        self.address = address
+        self.nodes = amqp.Nodes(addresses)
         self.exchange = exchange
         self.heartbeat = heartbeat
         self.connect_timeout = connect_timeout
@@ -84,6 +91,13 @@ class PikaPublisher(Publisher):
         self._error: Exception | None = None
         self._flights: deque[_Flight] = deque()  # oldest first
         self._next_tag = 1
+        self._silence = amqp.Silence(0)
+        self._last_node: BrokerAddress | None = None
+
+    @property
+    def address(self) -> BrokerAddress:
+        """Return the address of the node connected to, or tried next."""
+        return self.nodes.current
 
     # -- Publisher ------------------------------------------------------------------
 
@@ -94,18 +108,26 @@ class PikaPublisher(Publisher):
     def connect(self) -> None:
         self.close()
         self._ready, self._closing, self._error, self._next_tag = False, False, None, 1
+        parameters = self._parameters()
+        # pika may try a node several times (the URL's connection_attempts) before it fails.
+        budget = parameters.connection_attempts * (
+            parameters.stack_timeout + parameters.retry_delay)
         self._connection = pika.SelectConnection(
-            self._parameters(),
+            parameters,
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_closed,
         )
-        if not self._pump(lambda: self._ready, self.connect_timeout):
-            self._error = BrokerUnavailable(
-                f"no answer from {self.address.safe_url} within {self.connect_timeout}s"
-            )
+        if not self._pump(lambda: self._ready, max(self.connect_timeout, budget)):
+            self._error = BrokerUnavailable(f"no answer from {self.address.safe_url} within "
+                                            f"{max(self.connect_timeout, budget):.0f}s")
         self._raise_error()
-        logger.debug("connected to %s, exchange %s", self.address.safe_url, self.exchange)
+        self._silence = amqp.Silence(amqp.heartbeat_of(self.address, self.heartbeat))
+        # Which node of several took the connection is worth a line when it changes.
+        moved = len(self.nodes) > 1 and self._last_node != self.address
+        self._last_node = self.address
+        logger.log(logging.INFO if moved else logging.DEBUG, "connected to broker node %s",
+                   self.address.safe_url)
 
     def send(self, messages: Sequence[Message]) -> None:
         if not self.is_open:
@@ -115,6 +137,7 @@ class PikaPublisher(Publisher):
         for message in messages:
             self._publish(flight, message)
         self._pump(lambda: False, 0)  # one turn of the loop writes the batch to the socket
+        self._check_link()
         self._raise_error()
 
     def wait(self, timeout: float) -> Outcome | None:
@@ -122,15 +145,18 @@ class PikaPublisher(Publisher):
             return Outcome()
         flight = self._flights[0]
         self._pump(lambda: not flight.waiting, timeout)
+        if flight.waiting:
+            self._check_link()
         self._raise_error()
         if flight.waiting:
             return None
         self._flights.popleft()
-        return Outcome(returned=flight.returned, refused=flight.refused)
+        return Outcome(returned=flight.returned, refused=flight.refused, nacked=flight.nacked)
 
     def idle(self) -> None:
         if self._connection is not None:
             self._pump(lambda: False, 0)
+            self._check_link()
             self._raise_error()
 
     def close(self) -> None:
@@ -196,15 +222,28 @@ class PikaPublisher(Publisher):
 
     # -- connection lifecycle -------------------------------------------------------
 
-    def _parameters(self) -> pika.URLParameters:
-        parameters = pika.URLParameters(self.address.url)
-        parameters.heartbeat = self.heartbeat
-        parameters.blocked_connection_timeout = BLOCKED_TIMEOUT
-        parameters.connection_attempts = 1
-        parameters.socket_timeout = self.connect_timeout
-        parameters.stack_timeout = self.connect_timeout
-        parameters.client_properties = {"connection_name": "cqrs-outbox-relay"}
-        return parameters
+    def _parameters(self) -> pika.ConnectionParameters:
+        defaults = {
+            "heartbeat": self.heartbeat,
+            "blocked_connection_timeout": BLOCKED_TIMEOUT,
+            "connection_attempts": 1,
+            "socket_timeout": self.connect_timeout,
+            "stack_timeout": self.connect_timeout,
+        }
+        return amqp.parameters(self.address, defaults, CONNECTION_NAME)
+
+    def _check_link(self) -> None:
+        """Fail the connection when the broker has sent nothing for a heartbeat interval."""
+        if self._connection is None or not self._ready:
+            return
+        self._silence.heard(amqp.received(self._connection))
+        silent = self._silence.exceeded()
+        if silent is not None:
+            error = BrokerUnavailable(
+                f"no byte from {self.address.safe_url} for {silent:.1f}s, over the "
+                f"{self._silence.limit}s heartbeat: the link is down")
+            self._fail(error)
+            amqp.abandon(self._connection, str(error))  # no closing handshake on a dead link
 
     def _on_open(self, connection: Any) -> None:
         connection.channel(on_open_callback=self._on_channel)
@@ -265,6 +304,8 @@ class PikaPublisher(Publisher):
             error = self._error
             self.close()
             self._error = error
+            if isinstance(error, BrokerUnavailable):
+                self.nodes.failed()  # the next attempt goes to the next node
             raise error
 
     # -- driving the I/O loop from the caller's thread --------------------------------

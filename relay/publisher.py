@@ -30,10 +30,16 @@ class Message:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The broker's verdict on a batch. Every message not listed here was confirmed."""
+    """The broker's verdict on a batch. Every message not listed here was confirmed.
+
+    A nack says the broker could not take a message now (a quorum queue without a
+    leader, a channel opened during an election, a full queue); a refusal says this
+    message can never go (it could not be encoded).
+    """
 
     returned: dict[int, str] = field(default_factory=dict)  # event id -> reason (no route)
-    refused: dict[int, str] = field(default_factory=dict)  # event id -> reason (nack)
+    refused: dict[int, str] = field(default_factory=dict)  # event id -> reason
+    nacked: dict[int, str] = field(default_factory=dict)  # event id -> reason (nack)
 
 
 class Publisher(abc.ABC):
@@ -80,6 +86,8 @@ class StubPublisher(Publisher):
     - `available = False`: connecting and sending raise BrokerUnavailable;
     - `unroutable`: routing keys the broker returns (no queue bound);
     - `nacked`: routing keys the broker refuses with a nack;
+    - `nacking_connections`: the next this many connections nack every message, as a
+      RabbitMQ channel opened during a quorum queue's leader election does;
     - `max_body`: a body longer than this (characters) makes the broker close the
       channel, as RabbitMQ does over its max message size: waiting raises
       MessageRejected and nothing still in flight counts as confirmed;
@@ -94,11 +102,13 @@ class StubPublisher(Publisher):
         self.available = True
         self.unroutable: set[str] = set()
         self.nacked: set[str] = set()
+        self.nacking_connections = 0
         self.max_body: int | None = None
         self.silent = False
         self.connects = 0
         self.most_in_flight = 0
         self._open = False
+        self._nacking = False
         self._flights: deque[list[Message]] = deque()
 
     @property
@@ -110,6 +120,8 @@ class StubPublisher(Publisher):
             raise BrokerUnavailable("stub broker is unavailable")
         self._open = True
         self.connects += 1
+        self._nacking = self.nacking_connections > 0
+        self.nacking_connections = max(0, self.nacking_connections - 1)
 
     def send(self, messages: Sequence[Message]) -> None:
         if not self.is_open:
@@ -128,18 +140,18 @@ class StubPublisher(Publisher):
             time.sleep(timeout)  # as long as a real broker that never answers keeps us
             return None
         flight = self._flights.popleft()
-        returned, refused = {}, {}
+        returned, nacked = {}, {}
         for message in flight:
             if self.max_body is not None and len(message.body) > self.max_body:
                 self.close()
                 raise MessageRejected(f"406 message size {len(message.body)} is too large")
-            if message.routing_key in self.nacked:
-                refused[message.event_id] = "nacked by the broker"
+            if self._nacking or message.routing_key in self.nacked:
+                nacked[message.event_id] = "nacked by the broker"
             elif message.routing_key in self.unroutable:
                 returned[message.event_id] = "312 NO_ROUTE"
             else:
                 self.messages.append(message)
-        return Outcome(returned=returned, refused=refused)
+        return Outcome(returned=returned, nacked=nacked)
 
     def close(self) -> None:
         self._open = False

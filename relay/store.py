@@ -321,9 +321,27 @@ def mark_published(db: Database, ids: Sequence[int], now: datetime.datetime) -> 
     if not ids:
         return 0
     where, params = _id_filter(db, ids)
+    # An error recorded by an earlier try (a nack, say) is over once the broker confirmed.
     return db.rowcount(
-        f"UPDATE {OUTBOX_TABLE} SET status = %s, published_at = %s WHERE {where} AND {_UNSETTLED}",
+        f"UPDATE {OUTBOX_TABLE} SET status = %s, published_at = %s, last_error = '' "
+        f"WHERE {where} AND {_UNSETTLED}",
         (contract.STATUS_PUBLISHED, db.timestamp(now), *params),
+    )
+
+
+def mark_nacked(db: Database, ids: Sequence[int], reason: str, retry_at: datetime.datetime) -> int:
+    """Record that the broker nacked events: they stay pending, due again at `retry_at`,
+    with the reason and no attempt counted.
+
+    Plan: as `mark_published`, one primary key probe per id.
+    """
+    if not ids:
+        return 0
+    where, params = _id_filter(db, ids)
+    return db.rowcount(
+        f"UPDATE {OUTBOX_TABLE} SET last_error = %s, available_at = %s WHERE {where} "
+        f"AND {_UNSETTLED}",
+        (reason, db.timestamp(retry_at), *params),
     )
 
 

@@ -4,6 +4,12 @@ connection and publishing helpers it shares with the dead-letter commands.
 pika's errors are translated by `cqrs_outbox.core.pika_errors`, the translation the
 relay uses too: connection and channel losses become BrokerUnavailable; a refused login,
 vhost or permission becomes AccessRefused, and a refused declaration ConfigurationError.
+
+With several broker addresses (a cluster), the consumer connects to one node at a time
+and moves to the next when a connection fails or breaks; the one-off connections of the
+dead-letter commands take the first node that answers. A connection that receives
+nothing for a whole heartbeat interval counts as broken, so a black-holed link is
+noticed within one heartbeat.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import pika
 from pika import exceptions as pika_exceptions
 
 from cqrs_outbox import conf
-from cqrs_outbox.core import pika_errors, wire
-from cqrs_outbox.core.errors import CQRSOutboxError
-from cqrs_outbox.replica import topology
+from cqrs_outbox.core import amqp, pika_errors, wire
+from cqrs_outbox.core.errors import BrokerUnavailable, CQRSOutboxError
+from cqrs_outbox.core.urls import BrokerAddress
+from cqrs_outbox.replica import queue_info, topology
 from cqrs_outbox.replica.transport import Delivery, Transport
 
 logger = logging.getLogger(__name__)
@@ -26,29 +33,40 @@ logger = logging.getLogger(__name__)
 HEARTBEAT = 60  # seconds
 BLOCKED_CONNECTION_TIMEOUT = 30  # seconds
 SOCKET_TIMEOUT = 10  # seconds
+CONNECTION_NAME = "cqrs-outbox-replica"  # what the broker's tools show for the connection
+DEFAULTS = {  # the URL's query parameters beat these
+    "heartbeat": HEARTBEAT,
+    "blocked_connection_timeout": BLOCKED_CONNECTION_TIMEOUT,
+    "socket_timeout": SOCKET_TIMEOUT,
+    "connection_attempts": 1,
+}
 
 ERRORS = (pika_exceptions.AMQPError, OSError)
 
 
-def parameters(settings: conf.Settings) -> pika.URLParameters:
-    """Return pika connection parameters for the configured broker."""
-    params = pika.URLParameters(settings.broker.url)
-    params.heartbeat = HEARTBEAT
-    params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT
-    params.socket_timeout = SOCKET_TIMEOUT
-    params.connection_attempts = 1
-    return params
+def parameters(settings: conf.Settings,
+               address: BrokerAddress | None = None) -> pika.ConnectionParameters:
+    """Return pika connection parameters for `address` (default: the first broker node)."""
+    return amqp.parameters(address or settings.broker, DEFAULTS, CONNECTION_NAME)
 
 
-def connect(settings: conf.Settings) -> tuple[Any, Any]:
-    """Open a connection and a channel with publisher confirms."""
-    try:
-        connection = pika.BlockingConnection(parameters(settings))
-        channel = connection.channel()
-        channel.confirm_delivery()
-    except ERRORS as exc:
-        raise pika_errors.translate(exc, settings.broker, "connect") from exc
-    return connection, channel
+def connect(settings: conf.Settings, address: BrokerAddress | None = None) -> tuple[Any, Any]:
+    """Open a connection and a channel with publisher confirms: to `address`, or to the
+    first configured node that answers."""
+    failure: tuple[CQRSOutboxError, BaseException] | None = None
+    for node in (address,) if address else settings.addresses:
+        try:
+            connection = pika.BlockingConnection(parameters(settings, node))
+            channel = connection.channel()
+            channel.confirm_delivery()
+            return connection, channel
+        except ERRORS as exc:
+            error = pika_errors.translate(exc, node, "connect")
+            if pika_errors.is_fatal(error):
+                raise error from exc
+            failure = (error, exc)
+    assert failure is not None
+    raise failure[0] from failure[1]
 
 
 def translate(exc: BaseException, what: str, precondition_hint: str = "") -> CQRSOutboxError:
@@ -95,43 +113,75 @@ class PikaTransport(Transport):
 
     def __init__(self, settings: conf.Settings) -> None:
         self.settings = settings
+        self.nodes = amqp.Nodes(settings.addresses)
         self._connection: Any = None
         self._channel: Any = None
         self._received: list[Delivery] = []
+        self._silence = amqp.Silence(0)
+        self._info: queue_info.QueueInfo | None = None
 
     def open(self, names: topology.Names, cqrs_ids: list[str], prefetch: int) -> None:
         self.close()
-        self._connection, self._channel = connect(self.settings)
+        address = self.nodes.current
+        try:
+            self._connection, self._channel = connect(self.settings, address)
+        except BrokerUnavailable:
+            self.nodes.failed()
+            raise
         self._received = []
-        try:
-            self._channel.basic_qos(prefetch_count=prefetch)
-        except ERRORS as exc:
-            raise translate(exc, "consume") from exc
-        try:
-            topology.declare(self._channel, names, cqrs_ids)
-        except ERRORS as exc:
-            raise translate(exc, "declare the replica queues", topology.QUEUE_HINT) from exc
-        try:
-            self._channel.basic_consume(names.queue, self._on_message, auto_ack=False)
-        except ERRORS as exc:
-            raise translate(exc, "consume") from exc
+        self._silence = amqp.Silence(amqp.heartbeat_of(address, HEARTBEAT))
+        self._guard(lambda: self._channel.basic_qos(prefetch_count=prefetch), "consume")
+        self._guard(lambda: self._declare(names, cqrs_ids), "declare the replica queues",
+                    topology.QUEUE_HINT)
+        self._guard(lambda: self._channel.basic_consume(names.queue, self._on_message,
+                                                        auto_ack=False), "consume")
+
+    def queue_info(self) -> queue_info.QueueInfo | None:
+        return self._info
 
     def receive(self, timeout: float) -> list[Delivery]:
-        try:
-            self._connection.process_data_events(time_limit=timeout)
-        except ERRORS as exc:
-            raise translate(exc, "consume") from exc
+        self._guard(lambda: self._connection.process_data_events(time_limit=timeout), "consume")
+        self._silence.heard(amqp.received(self._connection))
+        silent = self._silence.exceeded()
+        if silent is not None:
+            error = BrokerUnavailable(
+                f"no byte from {self.nodes.current.safe_url} for {silent:.1f}s, over the "
+                f"{self._silence.limit}s heartbeat: the link is down")
+            amqp.abandon(self._connection, str(error))
+            self._connection = self._channel = None
+            self.nodes.failed()
+            raise error
         received, self._received = self._received, []
         return received
 
     def ack(self, tag: int) -> None:
-        try:
-            self._channel.basic_ack(delivery_tag=tag, multiple=True)
-        except ERRORS as exc:
-            raise translate(exc, "consume") from exc
+        self._guard(lambda: self._channel.basic_ack(delivery_tag=tag, multiple=True), "consume")
 
     def send(self, queue: str, body: bytes, properties: Any) -> None:
-        send_to_queue(self._channel, queue, body, properties)
+        self._guard(lambda: send_to_queue(self._channel, queue, body, properties),
+                    f"publish to {queue}")
+
+    def _declare(self, names: topology.Names, cqrs_ids: list[str]) -> None:
+        kept = queue_info.foreign(self._connection, (names.queue, names.dead_letter_queue))
+        topology.declare(self._channel, names, cqrs_ids, kept=kept)
+        if self._info is None:
+            version = amqp.server_version(self._connection)
+            self._info = queue_info.read(self._connection, names.queue, version,
+                                         kept.get(names.queue, ""))
+
+    def _guard(self, call: Any, what: str, hint: str = "") -> None:
+        """Run `call`; translate pika's errors, and move to the next node on a lost link."""
+        try:
+            call()
+        except CQRSOutboxError as error:
+            if isinstance(error, BrokerUnavailable):
+                self.nodes.failed()
+            raise
+        except ERRORS as exc:
+            error = pika_errors.translate(exc, self.nodes.current, what, hint)
+            if isinstance(error, BrokerUnavailable):
+                self.nodes.failed()
+            raise error from exc
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

@@ -28,6 +28,7 @@ from cqrs_outbox.core.errors import (
     MessageRejected,
 )
 from cqrs_outbox.core.escape import one_line
+from cqrs_outbox.core.urls import safe_urls
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import apply, batchlog, broker, queries, revlog, sentences, topology
 from cqrs_outbox.replica import metrics as replica_metrics
@@ -65,7 +66,7 @@ class Consumer:
         self.transport = transport or broker.PikaTransport(self.settings)
         replica = self.settings.replica
         self.names = topology.names(self.settings)
-        self.observer = replica_metrics.observer(self.names.queue)
+        self.observer = replica_metrics.observer(self.names.queue, set(ReplicaRegistry.models))
         self.cqrs_ids = sorted(cqrs_ids or ReplicaRegistry.models)
         self.batch_size = batch_size or replica.batch_size
         self.prefetch_count = max(prefetch_count or replica.prefetch_count, self.batch_size)
@@ -78,6 +79,7 @@ class Consumer:
         self._outage = batchlog.Repeats(logger)
         self._report = batchlog.BatchReport(logger)
         self._gate = signed.Gate(self.settings, self.names.queue)
+        self._queue_described = False
 
     def stop(self, *args: Any) -> None:
         """Finish the batch in hand, acknowledge it and return from `run()`."""
@@ -117,8 +119,9 @@ class Consumer:
     def _consume(self) -> None:
         self.observer.connected(_aliases(self.cqrs_ids))
         logger.info("Consuming %s from %s on %s (batch %s, prefetch %s)",
-                    ", ".join(self.cqrs_ids), self.names.queue, self.settings.broker.safe_url,
-                    self.batch_size, self.prefetch_count)
+                    ", ".join(self.cqrs_ids), self.names.queue,
+                    safe_urls(self.settings.addresses), self.batch_size, self.prefetch_count)
+        self._describe_queue()
         while not self.stopping.is_set():
             before = len(self._buffer)
             self._buffer.extend(self.transport.receive(0 if before else IDLE_WAIT))
@@ -130,6 +133,29 @@ class Consumer:
             elif not self._buffer:
                 self._idle()
             self.observer.turned()
+
+    def _describe_queue(self) -> None:
+        """Say once what kind of queue this is, and warn of a delivery limit that a few
+        crashes could exhaust."""
+        info = self.transport.queue_info()
+        if info is None or self._queue_described:
+            return
+        self._queue_described = True
+        if info.own_arguments:
+            logger.warning("Queue %s exists with arguments of its own (%s); consuming it as it "
+                           "is. A django-cqrs consumer would fail to declare it.",
+                           info.name, one_line(info.own_arguments))
+        limit, source = info.delivery_limit()
+        logger.info("Queue %s on RabbitMQ %s: %s queue, delivery limit %s", info.name,
+                    info.version or "(version unknown)", info.kind, source)
+        if limit is not None and limit < 2 * self.prefetch_count:
+            logger.warning(
+                "Queue %s takes a message off after %s deliveries, fewer than twice the "
+                "prefetch (%s): each crash or reconnect of a worker counts one delivery of up "
+                "to %s messages. Give the queue a dead-letter target by policy (README: "
+                "RabbitMQ clusters) so they land in %s, or lower the prefetch.",
+                info.name, limit, self.prefetch_count, self.prefetch_count,
+                self.names.dead_letter_queue)
 
     def _handle(self, batch: list[Delivery]) -> None:
         started = time.monotonic()

@@ -88,10 +88,8 @@ def dump(write: Write, with_reasons: bool = False) -> int:
             count += 1
             text = body.decode("utf-8", "replace")
             if with_reasons:
-                reason = (props.headers or {}).get(transport.REASON_HEADER, "")
-                if isinstance(reason, bytes):
-                    reason = reason.decode("utf-8", "replace")
-                write(json_line({"reason": str(reason), "body": text}))
+                reason = transport.reason_of(props.headers)
+                write(json_line({"reason": reason, "body": text}))
             else:
                 # Control characters escaped, as in the consumer's log lines: a body must
                 # not move the cursor or rewrite the operator's screen.

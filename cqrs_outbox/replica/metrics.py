@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,8 @@ DEAD_REASONS = (
     ("failed after", "retries_exhausted"),
     ("failed (", "retry_policy_error"),
 )
+
+UNKNOWN = "unknown"  # the cqrs_id label of every event whose cqrs_id no model registers
 
 _enabled = False
 
@@ -124,15 +126,19 @@ def _create(registry: Any = None) -> _Families:
     )
 
 
-def observer(queue: str) -> Observer:
+def observer(queue: str, known: Collection[str] = ()) -> Observer:
     """Return the observer a worker of `queue` reports to: recording ones only when this
-    process (or the parent it was forked from) serves metrics."""
+    process (or the parent it was forked from) serves metrics.
+
+    Only the `known` cqrs_ids (those replica models register) become label values: a
+    message's cqrs_id is whatever its sender wrote, and each value would be a new series.
+    """
     global _families
     if not _enabled:
         return Observer()
     if _families is None:
         _families = _create()
-    return ReplicaMetrics(queue, _families)
+    return ReplicaMetrics(queue, _families, known)
 
 
 def _updated(envelope: wire.Envelope) -> datetime.datetime | None:
@@ -157,9 +163,10 @@ def dead_reason(reason: str) -> str:
 class ReplicaMetrics(Observer):
     """Record one worker's work, labelled by queue and cqrs_id."""
 
-    def __init__(self, queue: str, families: _Families) -> None:
+    def __init__(self, queue: str, families: _Families, known: Collection[str] = ()) -> None:
         self.queue = queue
         self.f = families
+        self.known = frozenset(known)
         self._broker_up = families.broker_up.labels(queue)
         self._database_up = families.database_up.labels(queue)
         self._last_turn = families.last_turn.labels(queue)
@@ -217,22 +224,26 @@ class ReplicaMetrics(Observer):
         self._batch.observe(seconds)
         self._database_up.set(1)
 
+    def _label(self, envelope: wire.Envelope | None) -> str:
+        cqrs_id = envelope.cqrs_id if envelope is not None else None
+        return cqrs_id if isinstance(cqrs_id, str) and cqrs_id in self.known else UNKNOWN
+
     def acknowledged(self, envelope: wire.Envelope, skipped: str) -> None:
+        cqrs_id = self._label(envelope)
         if skipped:
-            self._counts[(self.f.skipped, envelope.cqrs_id, skipped)] += 1
+            self._counts[(self.f.skipped, cqrs_id, skipped)] += 1
             return
-        self._counts[(self.f.applied, envelope.cqrs_id)] += 1
+        self._counts[(self.f.applied, cqrs_id)] += 1
         updated = _updated(envelope)
         if updated is not None:
             lag = (datetime.datetime.now(datetime.timezone.utc) - updated).total_seconds()
-            self._lags[envelope.cqrs_id].append(max(0.0, lag))
+            self._lags[cqrs_id].append(max(0.0, lag))
 
     def retried(self, envelope: wire.Envelope) -> None:
-        self._counts[(self.f.retried, envelope.cqrs_id)] += 1
+        self._counts[(self.f.retried, self._label(envelope))] += 1
 
     def dead_lettered(self, envelope: wire.Envelope | None, reason: str) -> None:
-        cqrs_id = envelope.cqrs_id if envelope is not None else ""
-        self._counts[(self.f.dead, cqrs_id, dead_reason(reason))] += 1
+        self._counts[(self.f.dead, self._label(envelope), dead_reason(reason))] += 1
 
 
 # -- serving ------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Name and declare the replica's exchange, queues and bindings, as django-cqrs does.
 
-The work queue and the dead-letter queue are declared durable, classic and without
-arguments, exactly like django-cqrs declares them, so either consumer can start first.
+The work queue and the dead-letter queue are declared durable and without arguments,
+exactly like django-cqrs declares them, so either consumer can start first. Their type
+and limits come from the virtual host's default queue type and from policies (see the
+README's RabbitMQ clusters section). A queue an operator declared beforehand with
+arguments of its own is used as it is: only checked to exist (`kept`).
 The delay queue is ours alone: messages wait in it for their per-message TTL and then
 dead-letter through the default exchange straight back to the work queue.
 """
@@ -9,6 +12,7 @@ dead-letter through the default exchange straight back to the work queue.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,8 @@ DELAY_SUFFIX = ".delay"
 PRECONDITION_FAILED = 406
 QUEUE_HINT = (
     "A queue of that name exists with other arguments; delete it or pick another "
-    "CQRS['queue']."
+    "CQRS['queue']. A quorum queue declared beforehand works when its virtual host has "
+    "the default queue type quorum (rabbitmqctl add_vhost NAME --default-queue-type quorum)."
 )
 _INEQUIVALENT = re.compile(r"inequivalent arg '(\w+)'.*current is '([^']*)'")
 
@@ -61,16 +66,20 @@ def bindings(names: Names, cqrs_ids: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def declare(channel: Any, names: Names, cqrs_ids: list[str]) -> None:
-    """Declare the exchange, the three queues and the bindings on a pika channel."""
+def declare(channel: Any, names: Names, cqrs_ids: list[str], *,
+            kept: Collection[str] = ()) -> None:
+    """Declare the exchange, the three queues and the bindings on a pika channel.
+
+    Queues named in `kept` exist with arguments of their own: they are only checked.
+    """
     try:
         channel.exchange_declare(exchange=names.exchange, exchange_type="topic", durable=True)
     except pika_exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code != PRECONDITION_FAILED:
             raise
         raise exchange_refused(names.exchange, exc.reply_text) from exc
-    channel.queue_declare(names.queue, durable=True, exclusive=False)
-    channel.queue_declare(names.dead_letter_queue, durable=True, exclusive=False)
+    for queue in (names.queue, names.dead_letter_queue):
+        channel.queue_declare(queue, durable=True, exclusive=False, passive=queue in kept)
     channel.queue_declare(names.delay_queue, durable=True, arguments=delay_arguments(names))
     for queue, key in bindings(names, cqrs_ids):
         channel.queue_bind(exchange=names.exchange, queue=queue, routing_key=key)

@@ -17,12 +17,30 @@ from typing import Any
 
 from cqrs_outbox.core.errors import BrokerUnavailable
 from cqrs_outbox.replica import topology
+from cqrs_outbox.replica.queue_info import QueueInfo
 
 # Header names the replica adds to what it sends on.
 REASON_HEADER = "cqrs-reason"
 ROUTING_KEY_HEADER = "cqrs-routing-key"  # the routing key a message was first sent with
 QUEUE_HEADER = "cqrs-queue"
 FAILED_AT_HEADER = "cqrs-failed-at"
+# Set by RabbitMQ on a message it dead-lettered itself (a queue's delivery limit, say).
+BROKER_REASON_HEADER = "x-first-death-reason"
+
+
+def reason_of(headers: dict | None) -> str:
+    """Return why a dead letter is one: the replica's reason, else the broker's."""
+    headers = headers or {}
+    reason, broker = (_text(headers.get(key)) for key in (REASON_HEADER, BROKER_REASON_HEADER))
+    if reason:
+        return reason
+    return f"{broker} (dead-lettered by the broker)" if broker else ""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return "" if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,10 @@ class Transport(abc.ABC):
         """Close the connection; safe to call at any time. Unacknowledged deliveries are
         delivered again on the next `open()`."""
 
+    def queue_info(self) -> QueueInfo | None:
+        """Return what the first `open()` learnt about the queue (its type, limits)."""
+        return None
+
 
 @dataclass(frozen=True)
 class Sent:
@@ -97,13 +119,15 @@ class StubTransport(Transport):
     - `available = False`: opening and receiving raise BrokerUnavailable;
     - `refuse_opens`: the next this many `open()` calls raise BrokerUnavailable;
     - `when_idle`: called when the consumer asks for deliveries and none is left
-      (a test stops the consumer there).
+      (a test stops the consumer there);
+    - `info`: what `queue_info()` reports about the queue.
     """
 
     def __init__(self) -> None:
         self.available = True
         self.refuse_opens = 0
         self.when_idle: Callable[[], None] | None = None
+        self.info: QueueInfo | None = None
         self.sent: list[Sent] = []
         self.acked = 0
         self.opened: list[tuple[topology.Names, list[str], int]] = []
@@ -150,6 +174,9 @@ class StubTransport(Transport):
         if not self._open:
             raise BrokerUnavailable("stub broker connection is closed")
         self.sent.append(Sent(queue, body, properties))
+
+    def queue_info(self) -> QueueInfo | None:
+        return self.info
 
     def close(self) -> None:
         self._open = False

@@ -108,5 +108,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"cqrs_outbox": {"handlers": ["console"], "level": "WARNING"}},
+    # A test reading a worker's INFO lines (what it found at start) asks for them.
+    "loggers": {"cqrs_outbox": {"handlers": ["console"],
+                                "level": os.environ.get("CQRS_TEST_LOG_LEVEL", "WARNING")}},
 }

@@ -49,7 +49,8 @@ def test_consumer_metrics__two_workers_add_up_on_one_port(broker, names, start_w
     assert skipped == {(("cqrs_id", "author"), ("queue", names.queue),
                         ("reason", "duplicate")): DUPLICATES}
     dead = scrape.labelled(port, "cqrs_replica_events_dead_lettered_total")
-    assert dead == {(("cqrs_id", ""), ("queue", names.queue), ("reason", "bad_message")): 1}
+    assert dead == {(("cqrs_id", "unknown"), ("queue", names.queue), ("reason", "bad_message")):
+                    1}
     found = scrape.metrics(port)
     assert found["cqrs_replica_event_lag_seconds_count"] == EVENTS
     assert found["cqrs_replica_apply_batch_seconds_count"] >= 2
@@ -59,6 +60,37 @@ def test_consumer_metrics__two_workers_add_up_on_one_port(broker, names, start_w
     assert [p.name for p in tmp.iterdir()][0].startswith("cqrs-consume-metrics-")
     assert worker.terminate() == 0
     assert list(tmp.iterdir()) == []  # the run's metrics directory is removed
+
+
+RANDOM_IDS = 10_000  # events whose cqrs_id no replica model registers
+
+
+def test_consumer_metrics__random_cqrs_ids_add_one_label_value_at_most(broker, names,
+                                                                       start_worker):
+    """Whoever can publish to the queue picks the cqrs_id; only registered ones are labels."""
+    import uuid
+
+    port = scrape.free_port()
+    worker = start_worker("--metrics-port", str(port))
+    wait_until(lambda: _consumers(broker, names.queue) == 1, what="the worker consuming")
+    broker.publish(ev.save("author", 1, 0, name="known"), "author")
+    for _ in range(RANDOM_IDS):  # straight into the queue: no binding routes them
+        body = ev.save(uuid.uuid4().hex, 1, 0)
+        broker.channel.basic_publish("", names.queue, _json(body))
+    wait_until(lambda: broker.count(names.dead_letter_queue) == RANDOM_IDS,
+               what="every unknown cqrs_id dead-lettered", timeout=120)
+    wait_until(lambda: _counts(port)[2] == RANDOM_IDS, what="the dead letters counted")
+    values = set()
+    for name in ("cqrs_replica_events_dead_lettered_total", "cqrs_replica_events_applied_total"):
+        values |= {dict(labels)["cqrs_id"] for labels in scrape.labelled(port, name)}
+    assert values == {"author", "unknown"}
+    assert worker.terminate() == 0
+
+
+def _json(body):
+    import json
+
+    return json.dumps(body).encode()
 
 
 def _consumers(broker, queue):

@@ -37,9 +37,9 @@ def test_two_batches_in_flight__each_verdict_names_only_its_own_events(publisher
     publisher.send(first)
     publisher.send(second)  # before any verdict on the first
     one, two = _verdict(publisher), _verdict(publisher)
-    assert set(one.returned) == {101} and set(one.refused) == {102}
-    assert set(two.returned) == {202} and set(two.refused) == {200}
-    assert "NO_ROUTE" in one.returned[101] and "nacked" in two.refused[200]
+    assert set(one.returned) == {101} and set(one.nacked) == {102}
+    assert set(two.returned) == {202} and set(two.nacked) == {200}
+    assert "NO_ROUTE" in one.returned[101] and "nacked" in two.nacked[200]
     received = collector.collect([100, 103, 201, 203])
     assert [r.event_id for r in received] == [100, 103, 201, 203]
 
@@ -51,7 +51,7 @@ def test_many_batches_in_flight__answered_in_order_with_nothing_left_over(
     for batch in batches:
         publisher.send(batch)
     outcomes = [_verdict(publisher) for _ in batches]
-    assert all(not o.returned and not o.refused for o in outcomes)
+    assert all(not o.returned and not o.nacked and not o.refused for o in outcomes)
     assert publisher.wait(0.1) == Outcome()  # nothing left in flight: answered at once
     received = collector.collect([m.event_id for b in batches for m in b])
     assert [r.event_id for r in received] == [m.event_id for b in batches for m in b]

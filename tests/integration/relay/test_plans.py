@@ -153,18 +153,21 @@ def test_drain__no_statement_reads_more_than_its_batch_on_a_fresh_backlog(
     statistics, frozen_statistics, exchange, collector, refusing_route
 ):
     statistics()
-    [_unroutable, refused] = support.write_events(
-        [("nobody_binds", 1, 0), ("refused_here", 1, 0)]
+    [_unroutable, nacked, refused] = support.write_events(
+        [("nobody_binds", 1, 0), ("refused_here", 1, 0), ("author", -1, 0)]
     )
+    with connection.cursor() as cursor:  # longer than AMQP allows: refused, never sent
+        cursor.execute(f"UPDATE {T} SET routing_key = %s WHERE id = %s", ("k" * 256, refused))
     support.write_events(("author", pk, 0) for pk in range(BACKLOG))
 
     stats, explained = _drain(exchange)
 
     assert (stats.published, stats.returned, stats.failed) == (BACKLOG, 1, 1)
+    assert stats.nacked >= 1
     assert stats.purged > 0  # the purge statements ran (retention 0) and are checked too
     statements = {_kind(e.sql) for e in explained}
-    assert {"read_pending", "mark_published", "mark_returned", "mark_refused", "purge",
-            "purge_delete"} <= statements
+    assert {"read_pending", "mark_published", "mark_returned", "mark_refused", "mark_nacked",
+            "purge", "purge_delete"} <= statements
     too_wide = [
         f"{_kind(e.sql)}: {e.rows_read} rows, {e.buffers} buffers\n{_outline(e.plan['Plan'])}"
         for e in explained
@@ -176,7 +179,8 @@ def test_drain__no_statement_reads_more_than_its_batch_on_a_fresh_backlog(
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT id, status FROM {T} WHERE status <> %s ORDER BY id",
                        (contract.STATUS_PUBLISHED,))
-        assert cursor.fetchall() == [(refused, contract.STATUS_FAILED)]
+        assert cursor.fetchall() == [(nacked, contract.STATUS_PENDING),
+                                     (refused, contract.STATUS_FAILED)]
 
 
 def _kind(sql: str) -> str:
@@ -189,10 +193,12 @@ def _kind(sql: str) -> str:
         return known[sql]
     if sql.startswith(f"DELETE FROM {T}"):
         return "purge_delete"
-    if sql.startswith(f"UPDATE {T} SET status = %s, published_at = %s WHERE id = ANY"):
+    if sql.startswith(f"UPDATE {T} SET status = %s, published_at = %s, last_error = '' WHERE"):
         return "mark_published"
-    if sql.startswith(f"UPDATE {T} SET status = %s, published_at = %s, last_error"):
+    if sql.startswith(f"UPDATE {T} SET status = %s, published_at = %s, last_error = %s"):
         return "mark_returned"
+    if sql.startswith(f"UPDATE {T} SET last_error = %s, available_at = %s WHERE id = ANY"):
+        return "mark_nacked"
     if sql.startswith(f"UPDATE {T} SET attempts = attempts + 1"):
         return "mark_refused"
     return sql.split(" WHERE")[0][:60]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from cqrs_outbox.core.errors import BrokerUnavailable
-from relay import engine
+from relay import engine, metrics, nacks
 from relay.publisher import StubPublisher
 from relay.wake import Alarm
 from tests.support.waiting import wait_until
@@ -66,22 +66,75 @@ def test_unroutable__is_marked_published_with_the_reason_and_counted_not_retried
     assert [m.event_id for m in stub.messages] == [kept]
 
 
-def test_refused__is_retried_then_failed_with_the_reason_and_the_relay_moves_on(
-    outbox, stub, make_relay
+def test_nacked__stays_pending_without_an_attempt_and_the_rest_moves_on(
+    outbox, stub, make_relay, relay_logs
 ):
+    """A queue that nacks (full, leaderless) holds its events back, never fails them."""
     stub.nacked = {"cqrs.full_queue.author"}
-    refused = outbox.add("author", 1, 0, queue="full_queue")
+    nacked = outbox.add("author", 1, 0, queue="full_queue")
     later_same_row = outbox.add("author", 1, 1)
     other = outbox.add("author", 2)
-    stats = make_relay(max_attempts=3).run(once=True)
+    stats = make_relay(max_attempts=1).run(once=True)
     rows = {r["id"]: r for r in outbox.rows()}
-    assert rows[refused]["status"] == "failed"
-    assert rows[refused]["attempts"] == 3
-    assert "nacked" in rows[refused]["last_error"]
-    assert rows[later_same_row]["status"] == rows[other]["status"] == "published"
-    assert stats.failed == 1 and stats.refused == 3
-    # The later event of the same row waited until the refused one was settled.
-    assert [m.event_id for m in stub.messages if m.event_id != other] == [later_same_row]
+    assert rows[nacked]["status"] == "pending" and rows[nacked]["attempts"] == 0
+    assert "nacked" in rows[nacked]["last_error"]
+    # Published in the same batch: the broker confirms each message on its own.
+    assert rows[other]["status"] == rows[later_same_row]["status"] == "published"
+    assert stats.failed == 0 and stats.refused == 0 and stats.nacked == 1
+    assert stub.connects == 2  # the next batch went out on a fresh connection
+    lines = [r.getMessage() for r in relay_logs.records if "nacked" in r.getMessage()]
+    assert lines == ["the broker nacked 1 of 3 events of a batch; publishing them again on "
+                     "a fresh connection (a nack counts no attempt)"]
+
+    stub.nacked = set()
+    time.sleep(nacks.RETRY_FIRST)  # the nacked event waits this long before it goes again
+    make_relay(max_attempts=1).run(once=True)
+    rows = {r["id"]: r for r in outbox.rows()}
+    assert rows[nacked]["status"] == "published"
+    assert rows[nacked]["last_error"] == "" and rows[nacked]["attempts"] == 0
+    assert [m.event_id for m in stub.messages] == [later_same_row, other, nacked]
+
+
+def test_a_connection_nacking_everything__is_reopened_until_the_broker_confirms(
+    outbox, stub, make_relay, relay_logs
+):
+    """As a RabbitMQ channel opened during a quorum queue's leader election does."""
+    stub.nacking_connections = 3
+    ids = [outbox.add("author", pk) for pk in range(10)]
+    stats = make_relay(max_attempts=1).run(once=True)
+    rows = outbox.rows()
+    assert [r["status"] for r in rows] == ["published"] * 10
+    assert {r["attempts"] for r in rows} == {0} and {r["last_error"] for r in rows} == {""}
+    assert sorted(m.event_id for m in stub.messages) == ids
+    assert stub.connects == 4 and stats.nacked == 30 and stats.failed == 0
+    messages = [r.getMessage() for r in relay_logs.records]
+    # One line as the nacks begin (an outage: nothing was confirmed), two as they end.
+    assert sum("broker unavailable" in m and "nacked every event" in m for m in messages) == 1
+    assert sum("broker available again" in m for m in messages) == 1
+    assert sum("took every nacked event" in m and "30 nacks in 3 batches" in m
+               for m in messages) == 1
+    assert len([m for m in messages if "nack" in m]) == 2
+
+
+def test_nacks_without_end__never_fail_an_event_and_the_broker_counts_as_down(
+    outbox, stub
+):
+    class Recorder(metrics.Observer):
+        def __init__(self):
+            self.downs = []
+
+        def down(self, what):
+            self.downs.append(what)
+
+    stub.nacking_connections = 10**6
+    outbox.add("author", 1)
+    recorder = Recorder()
+    config = engine.Config(max_attempts=1, poll_interval=0.05)
+    stats = engine.Relay(outbox.connect, stub, config, observer=recorder).run(seconds=1.5)
+    [row] = outbox.rows()
+    assert row["status"] == "pending" and row["attempts"] == 0
+    assert stats.nacked >= 3 and stats.failed == 0 and stats.published == 0
+    assert set(recorder.downs) == {"broker"} and len(recorder.downs) == stats.nacked
 
 
 def test_too_large__found_by_publishing_one_at_a_time_and_failed_while_the_rest_arrive(

@@ -52,8 +52,12 @@ def test_relay_metrics__count_each_verdict_by_cqrs_id_and_time_commit_to_publish
     outbox.add("book", 1)
     outbox.add("lost", 1)
     outbox.add("refused", 1)
+    outbox.add("nacked", 1)
     stub.unroutable.add("lost")
-    stub.nacked.add("refused")
+    stub.nacked.add("nacked")
+    stub.max_body = 1000  # the broker closes the channel over anything larger
+    outbox.db.rowcount("UPDATE cqrs_outbox_event SET payload = %s WHERE cqrs_id = %s",
+                       ("x" * 2000, "refused"))
     _relay(outbox, stub, registry, max_attempts=1).run(once=True)
     found = _samples(registry)
     published = "cqrs_outbox_events_published_total"
@@ -65,13 +69,15 @@ def test_relay_metrics__count_each_verdict_by_cqrs_id_and_time_commit_to_publish
                   cqrs_id="refused") == 1
     assert _value(found, "cqrs_outbox_events_failed_total", database="main",
                   cqrs_id="refused") == 1
+    # At least once: alone in a batch (the 406 has the relay publish one at a time), it
+    # is nacked again after each back-off until another event is confirmed.
+    assert _value(found, "cqrs_outbox_events_nacked_total", database="main",
+                  cqrs_id="nacked") >= 1
     latency = "cqrs_outbox_commit_to_publish_seconds"
     assert _value(found, f"{latency}_count", database="main") == 5
     # The four events written an hour ago fall above the 15-minute bucket, the fresh one below.
     assert _value(found, f"{latency}_bucket", database="main", le="900.0") == 1
     assert _value(found, "cqrs_outbox_publish_batch_seconds_count", database="main") >= 1
-    assert _value(found, "cqrs_outbox_pending_events", database="main") == 0
-    assert _value(found, "cqrs_outbox_failed_events", database="main") == 1
     assert _value(found, "cqrs_outbox_partitions_held", database="main") == 64
 
 
@@ -156,3 +162,29 @@ def test_standalone_relay__metrics_port_in_use_is_one_line_naming_the_port(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"cannot serve metrics on 127.0.0.1:{server.port}" in err
+
+
+def test_readiness__not_ready_while_every_publish_is_nacked_ready_once_one_is_confirmed(
+    outbox, stub, registry
+):
+    import threading
+
+    from tests.support.waiting import wait_until
+
+    stub.nacking_connections = 10**6  # each new connection nacks everything, as a stuck one
+    outbox.add("author", 1)
+    relay = _relay(outbox, stub, registry)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: stub.connects >= 3, what="reconnects after nacks")
+        verdict = health.readiness(registry, metrics.PREFIX)
+        assert verdict == health.Verdict(False, "broker unreachable")
+        stub.nacking_connections = 0  # the next connection is confirmed
+        wait_until(lambda: outbox.statuses() == ["published"], what="the event published")
+        wait_until(lambda: health.readiness(registry, metrics.PREFIX).ok, what="ready again")
+    finally:
+        relay.stop()
+        thread.join(10)
+    [row] = outbox.rows()
+    assert row["attempts"] == 0 and row["last_error"] == ""

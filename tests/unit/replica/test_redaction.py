@@ -24,7 +24,8 @@ SHAPES = {
     f"amqp://guest:pa/{SECRET}@broker/prod": "amqp://guest:***@broker/prod",
     f"amqp://guest:p@{SECRET}@broker/prod": "amqp://guest:***@broker/prod",
     f"amqps://u:{SECRET}@[::1]:5671/prod": "amqps://u:***@[::1]:5671/prod",
-    f"amqp://u:{SECRET}@broker/prod?heartbeat=30&x=1": "amqp://u:***@broker/prod?heartbeat=30&x=1",
+    f"amqp://u:{SECRET}@broker/prod?heartbeat=30&retry_delay=1":
+        "amqp://u:***@broker/prod?heartbeat=30&retry_delay=1",
     f"amqp://u:{SECRET}%23x@broker/%2F": "amqp://u:***@broker/%2F",
     f"postgresql://postgres:pa/{SECRET}@127.0.0.1:5432/app?sslmode=require":
         "postgresql://postgres:***@127.0.0.1:5432/app?sslmode=require",
