@@ -56,3 +56,18 @@ def left_on_broker() -> list[str] | None:
             return None
         found += [f"{kind[:-1]} {name}" for name in names if marker in name]
     return found
+
+
+def delete(exchanges: tuple[str, ...] = (), queues: tuple[str, ...] = ()) -> None:
+    """Delete these exchanges and queues on the broker, those that exist (a test's cleanup)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+        for exchange in exchanges:
+            channel.exchange_delete(exchange)
+    finally:
+        connection.close()

@@ -208,8 +208,9 @@ def services():
 def broker(services):
     b = Broker(services.exchange)
     yield b
-    dead = (f"dead_letter_{services.queue}", services.queue)
-    b.close(extra_queues=tuple(q for q in dead if q not in b.queues))
+    # The replica's consumer declares its dead-letter and delay queues beside its own.
+    satellites = (f"dead_letter_{services.queue}", services.queue, f"{services.queue}.delay")
+    b.close(extra_queues=tuple(q for q in satellites if q not in b.queues))
 
 
 def _admin(sql: str) -> None:
