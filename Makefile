@@ -10,11 +10,33 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 PIP := $(PY) -m pip --disable-pip-version-check
+REPORTS := .reports
+# One pytest pass of `make test`: its JUnit report and a note of what it ran on go to
+# $(REPORTS), from which scripts/matrix-summary prints the counts and one total line.
+PYTEST = $(PY) -m pytest -q -o junit_family=xunit1 --junitxml=$(REPORTS)/$@.xml
+NOTE = @mkdir -p $(REPORTS) && $(PY) -c 'import sys; print("Python " + sys.version.split()[0] \
+	+ ", " + sys.argv[1])' $(1) > $(REPORTS)/$@.txt
 
-.PHONY: test test-postgres test-sqlite test-mariadb test-matrix services lint demo bench clean venv
+# A PYTHON given on the command line (or in the environment) that is not the interpreter
+# .venv was made with makes .venv anew, so `make test PYTHON=python3.12` runs on 3.12
+# even after a run on another one.
+REAL_PYTHON = $(shell $(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))' \
+	2>/dev/null)
+ifneq ($(filter command line environment,$(origin PYTHON)),)
+ifneq ($(shell cat $(VENV)/.python 2>/dev/null),$(REAL_PYTHON))
+VENV_STALE := venv-stale
+endif
+endif
 
-$(VENV)/bin/python:
+.PHONY: test test-postgres test-sqlite test-mariadb test-matrix services lint demo bench clean venv venv-stale
+
+venv-stale:
+	@echo "$(VENV) was made with another Python than $(PYTHON): making it anew"
+	rm -rf $(VENV)
+
+$(VENV)/bin/python: $(VENV_STALE)
 	$(PYTHON) -m venv $(VENV)
+	@echo "$(REAL_PYTHON)" > $(VENV)/.python
 
 $(STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
 	@echo "Installing cqrs-outbox with its dev extra into $(VENV) ..."
@@ -35,15 +57,19 @@ venv: $(STAMP)
 services:
 	@scripts/ensure-services
 
+# Every pass runs even when one fails; the counts of each and one total line end it.
 test: services
-	@$(MAKE) --no-print-directory lint test-postgres test-sqlite test-mariadb
+	@rm -rf $(REPORTS)
+	@status=0; $(MAKE) --no-print-directory -k lint test-postgres test-sqlite test-mariadb \
+		|| status=1; scripts/matrix-summary --reports $(REPORTS) || status=1; exit $$status
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cqrs_outbox relay tests bench examples noxfile.py
 	$(VENV)/bin/mypy relay cqrs_outbox/core
 
 test-postgres: $(STAMP)
-	CQRS_TEST_DB=postgres $(PY) -m pytest -q
+	$(call NOTE,PostgreSQL)
+	CQRS_TEST_DB=postgres $(PYTEST)
 
 # What the MariaDB pass runs: tests not needing PostgreSQL, and those marked to run on
 # MariaDB as well (the same as MARIADB_PASS in noxfile.py).
@@ -53,11 +79,13 @@ MARIADB_PASS := -m "not postgres or mysql" tests/unit tests/integration/master \
 
 # The master-side suite again on SQLite, the embedded default.
 test-sqlite: $(STAMP)
-	CQRS_TEST_DB=sqlite $(PY) -m pytest -q -m "not postgres" tests/unit tests/integration/master
+	$(call NOTE,SQLite)
+	CQRS_TEST_DB=sqlite $(PYTEST) -m "not postgres" tests/unit tests/integration/master
 
 # The master, relay, replica and ops suites on MariaDB (or MySQL: MYSQL_HOST, MYSQL_TCP_PORT).
 test-mariadb: $(STAMP)
-	CQRS_TEST_DB=mariadb $(PY) -m pytest -q $(MARIADB_PASS)
+	$(call NOTE,MariaDB)
+	CQRS_TEST_DB=mariadb $(PYTEST) $(MARIADB_PASS)
 
 # Every combination of noxfile.py, then the counts of each; fails if any failed.
 test-matrix: services
@@ -71,7 +99,7 @@ demo:
 	@$(PY) examples/demo.py
 
 clean:
-	rm -rf $(VENV) .nox build dist *.egg-info
+	rm -rf $(VENV) .nox $(REPORTS) build dist *.egg-info
 
 # make chaos MINUTES=20: the long chaos profile, writers and faults for that many minutes.
 chaos: $(STAMP)

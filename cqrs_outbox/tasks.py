@@ -1,10 +1,13 @@
-"""Celery tasks: drain the outbox for a bounded time, purge old events; beat schedules.
+"""Celery tasks: drain the outbox a few seconds at a time, purge old events; beat schedules.
 
     from cqrs_outbox import tasks
-    tasks.schedule_drain(every=60)   # once, e.g. in a data migration or a shell
+    tasks.schedule_drain(every=5)   # once, e.g. in a data migration or a shell
 
 creates a django-celery-beat periodic task that runs `cqrs_outbox.drain_outbox` every
-minute for most of that minute. Runs that overlap (a slow worker, two beats) share the
+five seconds. Each run drains until nothing is pending, but for at most its budget
+(`DRAIN_BUDGET`); a run that used its whole budget sends itself again, so a backlog
+drains in short runs with the worker free between them, and a warm shutdown waits one
+budget at most. Runs that overlap (a slow worker, two beats, a re-sent run) share the
 partitions through leases, so no event is published twice by them.
 """
 
@@ -13,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import time
 from typing import Any
 
 from celery import shared_task
+from django.core.exceptions import ImproperlyConfigured
 
 from cqrs_outbox import conf, drain, outbox_db
 from cqrs_outbox.core import pika_errors
@@ -24,19 +29,34 @@ from relay import engine, metrics, store
 
 DRAIN_TASK = "cqrs_outbox.drain_outbox"
 PURGE_TASK = "cqrs_outbox.purge_outbox"
-DEFAULT_EVERY = 60  # seconds between scheduled drains
-RUN_SHARE = 0.9  # of the interval a scheduled drain runs, so runs rarely overlap
+DRAIN_BUDGET = 5.0  # seconds one drain run may hold a worker
+DEFAULT_EVERY = 5  # seconds between scheduled drains
 PURGE_ROUNDS = 100  # purge statements per purge task run
+BEAT_MISSING = ("schedule_drain() and schedule_purge() store their schedule with "
+                "django-celery-beat, which is not installed: pip install 'cqrs-outbox[celery]' "
+                "and add 'django_celery_beat' to INSTALLED_APPS, or schedule "
+                f"{DRAIN_TASK!r} in Celery's own beat_schedule")
 
 
-@shared_task(name=DRAIN_TASK, ignore_result=True)
-def drain_outbox(
-    seconds: float = DEFAULT_EVERY * RUN_SHARE, database: str = "default", once: bool = False
-) -> dict:
-    """Drain the outbox for at most `seconds` (with `once`, until nothing is pending)."""
+@shared_task(name=DRAIN_TASK, ignore_result=True, bind=True)
+def drain_outbox(task: Any, seconds: float = DRAIN_BUDGET, database: str = "default",
+                 once: bool = True, again: bool = True) -> dict:
+    """Drain the outbox until nothing is pending, for at most `seconds`.
+
+    A run that used all of `seconds` may have left events behind; with `again`, a run a
+    worker took from its queue sends itself once more to that queue, behind whatever
+    else waits there. `once=False` keeps the run going for all of `seconds` even when
+    nothing is pending (the behaviour of earlier releases), and never sends itself again.
+    """
     pika_errors.quiet_pika()
     observer = metrics.RelayMetrics(database) if metrics.available() else None
+    started = time.monotonic()
     stats = drain.build_relay(database, observer).run(seconds=seconds, once=once)
+    used_up = time.monotonic() - started >= seconds
+    if once and again and used_up and not task.request.called_directly:
+        delivery = task.request.delivery_info or {}
+        task.apply_async(kwargs={"seconds": seconds, "database": database},
+                         queue=delivery.get("routing_key") or None)
     return dataclasses.asdict(stats)
 
 
@@ -54,14 +74,13 @@ def schedule_drain(
     every: int = DEFAULT_EVERY,
     database: str = "default",
     queue: str | None = None,
-    seconds: float | None = None,
+    seconds: float = DRAIN_BUDGET,
 ) -> Any:
     """Create (or update) the django-celery-beat periodic task that drains the outbox.
 
-    Each run drains for `seconds` (default: most of the interval). Runs may overlap;
+    Each run drains until nothing is pending, for at most `seconds`. Runs may overlap;
     the leases keep them from publishing the same event twice.
     """
-    seconds = seconds or max(1.0, every * RUN_SHARE)
     return _schedule(DRAIN_TASK, every, {"seconds": seconds, "database": database}, queue)
 
 
@@ -73,7 +92,12 @@ def schedule_purge(
 
 
 def _schedule(task: str, every: int, kwargs: dict, queue: str | None) -> Any:
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+    try:
+        from django_celery_beat.models import IntervalSchedule, PeriodicTask
+    except ImportError as exc:
+        raise ImproperlyConfigured(BEAT_MISSING) from exc
+    except RuntimeError as exc:  # installed, but not in INSTALLED_APPS
+        raise ImproperlyConfigured(BEAT_MISSING) from exc
 
     interval, _ = IntervalSchedule.objects.get_or_create(
         every=every, period=IntervalSchedule.SECONDS

@@ -28,6 +28,7 @@ from pathlib import Path
 import pika
 import pytest
 
+from tests.support import names
 from tests.support.processes import Service
 from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import wait_until
@@ -82,6 +83,7 @@ class Installed:
     wheel: Path
     sdist: Path
     examples: Path
+    build_log: str
 
     def run(self, *args: str, env: dict | None = None, cwd: Path | None = None) -> str:
         """Run the virtualenv's python; return stdout, failing with stderr on an error."""
@@ -104,8 +106,8 @@ def installed(tmp_path_factory) -> Installed:
     """Build the sdist and wheel, and install the wheel with the psycopg extra."""
     base = tmp_path_factory.mktemp("wheel")
     dist, venv = base / "dist", base / "venv"
-    subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
-                   check=True, capture_output=True, timeout=INSTALL_TIMEOUT)
+    build = subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
+                           check=True, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
     [wheel] = dist.glob("*.whl")
     [sdist] = dist.glob("*.tar.gz")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -115,7 +117,17 @@ def installed(tmp_path_factory) -> Installed:
     examples = base / "examples"
     shutil.copytree(ROOT / "examples", examples,
                     ignore=shutil.ignore_patterns("*.sqlite3", "__pycache__"))
-    return Installed(venv / "bin" / "python", wheel, sdist, examples)
+    return Installed(venv / "bin" / "python", wheel, sdist, examples,
+                     build.stdout + build.stderr)
+
+
+def test_build__setuptools_has_nothing_to_warn_about(installed):
+    """A deprecation or an ambiguous package layout shows in the build's log as a boxed
+    warning; the release build must have none."""
+    warnings = [line for line in installed.build_log.splitlines()
+                if "warning" in line.lower() and "byte-compiling is disabled" not in line]
+    assert warnings == []
+    assert "Package would be ignored" not in installed.build_log
 
 
 def test_wheel__carries_the_admin_templates_and_every_migration(installed):
@@ -152,7 +164,7 @@ class Tap:
     """A queue of the test's own on the exchange, noting when each event arrived."""
 
     def __init__(self, exchange: str) -> None:
-        self.queue = f"wheel_tap_{uuid.uuid4().hex[:8]}"
+        self.queue = names.unique("wheel_tap")
         self.connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
         self.channel = self.connection.channel()
         self.channel.exchange_declare(exchange, "topic", durable=True)
@@ -179,12 +191,12 @@ class Tap:
 def databases(installed):
     """Create a master and a replica database; drop them after."""
     run = uuid.uuid4().hex[:8]
-    names = {"master": f"wheel_master_{run}", "replica": f"wheel_replica_{run}"}
+    created = {"master": f"wheel_master_{run}", "replica": f"wheel_replica_{run}"}
     admin = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
-    for name in names.values():
+    for name in created.values():
         installed.run("-c", SQL, admin, f'CREATE DATABASE "{name}"')
-    yield names
-    for name in names.values():
+    yield created
+    for name in created.values():
         installed.run("-c", SQL, admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -214,8 +226,7 @@ def test_wheel_venv__django6_psycopg3_only__relay_and_consumer_survive_cuts(
     if sys.version_info < (3, 12):
         pytest.skip(f"Django 6 needs Python 3.12+; pip chose Django {major} here")
     assert int(major) >= 6 and has_psycopg2 == "False", (major, has_psycopg2)
-    run = uuid.uuid4().hex[:8]
-    exchange, queue = f"wheel_ex_{run}", f"wheel_q_{run}"
+    exchange, queue = names.unique("wheel_ex"), names.unique("wheel_q")
     master_env = {"DATABASE_URL": _url(databases["master"]), "CQRS_EXCHANGE": exchange,
                   "DJANGO_SETTINGS_MODULE": "master_service.settings"}
     for service, database in (("master_service", "master"), ("replica_service", "replica")):

@@ -9,7 +9,8 @@ the stricter case for the master's commit order (Django would pick READ COMMITTE
 
 import json
 import os
-import uuid
+
+from tests.support import names
 
 SECRET_KEY = "test-only"
 DEBUG = False
@@ -54,7 +55,7 @@ TEMPLATES = [
 
 # Names unique to this run, written back to the environment so that the processes a test
 # starts meet the same databases, exchange and queue, and parallel runs never meet.
-RUN_ID = os.environ.setdefault("CQRS_TEST_RUN_ID", uuid.uuid4().hex[:8])
+RUN_ID = names.run_id()
 DB_KIND = os.environ.get("CQRS_TEST_DB", "postgres")
 DB_NAME = os.environ.setdefault("CQRS_TEST_DB_NAME", f"cqrs_outbox_{RUN_ID}")
 

@@ -88,8 +88,9 @@ CQRS = {
 }
 
 # Celery can drain the outbox instead of (or besides) `manage.py cqrs_relay`: beat starts
-# the drain task every 10 s and each run drains for up to 9 s. Overlapping runs and a
-# running relay share the outbox through partition leases, so nothing is sent twice.
+# the drain task every 5 s; each run drains until nothing is pending, for 5 s at most, and
+# sends itself again if it used all of them. Overlapping runs and a running relay share
+# the outbox through partition leases, so nothing is sent twice.
 # With django-celery-beat, `cqrs_outbox.tasks.schedule_drain()` creates the same schedule
 # in the database instead.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", CQRS["url"])
@@ -98,8 +99,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "drain-cqrs-outbox": {
         "task": "cqrs_outbox.drain_outbox",
-        "schedule": 10.0,  # seconds
-        "kwargs": {"seconds": 9.0},
+        "schedule": 5.0,  # seconds
+        "kwargs": {"seconds": 5.0},
     },
 }
 

@@ -16,12 +16,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import pika
 import psycopg2
 import pytest
+
+from tests.support import names
 
 ROOT = Path(__file__).resolve().parents[3]
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -37,8 +38,7 @@ PEER_MASTER = "tests.peers.master_settings"
 PEER_REPLICA = "tests.peers.replica_settings"
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+unique = names.unique
 
 
 
@@ -208,8 +208,9 @@ def services():
 def broker(services):
     b = Broker(services.exchange)
     yield b
-    dead = (f"dead_letter_{services.queue}", services.queue)
-    b.close(extra_queues=tuple(q for q in dead if q not in b.queues))
+    # The replica's consumer declares its dead-letter and delay queues beside its own.
+    satellites = (f"dead_letter_{services.queue}", services.queue, f"{services.queue}.delay")
+    b.close(extra_queues=tuple(q for q in satellites if q not in b.queues))
 
 
 def _admin(sql: str) -> None:

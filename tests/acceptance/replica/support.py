@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pika
+
+from tests.support import names
 
 ROOT = Path(__file__).resolve().parents[3]
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -65,8 +66,7 @@ class Broker:
             self.connection.close()
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}_{os.environ.get('CQRS_TEST_RUN_ID', 'x')}_{uuid.uuid4().hex[:6]}"
+unique = names.unique
 
 
 class Process:

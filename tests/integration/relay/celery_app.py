@@ -11,3 +11,14 @@ django.setup()
 app = Celery("cqrs_relay_test")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.imports = ("cqrs_outbox.tasks",)
+
+
+@app.task(name="tests.pending_now")
+def pending_now() -> int:
+    """Log how many events are pending when the worker gets to this task."""
+    from cqrs_outbox.core import contract
+    from cqrs_outbox.models import OutboxEvent
+
+    pending = OutboxEvent.objects.filter(status=contract.STATUS_PENDING).count()
+    print(f"pending now: {pending}", flush=True)
+    return pending

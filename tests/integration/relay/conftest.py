@@ -5,6 +5,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from tests.integration.relay import support
+from tests.support import names
 
 
 @pytest.fixture
@@ -13,6 +14,7 @@ def exchange():
     name = support.unique("relay_test_ex")
     with override_settings(CQRS={**settings.CQRS, "exchange": name}):
         yield name
+    names.delete(exchanges=(name,))
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +20,14 @@ import pytest
 
 from cqrs_outbox.core import contract, wire
 from relay import store
+from tests.support import names
 
 ROOT = Path(__file__).resolve().parents[3]
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 WAIT = 60.0  # seconds a test waits for something before it fails
 
 
-def unique(prefix: str) -> str:
-    """Return a broker object name of this run and this test only."""
-    return f"{prefix}_{os.environ.get('CQRS_TEST_RUN_ID', 'x')}_{uuid.uuid4().hex[:6]}"
+unique = names.unique
 
 
 

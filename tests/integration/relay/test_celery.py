@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from django.db import connection
@@ -97,3 +98,74 @@ def test_celery_beat__drains_the_outbox_and_overlapping_runs_never_publish_twice
     runs = sorted(_runs(log_path.read_text()))
     overlapping = [(a, b) for a, b in zip(runs, runs[1:], strict=False) if b[0] < a[1]]
     assert overlapping, f"no two drain runs overlapped: {runs}"
+
+
+BACKLOG = 20_000  # events waiting in the outbox when the worker starts
+BUDGET = 0.5  # seconds of one drain run in this test (the default is DRAIN_BUDGET)
+SLACK = 5.0  # seconds a run may take past its budget: connecting, the last confirm
+PENDING_NOW = re.compile(r"pending now: (\d+)")
+
+
+def _send(env, task, **kwargs):
+    """Send one task to the worker's queue, as beat (or the caller) would."""
+    from celery import Celery
+
+    app = Celery(broker=support.BROKER_URL)
+    try:
+        app.send_task(task, kwargs=kwargs, queue=env["CQRS_RELAY_CELERY_QUEUE"])
+    finally:
+        app.close()
+
+
+def _solo_worker(env, log):
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.integration.relay.celery_app", "worker",
+         "-Q", env["CQRS_RELAY_CELERY_QUEUE"], "--pool", "solo", "--without-gossip",
+         "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
+        env=env, cwd=support.ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def test_celery_drain__a_backlog_leaves_the_worker_free_between_runs_of_one_budget(
+    celery_env, collector, tmp_path
+):
+    """A 20,000-event backlog drains in runs of one budget each, every run sending itself
+    again behind the tasks already queued: a task sent after the drain runs while events
+    are still pending, and a warm shutdown mid-backlog ends within a budget (plus slack).
+    A second worker finishes the backlog from the re-sent run; nothing is sent twice."""
+    ids = support.write_events((("author", pk, 0) for pk in range(BACKLOG)), chunk=5000)
+    _send(celery_env, "cqrs_outbox.drain_outbox", seconds=BUDGET)
+    _send(celery_env, "tests.pending_now")
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "w") as log:
+        worker = _solo_worker(celery_env, log)
+    try:
+        wait_until(lambda: PENDING_NOW.search(log_path.read_text()), timeout=120,
+                   what="the task sent behind the drain")
+        wait_until(lambda: len(_runs(log_path.read_text())) >= 2, timeout=60,
+                   what="a second drain run")
+        asked = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+        shutdown = time.monotonic() - asked
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    first_log = log_path.read_text()
+    pending_seen = int(PENDING_NOW.search(first_log).group(1))
+    runs = _runs(first_log)
+    with open(tmp_path / "second.log", "w") as log:
+        second = _solo_worker(celery_env, log)
+    try:
+        collector.collect(ids, timeout=180)
+        collector.settle(quiet=1.0)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(60)
+    print(f"pending when the worker was free: {pending_seen}; shutdown took {shutdown:.2f} s;"
+          f" runs: {[round((b - a).total_seconds(), 2) for a, b in runs]}")
+    assert 0 < pending_seen < BACKLOG
+    assert all((end - start).total_seconds() <= BUDGET + SLACK for start, end in runs), runs
+    assert shutdown <= BUDGET + SLACK + 10  # the worker's own shutdown on top of the run
+    assert set(support.outbox_counts()) == {"published"}
+    assert collector.duplicates() == 0
