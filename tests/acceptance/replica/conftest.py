@@ -42,7 +42,7 @@ def worker_env(names, tmp_path, transactional_db):
 
 
 @pytest.fixture
-def start_worker(worker_env, tmp_path):
+def start_worker(worker_env, tmp_path, names):
     """Return a function starting `cqrs_consume` (extra arguments allowed) as a process."""
     started = []
 
@@ -56,3 +56,8 @@ def start_worker(worker_env, tmp_path):
     yield start
     for process in started:
         process.close()
+    # The workers declared the replica's queues; a test without the `broker` fixture
+    # deletes them here (deleting twice is harmless).
+    client = support.Broker(names.exchange)
+    client.delete(names.queue, names.dead_letter_queue, names.delay_queue)
+    client.close()

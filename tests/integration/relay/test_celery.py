@@ -78,8 +78,12 @@ def test_celery_beat__drains_the_outbox_and_overlapping_runs_never_publish_twice
 ):
     _django(celery_env, "-m", "django", "migrate", "django_celery_beat", "--noinput")
     queue = celery_env["CQRS_RELAY_CELERY_QUEUE"]
-    _django(celery_env, "-c", "import django; django.setup(); from cqrs_outbox import tasks; "
-            f"tasks.schedule_drain(every=1, seconds=2.5, queue={queue!r})")
+    # Runs that keep going for all of their 2.5 s (once=False), started every second: they
+    # overlap, which is what this test is about.
+    _django(celery_env, "-c", "import django, json; django.setup(); "
+            "from cqrs_outbox import tasks; from django_celery_beat.models import PeriodicTask; "
+            f"task = tasks.schedule_drain(every=1, seconds=2.5, queue={queue!r}); "
+            "task.kwargs = json.dumps({**json.loads(task.kwargs), 'once': False}); task.save()")
     log_path = tmp_path / "worker.log"
     with open(log_path, "w") as log:
         worker = _worker(celery_env, log)
