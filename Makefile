@@ -6,11 +6,14 @@
 #              survivor must be listed in tests/mutation-survivors.md.
 # make demo: replicate a few rows from a master to a replica service (needs RabbitMQ);
 #            installs only the package and its runtime dependencies.
+# make docs: serve the documentation site (docs/, mkdocs.yml) at http://127.0.0.1:8000/;
+#            make docs-build builds it with `mkdocs build --strict`, as CI does.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
+DOCS_STAMP := $(VENV)/.installed-docs
 PIP := $(PY) -m pip --disable-pip-version-check
 REPORTS := .reports
 # One pytest pass of `make test`: its JUnit report and a note of what it ran on go to
@@ -31,7 +34,7 @@ endif
 endif
 
 .PHONY: test test-postgres test-sqlite test-mariadb test-matrix services lint demo bench clean venv \
-	venv-stale mutate mutate-sample
+	venv-stale mutate mutate-sample docs docs-build
 
 venv-stale:
 	@echo "$(VENV) was made with another Python than $(PYTHON): making it anew"
@@ -45,7 +48,7 @@ $(STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
 	@echo "Installing cqrs-outbox with its dev extra into $(VENV) ..."
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[dev]'
-	touch $(RUNTIME_STAMP) $(STAMP)
+	touch $(RUNTIME_STAMP) $(DOCS_STAMP) $(STAMP)
 
 # The demo's needs only: Django and pika (SQLite stands in for PostgreSQL). pip's own
 # lines show each package as it comes.
@@ -53,6 +56,13 @@ $(RUNTIME_STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
 	@echo "Installing cqrs-outbox and its runtime dependencies into $(VENV) ..."
 	$(PIP) install --progress-bar on -e .
 	touch $(RUNTIME_STAMP)
+
+# The site's needs only (the docs extra: mkdocs-material), so that `make docs` needs none
+# of the services' build prerequisites; the dev extra includes it.
+$(DOCS_STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
+	@echo "Installing cqrs-outbox with its docs extra into $(VENV) ..."
+	$(PIP) install --quiet -e '.[docs]'
+	touch $(RUNTIME_STAMP) $(DOCS_STAMP)
 
 venv: $(STAMP)
 
@@ -109,8 +119,20 @@ demo:
 	@$(MAKE) --no-print-directory $(RUNTIME_STAMP)
 	@$(PY) examples/demo.py
 
+# NO_MKDOCS_2_WARNING: the theme's notice about MkDocs 2 is not about this site.
+docs:
+	@scripts/ensure-services venv
+	@$(MAKE) --no-print-directory $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+# A broken link or anchor, or a page missing from the navigation, fails the build.
+docs-build:
+	@scripts/ensure-services venv
+	@$(MAKE) --no-print-directory $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .nox $(REPORTS) build dist *.egg-info
+	rm -rf $(VENV) .nox $(REPORTS) build dist site *.egg-info
 
 # make chaos MINUTES=20: the long chaos profile, writers and faults for that many minutes.
 chaos: $(STAMP)
