@@ -1,8 +1,10 @@
-"""The README names only commands, flags, settings and modules that exist, and names them all.
+"""The documentation names only commands, flags, settings and modules that exist, and
+names them all.
 
-Commands are compared with the management commands the `cqrs_outbox` app registers,
-flags with each command's own `--help`, settings with `cqrs_outbox.conf` (keys and
-defaults), dotted paths with what imports.
+The documentation is the README and the site's pages (docs/*.md). Commands are compared
+with the management commands the `cqrs_outbox` app registers (the Commands page documents
+every one), flags with each command's own `--help`, settings with `cqrs_outbox.conf` (the
+Settings page lists every key with its real default), dotted paths with what imports.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from cqrs_outbox import conf, mixins
 from cqrs_outbox.models import OutboxEvent
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+PAGES = sorted((ROOT / "docs").glob("*.md"))
+# Everything the project says of itself: the README and every page of the site.
+DOCS = "\n".join(path.read_text() for path in [ROOT / "README.md", *PAGES])
 APP = "cqrs_outbox"
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 SETTING_PATH = re.compile(r"CQRS\['(\w+)'\](?:\['(\w+)'\])?")
-COMMAND_HEADING = re.compile(r"^### `([^`]+)`", re.M)
+COMMAND_HEADING = re.compile(r"^## `([^`]+)`", re.M)
 FLAG = re.compile(r"(?<![\w-])(--?[a-zA-Z][\w-]*)")
 DOTTED = re.compile(r"(?<![\w/.-])((?:cqrs_outbox|relay)(?:\.\w+)+)")
 CHECK_ID = re.compile(r"^[EW]\d{3}$")
@@ -39,11 +43,11 @@ ENV_READ = r"""(?:environ(?:\.get|\.setdefault)?\(|environ\[|getenv\()\s*["']{}[
 SOURCE_DIRS = ["cqrs_outbox", "relay", "examples", "tests", "bench"]
 
 
-def section(title: str) -> str:
-    """Return the text of the `## <title>` section."""
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, re.M | re.S)
-    assert match, f"README has no '## {title}' section"
-    return match[1]
+def page(name: str) -> str:
+    """Return the text of the site's page docs/<name>.md."""
+    path = ROOT / "docs" / f"{name}.md"
+    assert path.exists(), f"the site has no page {name}.md"
+    return path.read_text()
 
 
 @cache
@@ -81,8 +85,8 @@ def subcommand_help(parser: argparse.ArgumentParser, name: str) -> str:
 
 
 def command_sections() -> list[tuple[str, str]]:
-    """Return (command, text) for each `### \\`command\\`` of the Commands section."""
-    text = section("Commands")
+    """Return (command, text) for each `## \\`command\\`` of the Commands page."""
+    text = page("commands")
     parts = COMMAND_HEADING.split(text)
     return list(zip(parts[1::2], parts[2::2], strict=True))
 
@@ -103,7 +107,7 @@ def key_of(section_name: str, key: str | None) -> conf.Key:
 
 
 def python_blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", README, re.M | re.S)
+    return re.findall(r"^```python\n(.*?)^```", DOCS, re.M | re.S)
 
 
 def cqrs_dict_keys(tree: ast.AST) -> set[tuple[str, str | None]]:
@@ -125,20 +129,20 @@ def cqrs_dict_keys(tree: ast.AST) -> set[tuple[str, str | None]]:
 # Commands.
 
 
-def test_readme__names_only_registered_commands() -> None:
-    named = set(re.findall(r"manage\.py (cqrs_\w+)", README))
+def test_docs__names_only_registered_commands() -> None:
+    named = set(re.findall(r"manage\.py (cqrs_\w+)", DOCS))
     named |= {name for name, _ in command_sections() if name.startswith("cqrs_")}
-    assert named, "the README names no command"
+    assert named, "the documentation names no command"
     assert named <= registered(), f"not registered: {sorted(named - registered())}"
 
 
-def test_readme__documents_every_registered_command() -> None:
+def test_docs__documents_every_registered_command() -> None:
     documented = {name for name, _ in command_sections()}
     assert registered() <= documented, f"undocumented: {sorted(registered() - documented)}"
 
 
 @pytest.mark.parametrize("command", [name for name, _ in command_sections()])
-def test_readme__every_flag_of_a_command_exists(command: str) -> None:
+def test_docs__every_flag_of_a_command_exists(command: str) -> None:
     text = dict(command_sections())[command]
     help_ = help_text(command)
     assert help_, f"{command} --help printed nothing"
@@ -149,38 +153,38 @@ def test_readme__every_flag_of_a_command_exists(command: str) -> None:
             assert re.search(rf"(?<![\w-]){re.escape(flag)}\b", help_), f"{command}: {flag}"
 
 
-def test_readme__other_cqrs_names_exist_in_the_code() -> None:
+def test_docs__other_cqrs_names_exist_in_the_code() -> None:
     source = source_text("cqrs_outbox", "relay")
-    for name in set(re.findall(r"\b(cqrs_\w+)", README)) - registered():
+    for name in set(re.findall(r"\b(cqrs_\w+)", DOCS)) - registered():
         assert re.search(rf"\b{name}\b", source), f"{name} appears nowhere in the code"
 
 
 # Settings.
 
 
-def test_readme__setting_paths_exist() -> None:
+def test_docs__setting_paths_exist() -> None:
     known = known_setting_paths()
-    named = {(a, b or None) for a, b in SETTING_PATH.findall(README)}
-    assert named, "the README names no setting"
+    named = {(a, b or None) for a, b in SETTING_PATH.findall(DOCS)}
+    assert named, "the documentation names no setting"
     assert named <= known, f"unknown settings: {sorted(named - known, key=str)}"
 
 
-def test_readme__documents_every_setting() -> None:
-    named = {(a, b or None) for a, b in SETTING_PATH.findall(section("Settings"))}
+def test_docs__documents_every_setting() -> None:
+    named = {(a, b or None) for a, b in SETTING_PATH.findall(page("settings"))}
     missing = all_setting_paths() - named
     assert not missing, f"undocumented settings: {sorted(missing, key=str)}"
 
 
-def test_readme__settings_table_gives_the_real_defaults() -> None:
-    rows = SETTINGS_ROW.findall(section("Settings"))
+def test_docs__settings_table_gives_the_real_defaults() -> None:
+    rows = SETTINGS_ROW.findall(page("settings"))
     assert len(rows) >= len(all_setting_paths())
     for path, default in rows:
         section_name, key = SETTING_PATH.fullmatch(path).groups()
         expected = key_of(section_name, key or None).default
-        assert ast.literal_eval(default) == expected, f"{path}: README says {default}"
+        assert ast.literal_eval(default) == expected, f"{path}: the Settings page says {default}"
 
 
-def test_readme__python_examples_parse_and_use_known_settings() -> None:
+def test_docs__python_examples_parse_and_use_known_settings() -> None:
     known = known_setting_paths()
     blocks = python_blocks()
     assert blocks
@@ -189,10 +193,10 @@ def test_readme__python_examples_parse_and_use_known_settings() -> None:
         assert used <= known, f"unknown settings in an example: {sorted(used - known, key=str)}"
 
 
-def test_readme__uppercase_cqrs_names_exist() -> None:
+def test_docs__uppercase_cqrs_names_exist() -> None:
     section_keys = {k for keys in conf.SECTION_KEYS.values() for k in keys}
     source = source_text(*SOURCE_DIRS) + (ROOT / "Makefile").read_text()
-    for name in set(re.findall(r"\b(CQRS_[A-Z_]+)\b", README)):
+    for name in set(re.findall(r"\b(CQRS_[A-Z_]+)\b", DOCS)):
         ok = (
             name in section_keys
             or hasattr(mixins.RawMasterMixin, name)
@@ -212,9 +216,9 @@ def celery_task_names() -> set[str]:
     return {v.name for v in vars(tasks).values() if hasattr(v, "delay") and hasattr(v, "name")}
 
 
-def test_readme__dotted_paths_import() -> None:
+def test_docs__dotted_paths_import() -> None:
     permissions = {f"{APP}.{codename}" for codename, _ in OutboxEvent._meta.permissions}
-    for path in set(DOTTED.findall(README)) - permissions - celery_task_names():
+    for path in set(DOTTED.findall(DOCS)) - permissions - celery_task_names():
         if CHECK_ID.match(path.rsplit(".", 1)[1]) or path.endswith(".py"):
             continue
         try:
@@ -223,20 +227,15 @@ def test_readme__dotted_paths_import() -> None:
             import_string(path)
 
 
-def test_readme__check_ids_exist() -> None:
+def test_docs__check_ids_exist() -> None:
     source = source_text("cqrs_outbox")
-    for check_id in set(re.findall(r"\bcqrs_outbox\.[EW]\d{3}\b", README)):
+    for check_id in set(re.findall(r"\bcqrs_outbox\.[EW]\d{3}\b", DOCS)):
         assert f'"{check_id}"' in source, check_id
 
 
-def test_readme__named_files_exist() -> None:
-    paths = re.findall(r"`((?:bench|examples|tests|relay|cqrs_outbox|\.ci)/[\w./-]*)`", README)
+def test_docs__named_files_exist() -> None:
+    paths = re.findall(r"`((?:bench|examples|tests|relay|cqrs_outbox|\.ci)/[\w./-]*)`", DOCS)
     assert paths
     for path in paths:
         assert (ROOT / path).exists(), path
 
-
-def test_readme__quickstart_is_make_demo_and_make_test() -> None:
-    blocks = re.findall(r"^```(?:sh|bash|console)?\n(.*?)^```", section("Quickstart"), re.M | re.S)
-    commands = [line for block in blocks for line in block.splitlines() if line.strip()]
-    assert commands == ["make demo", "make test"]

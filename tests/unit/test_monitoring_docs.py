@@ -1,4 +1,5 @@
-"""The dashboard, the alert rules and the metric tables name only series we export."""
+"""The dashboard, and the alert rules and metric tables of the Operations page, name only
+series we export."""
 
 import json
 import re
@@ -24,8 +25,8 @@ def exported():
 
 
 def monitoring_section():
-    readme = (ROOT / "README.md").read_text()
-    return re.search(r"^## Monitoring\n(.*?)(?=^## )", readme, re.M | re.S)[1]
+    page = (ROOT / "docs" / "operations.md").read_text()
+    return re.search(r"^## Monitoring\n(.*?)(?=^## )", page, re.M | re.S)[1]
 
 
 def test_dashboard__queries_only_exported_series():

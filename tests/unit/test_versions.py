@@ -1,4 +1,5 @@
-"""The supported versions agree everywhere: classifiers, the README's table, the CI matrix."""
+"""The supported versions agree everywhere: classifiers, the Installation page's table, the CI
+matrix."""
 
 import ast
 import configparser
@@ -28,9 +29,9 @@ def _matrix():
     }
 
 
-def _readme_table():
-    readme = (ROOT / "README.md").read_text()
-    rows = re.findall(r"^\| (3\.\d+) \| (\d+\.\d+) \| (psycopg 3|psycopg2) \|", readme, re.M)
+def _installation_table():
+    page = (ROOT / "docs" / "installation.md").read_text()
+    rows = re.findall(r"^\| (3\.\d+) \| (\d+\.\d+) \| (psycopg 3|psycopg2) \|", page, re.M)
     return {(python, django, DRIVERS[driver]) for python, django, driver in rows}
 
 
@@ -41,8 +42,8 @@ def test_matrix__covers_every_python_and_django_the_classifiers_name():
     assert {django for _, django, _ in matrix} == _classifiers("Framework :: Django")
 
 
-def test_readme_table__is_the_ci_matrix():
-    assert _readme_table() == _matrix()
+def test_installation_table__is_the_ci_matrix():
+    assert _installation_table() == _matrix()
 
 
 def test_matrix__runs_both_drivers_and_the_oldest_and_newest_pairs():

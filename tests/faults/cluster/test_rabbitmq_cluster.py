@@ -61,7 +61,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 def _dead_letter_policy(cluster: Cluster, queue: str, **extra: object) -> None:
-    """The policy the README gives: dead letters of `queue` go to its dead-letter queue."""
+    """The Operations page's policy: dead letters of `queue` go to its dead-letter queue."""
     definition = {"dead-letter-exchange": "", "dead-letter-routing-key": f"dead_letter_{queue}",
                   "dead-letter-strategy": "at-least-once", "overflow": "reject-publish",
                   **extra}

@@ -70,7 +70,7 @@ def _runs(log_text):
 
 
 # django-celery-beat 2.9 caps Django below 6.1, so the Django 6.1 combination of the test
-# matrix has no `celery` extra; the README says so.
+# matrix has no `celery` extra; the Installation page says so.
 @pytest.mark.skipif(importlib.util.find_spec("django_celery_beat") is None,
                     reason="django-celery-beat is not installable with this Django")
 def test_celery_beat__drains_the_outbox_and_overlapping_runs_never_publish_twice(
