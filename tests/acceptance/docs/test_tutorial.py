@@ -45,7 +45,7 @@ MARKER = re.compile(r"<!-- tutorial:")
 ACTIONS = {"run", "write", "append", "start", "check", "output"}
 # What a `git clone` would not bring: local environments, caches and build output.
 NOT_CLONED = shutil.ignore_patterns(".git", ".venv", ".nox", ".reports", "build", "dist",
-                                    "site", "*.egg-info", "__pycache__", ".*_cache",
+                                    "site", "tmp", "*.egg-info", "__pycache__", ".*_cache",
                                     "*.sqlite3")
 # The test's own environment must not leak into the reader's shell.
 NOT_INHERITED = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
