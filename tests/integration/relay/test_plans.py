@@ -195,7 +195,7 @@ def _kind(sql: str) -> str:
         return "purge_delete"
     if sql.startswith(f"UPDATE {T} SET status = %s, published_at = %s, last_error = '' WHERE"):
         return "mark_published"
-    if sql.startswith(f"UPDATE {T} SET status = %s, published_at = %s, last_error = %s"):
+    if sql.startswith(f"UPDATE {T} SET status = %s, published_at = %s, returned_at = %s"):
         return "mark_returned"
     if sql.startswith(f"UPDATE {T} SET last_error = %s, available_at = %s WHERE id = ANY"):
         return "mark_nacked"
