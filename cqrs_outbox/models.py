@@ -37,12 +37,12 @@ class OutboxEvent(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
-    # When the broker returned the event as unroutable (no queue bound to its routing
-    # key); cleared when it is replayed. Such an event is also `published`.
-    returned_at = models.DateTimeField(null=True, blank=True)
     # W3C trace context of the save (with the `otel` extra), sent on as message headers.
     traceparent = models.CharField(max_length=64, null=True, blank=True)
     tracestate = models.CharField(max_length=512, null=True, blank=True)
+    # When the broker returned the event as unroutable (no queue bound to its routing
+    # key); cleared when it is replayed. Such an event is also `published`.
+    returned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = contract.OUTBOX_TABLE
