@@ -40,6 +40,9 @@ class OutboxEvent(models.Model):
     # W3C trace context of the save (with the `otel` extra), sent on as message headers.
     traceparent = models.CharField(max_length=64, null=True, blank=True)
     tracestate = models.CharField(max_length=512, null=True, blank=True)
+    # When the broker returned the event as unroutable (no queue bound to its routing
+    # key); cleared when it is replayed. Such an event is also `published`.
+    returned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = contract.OUTBOX_TABLE
@@ -58,6 +61,13 @@ class OutboxEvent(models.Model):
                 fields=["published_at"],
                 name="cqrs_outbox_published_idx",
                 condition=models.Q(status=contract.STATUS_PUBLISHED),
+            ),
+            # Returned events per routing key, and the admin's "returned" filter: partial,
+            # so it holds only the returned rows (migration 0012).
+            models.Index(
+                fields=["routing_key", "id"],
+                name="cqrs_outbox_returned_idx",
+                condition=models.Q(returned_at__isnull=False),
             ),
         ]
 

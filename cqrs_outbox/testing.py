@@ -12,7 +12,8 @@
 the relay will publish. Events are written when a transaction commits; inside a test's
 transaction, which never commits, the block writes the queued events at its end (as the
 commit would) before reading them. To run the relay's own loop in
-memory, hand `relay.publisher.StubPublisher` to the relay (see README, "Testing").
+memory, hand `relay.publisher.StubPublisher` to the relay (see docs/models.md,
+"Testing your models without a broker").
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from an earlier run.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import shutil
@@ -164,19 +165,32 @@ class Demo:
         print(f"      queue declared and bound, consuming after {waited:.1f} s")
         print("[3/5] start the master's relay")
         self.start("relay", MASTER, "cqrs_relay", "--poll-interval", RELAY_POLL_INTERVAL)
+        waited = self.wait_for_relay()
+        print(f"      relay connected after {waited:.1f} s")
         print("[4/5] write on the master: manage.py demo_writes")
-        started = time.monotonic()
         for line in self.manage(MASTER, "demo_writes").splitlines():
             print(f"      {line}")
-        written = time.monotonic()
         print("[5/5] wait until the replica holds the master's revisions")
         caught_up = self.wait_for_replica()
-        print(
-            f"      replica caught up {caught_up - written:.2f} s after the last write "
-            f"({caught_up - started:.2f} s after the first; the writes took "
-            f"{written - started:.2f} s, Django start-up included)"
-        )
+        print(f"      {self.lag_line(caught_up)}")
         self.report()
+
+    def lag_line(self, caught_up: datetime.datetime) -> str:
+        """Say how far the replica lagged, from the events' own timestamps: each event's
+        commit (created_at) to the relay's publish (published_at), and the last commit to
+        the moment the replica was seen holding every row (looked at every POLL_INTERVAL)."""
+        query = f"SELECT id, created_at, published_at FROM {contract.OUTBOX_TABLE}"
+        stamps = [(stamp(c), stamp(p)) for c, p in self.rows(MASTER, query).values()]
+        if not stamps:
+            return "no events in the master's outbox"
+        last = max(created for created, _ in stamps)
+        publish = sorted((p - c).total_seconds() for c, p in stamps if p is not None)
+        text = (f"replica caught up {(caught_up - last).total_seconds():.3f} s after the last "
+                f"of {len(stamps)} events was committed (seen within {POLL_INTERVAL} s)")
+        if publish:
+            text += (f"; commit to publish: median {publish[len(publish) // 2]:.3f} s, "
+                     f"max {publish[-1]:.3f} s")
+        return text
 
     def wait_for_consumer(self) -> float:
         """Wait until the replica's queue has a consumer; return the seconds waited."""
@@ -192,6 +206,18 @@ class Demo:
             connection.close()
         raise DemoError(f"the consumer did not start consuming {self.queue} in {READY_TIMEOUT} s")
 
+    def wait_for_relay(self) -> float:
+        """Wait for the relay's start-up line (it is connected then), so the lag below is
+        the relay's, not its start-up's; return the seconds waited."""
+        started = time.monotonic()
+        log = self.workdir / "relay.log"
+        while time.monotonic() - started < READY_TIMEOUT:
+            self.check_alive()
+            if log.read_text().startswith("relay "):
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise DemoError(f"the relay did not start within {READY_TIMEOUT} s")
+
     def consumers(self, connection: pika.BlockingConnection) -> int:
         """Return how many consumers the run's queue has (0 while it does not exist)."""
         channel = connection.channel()
@@ -202,13 +228,14 @@ class Demo:
         channel.close()
         return frame.method.consumer_count
 
-    def wait_for_replica(self) -> float:
-        """Wait until every replicated table matches the master; return when it did."""
+    def wait_for_replica(self) -> datetime.datetime:
+        """Wait until every replicated table matches the master; return when it did (UTC,
+        the clock of the events' timestamps)."""
         deadline = time.monotonic() + CATCH_UP_TIMEOUT
         while time.monotonic() < deadline:
             self.check_alive()
             if all(self.table_matches(*spec) for spec in TABLES):
-                return time.monotonic()
+                return datetime.datetime.now(datetime.timezone.utc)
             time.sleep(POLL_INTERVAL)
         raise DemoError(f"the replica did not match the master within {CATCH_UP_TIMEOUT} s")
 
@@ -275,6 +302,14 @@ class Demo:
             channel.exchange_delete(self.exchange)
         finally:
             connection.close()
+
+
+def stamp(value: str | None) -> datetime.datetime | None:
+    """Read a timestamp as Django stores it in SQLite (UTC text) as an aware datetime."""
+    if value is None:
+        return None
+    parsed = datetime.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 
 def stop_process(process: subprocess.Popen) -> str:

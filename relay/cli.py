@@ -47,42 +47,62 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+DATABASE_ENV = "RELAY_DATABASE_URL"
+BROKER_ENV = "RELAY_BROKER_URL"
+
+
 def parser() -> argparse.ArgumentParser:
-    """Return the command-line parser."""
-    defaults = engine.Config()
+    """Return the command-line parser; each option's help gives its default and the
+    environment variable it falls back to, if any."""
+    d = engine.Config()
     p = _Parser(prog=f"python -m {PROG}", description="Drain the CQRS outbox to RabbitMQ.")
-    p.add_argument("--database-url", default=os.environ.get("RELAY_DATABASE_URL"),
+    # The URL's default comes from the environment, but is never shown: it holds a password.
+    p.add_argument("--database-url", default=os.environ.get(DATABASE_ENV),
                    help="postgresql://user:password@host:port/name, "
-                        "mysql://user:password@host:port/name or sqlite:///path")
+                        "mysql://user:password@host:port/name or sqlite:///path "
+                        f"(default: ${DATABASE_ENV}; required one way or the other)")
     p.add_argument("--broker-url", action="append", default=None,
                    help="amqp://user:password@host:port/vhost (or amqps://); repeat it, or "
                         "name several hosts (amqp://u:p@h1:5672,h2:5672/vhost), for a "
-                        "cluster's nodes")
+                        f"cluster's nodes (default: ${BROKER_ENV}; required one way or the "
+                        "other)")
     p.add_argument("--driver", choices=list(relay_db.DRIVERS), default=None,
                    help="PostgreSQL driver module (default: psycopg if installed, else "
                         "psycopg2)")
-    p.add_argument("--exchange", default=contract.DEFAULT_EXCHANGE)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--poll-interval", type=float, default=defaults.poll_interval,
+    p.add_argument("--exchange", default=contract.DEFAULT_EXCHANGE,
+                   help="topic exchange to publish to (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="events per batch (default: %(default)s)")
+    p.add_argument("--poll-interval", type=float, default=d.poll_interval,
                    help="seconds between polls when no notification arrives (without "
-                        "LISTEN, the longest pause an idle relay's polls back off to)")
-    p.add_argument("--lease-ttl", type=float, default=defaults.lease_ttl, help="seconds")
-    p.add_argument("--max-attempts", type=int, default=defaults.max_attempts)
-    p.add_argument("--retention", type=float, default=defaults.retention,
-                   help="seconds published events are kept before they are purged")
-    p.add_argument("--purge-batch-size", type=int, default=defaults.purge_batch_size)
+                        "LISTEN, the longest pause an idle relay's polls back off to; "
+                        "default: %(default)s)")
+    p.add_argument("--lease-ttl", type=float, default=d.lease_ttl,
+                   help="seconds a partition lease lasts unless renewed (default: %(default)s)")
+    p.add_argument("--max-attempts", type=int, default=d.max_attempts,
+                   help="broker refusals of an event before it is marked failed "
+                        "(default: %(default)s)")
+    p.add_argument("--retention", type=float, default=d.retention,
+                   help="seconds published events are kept before they are purged "
+                        "(default: %(default)s, 7 days)")
+    p.add_argument("--purge-batch-size", type=int, default=d.purge_batch_size,
+                   help="events per purge statement (default: %(default)s)")
     p.add_argument("--no-listen", action="store_true",
-                   help="poll only (e.g. behind PgBouncer in transaction mode)")
-    p.add_argument("--owner", default="", help="this relay's name in the lease table")
+                   help="poll only (e.g. behind PgBouncer in transaction mode; default: "
+                        "LISTEN on PostgreSQL)")
+    p.add_argument("--owner", default="",
+                   help="this relay's name in the lease table (default: host name and pid)")
     p.add_argument("--once", action="store_true", help="stop when nothing is pending")
-    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="stop after this long (default: run until stopped)")
     p.add_argument("--status", action="store_true", help="print the outbox status and exit")
     p.add_argument("--metrics-port", type=int, default=None,
-                   help="serve /metrics, /healthz and /readyz on this port")
+                   help="serve /metrics, /healthz and /readyz on this port (default: none)")
     p.add_argument("--metrics-addr", default=health.DEFAULT_ADDR,
-                   help="address the metrics port listens on")
+                   help="address the metrics port listens on (default: %(default)s)")
     p.add_argument("--log-level", default="INFO",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="(default: %(default)s)")
     return p
 
 
@@ -138,16 +158,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if not args.database_url:
-        raise ConfigurationError("--database-url is required (or set RELAY_DATABASE_URL)")
+        raise ConfigurationError(f"--database-url is required (or set {DATABASE_ENV})")
     if args.status:
         with relay_db.translated():
             summary = store.summary(relay_db.connect(args.database_url, args.driver))
         print(f"database: {redact(args.database_url)}")
         print(status.render(summary))
         return 0
-    brokers = args.broker_url or os.environ.get("RELAY_BROKER_URL")
+    brokers = args.broker_url or os.environ.get(BROKER_ENV)
     if not brokers:
-        raise ConfigurationError("--broker-url is required (or set RELAY_BROKER_URL)")
+        raise ConfigurationError(f"--broker-url is required (or set {BROKER_ENV})")
     addresses = parse_broker_urls(brokers, "--broker-url")
     settings = config(args)
     publisher = pika_publisher.PikaPublisher(addresses, args.exchange)

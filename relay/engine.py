@@ -167,6 +167,8 @@ class Relay:
         self._idle_polls = 0  # empty polls since the last work, for the back-off
         self._last_purge = -PURGE_INTERVAL
         self._unroutable: set[str] = set()
+        # Returned events found by `start`, per routing key: keys without a bound queue.
+        self.returned_at_start: tuple[tuple[str, int], ...] = ()
         self._stopping_since: float | None = None  # when a wait first saw the stop
 
     # -- public ------------------------------------------------------------------------
@@ -178,7 +180,14 @@ class Relay:
         An unreachable broker is only logged: the run loop keeps trying it.
         """
         with relay_db.translated():
-            self._ensure_db()
+            self.returned_at_start = store.returned_by_key(self._ensure_db())
+        for key, count in self.returned_at_start:
+            self._unroutable.add(key)  # said here; not again at the next return
+            logger.warning(
+                "routing key %s: %s event(s) returned by the broker as unroutable wait for "
+                "a replay; no queue was bound to the key when they were published",
+                key, count,
+            )
         try:
             self.publisher.connect()
         except BrokerUnavailable as exc:

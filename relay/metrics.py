@@ -124,6 +124,7 @@ class _Families:
     broker_up: Any
     database_up: Any
     last_turn: Any
+    returned_events: Any
 
 
 _families: weakref.WeakKeyDictionary[Any, _Families] = weakref.WeakKeyDictionary()
@@ -171,6 +172,10 @@ def _create(registry: Any) -> _Families:
                           "1 while the database answers the relay, else 0."),
         last_turn=gauge("cqrs_outbox_last_turn_timestamp_seconds",
                         "When the drain loop last turned."),
+        returned_events=prom.Gauge(
+            "cqrs_outbox_returned_events",
+            "Events returned unroutable and not replayed yet, per routing key.",
+            ["database", "routing_key"], registry=registry),
     )
 
 
@@ -199,6 +204,7 @@ class RelayMetrics(Observer):
                     "database": f.database_up.labels(database)}
         self._last_turn = f.last_turn.labels(database)
         self._next_sample = 0.0
+        self._returned_keys: set[str] = set()
         self._last_turn.set_to_current_time()
         self.server: Any = None  # the endpoint serving this registry, closed with the relay
 
@@ -219,11 +225,18 @@ class RelayMetrics(Observer):
             self.sample(db)
 
     def sample(self, db: Database) -> None:
-        """Count pending and failed events (one query over the small partial indexes)."""
+        """Count pending, failed and returned events (queries over the small partial
+        indexes)."""
         summary = store.summary(db)
         self.f.pending.labels(self.database).set(summary.pending)
         self.f.failed_events.labels(self.database).set(summary.failed)
         self.f.oldest_age.labels(self.database).set(summary.oldest_pending_age() or 0.0)
+        keys = dict(summary.returned_by_key)
+        for gone in self._returned_keys - keys.keys():  # replayed: the series ends
+            self.f.returned_events.remove(self.database, gone)
+        for key, count in keys.items():
+            self.f.returned_events.labels(self.database, key).set(count)
+        self._returned_keys = set(keys)
 
     def down(self, what: str) -> None:
         self._last_turn.set_to_current_time()  # the loop still turns, backing off
@@ -250,6 +263,9 @@ class RelayMetrics(Observer):
 
     def returned(self, row: store.Pending) -> None:
         self._counter(self.f.returned, row.cqrs_id).inc()
+        # Up at once; the next sample counts the table again (and sees replays).
+        self.f.returned_events.labels(self.database, row.routing_key).inc()
+        self._returned_keys.add(row.routing_key)
 
     def refused(self, row: store.Pending, failed: bool) -> None:
         self._counter(self.f.refused, row.cqrs_id).inc()

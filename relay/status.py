@@ -8,6 +8,11 @@ from collections.abc import Iterable
 from cqrs_outbox.core import contract
 from relay import store
 
+REPLAY_HINT = (
+    "bind a queue to each key (start its consumer), then replay the events: admin "
+    "filter 'returned (unroutable)', action 'Replay selected events'"
+)
+
 
 def render(summary: store.Summary, now: datetime.datetime | None = None) -> str:
     """Return the summary as lines of text: counts, lag, and who holds which partitions."""
@@ -17,7 +22,12 @@ def render(summary: store.Summary, now: datetime.datetime | None = None) -> str:
         f"pending: {summary.pending}",
         f"failed: {summary.failed}",
         f"oldest pending age: {'-' if age is None else f'{max(age, 0.0):.1f}s'}",
+        f"returned (unroutable): {summary.returned}",
     ]
+    for key, count in summary.returned_by_key:
+        lines.append(f"  routing key {key}: {count} returned, no queue was bound")
+    if summary.returned:
+        lines.append(f"  {REPLAY_HINT}")
     live = [
         (o.owner, o.partition, o.expires_at)
         for o in summary.owners

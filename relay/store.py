@@ -39,6 +39,13 @@ class Summary:
     failed: int
     oldest_pending_at: datetime.datetime | None
     owners: tuple[PartitionOwner, ...]
+    # Events the broker returned as unroutable and nobody replayed yet, per routing key.
+    returned_by_key: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def returned(self) -> int:
+        """Return how many events wait, returned unroutable, for a queue and a replay."""
+        return sum(count for _, count in self.returned_by_key)
 
     def oldest_pending_age(self, now: datetime.datetime | None = None) -> float | None:
         """Return the age of the oldest pending event in seconds, or None if none wait."""
@@ -56,10 +63,10 @@ def _aware(value: datetime.datetime) -> datetime.datetime:
 
 
 def summary(db: Database) -> Summary:
-    """Count pending and failed events and list partition owners.
+    """Count pending, failed and returned events and list partition owners.
 
-    Counts come from the partial pending index and the failed rows only, never a
-    scan of published history.
+    Counts come from the partial pending and returned indexes and the failed rows only,
+    never a scan of published history.
     """
     pending, oldest = db.fetchone(
         f"SELECT COUNT(*), MIN(created_at) FROM {OUTBOX_TABLE} WHERE status = %s",
@@ -75,7 +82,23 @@ def summary(db: Database) -> Summary:
     owners = tuple(
         PartitionOwner(p, o, _aware(e) if e is not None else None) for p, o, e in rows
     )
-    return Summary(int(pending), int(failed), _aware(oldest) if oldest else None, owners)
+    return Summary(
+        int(pending), int(failed), _aware(oldest) if oldest else None, owners,
+        returned_by_key(db),
+    )
+
+
+def returned_by_key(db: Database) -> tuple[tuple[str, int], ...]:
+    """Count the events returned unroutable and not replayed, per routing key.
+
+    Plan: the returned index only (partial on PostgreSQL and SQLite, a range of
+    `returned_at` on MySQL), whatever the size of the table.
+    """
+    rows = db.fetchall(
+        f"SELECT routing_key, COUNT(*) FROM {OUTBOX_TABLE} WHERE returned_at IS NOT NULL "
+        "GROUP BY routing_key ORDER BY routing_key"
+    )
+    return tuple((str(key), int(count)) for key, count in rows)
 
 
 def retry_failed(db: Database, ids: Sequence[int]) -> int:
@@ -99,11 +122,17 @@ def replay(db: Database, ids: Sequence[int]) -> int:
     """Append copies of the given events as new pending rows, in their original order.
 
     The copies go through the relay like any new event; replicas ignore the ones whose
-    revision they already hold, and take the rest.
+    revision they already hold, and take the rest. Originals the broker had returned
+    as unroutable lose that mark: their copies carry them now.
     """
     if not ids:
         return 0
     now = utcnow()
+    db.rowcount(
+        f"UPDATE {OUTBOX_TABLE} SET returned_at = NULL "
+        f"WHERE returned_at IS NOT NULL AND id IN ({placeholders(ids)})",
+        tuple(ids),
+    )
     return db.rowcount(
         f"INSERT INTO {OUTBOX_TABLE} ({_COPY_COLUMNS}, status, attempts, available_at, last_error, "
         f"created_at) SELECT {_COPY_COLUMNS}, %s, 0, %s, '', %s FROM {OUTBOX_TABLE} "
@@ -346,16 +375,19 @@ def mark_nacked(db: Database, ids: Sequence[int], reason: str, retry_at: datetim
 
 
 def mark_returned(db: Database, event_id: int, reason: str, now: datetime.datetime) -> int:
-    """Mark an event the broker accepted but could not route: published, with the reason.
+    """Mark an event the broker accepted but could not route: published and returned,
+    with the reason.
 
-    No queue was bound for its routing key, so publishing it again would meet the same
-    fate; the reason stays on the row for the admin and the status output.
+    No queue was bound for its routing key, so publishing it again at once would meet
+    the same fate. `returned_at` keeps it visible (status output, admin filter, metrics)
+    until someone replays it once a queue is bound.
     Plan: one primary key probe (see `_UNSETTLED`).
     """
+    stamp = db.timestamp(now)
     return db.rowcount(
-        f"UPDATE {OUTBOX_TABLE} SET status = %s, published_at = %s, last_error = %s "
-        f"WHERE id = %s AND {_UNSETTLED}",
-        (contract.STATUS_PUBLISHED, db.timestamp(now), reason, event_id),
+        f"UPDATE {OUTBOX_TABLE} SET status = %s, published_at = %s, returned_at = %s, "
+        f"last_error = %s WHERE id = %s AND {_UNSETTLED}",
+        (contract.STATUS_PUBLISHED, stamp, stamp, reason, event_id),
     )
 
 

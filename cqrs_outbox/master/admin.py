@@ -105,6 +105,23 @@ class CQRSIdFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ReturnedFilter(admin.SimpleListFilter):
+    """Events the broker returned as unroutable and nobody replayed yet (the partial
+    returned index of migration 0012 serves it)."""
+
+    title = "returned by the broker"
+    parameter_name = "returned"
+    YES = "unroutable"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [(self.YES, "returned (unroutable)")]
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet) -> models.QuerySet:
+        if self.value() == self.YES:
+            return queryset.filter(returned_at__isnull=False)
+        return queryset
+
+
 def chunks(ids: Sequence[int], size: int = ACTION_CHUNK) -> Iterator[Sequence[int]]:
     """Yield `ids` in slices of `size`, keeping their order."""
     for start in range(0, len(ids), size):
@@ -148,6 +165,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
     list_display_links = ("id",)
     list_filter = (
         "status",
+        ReturnedFilter,
         CQRSIdFilter,
         "signal_type",
         ("created_at", admin.DateFieldListFilter),
@@ -172,6 +190,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
                     "available_at",
                     "created_at",
                     "published_at",
+                    "returned_at",
                     "last_error",
                 )
             },
@@ -200,6 +219,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "available_at",
         "created_at",
         "published_at",
+        "returned_at",
         "last_error",
         "routing_key",
         "partition",
@@ -261,12 +281,16 @@ class OutboxEventAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context=context)
 
     def summary(self) -> dict:
-        """Return the figures shown above the list: pending, failed, oldest pending age."""
+        """Return the figures shown above the list: pending, failed, returned (with
+        their routing keys), oldest pending age."""
         alias = router.db_for_read(OutboxEvent)
         figures = store.summary(outbox_db.database(alias))
         return {
             "pending": figures.pending,
             "failed": figures.failed,
+            "returned": figures.returned,
+            "returned_keys": ", ".join(key for key, _ in figures.returned_by_key),
+            "returned_filter": f"?{ReturnedFilter.parameter_name}={ReturnedFilter.YES}",
             "oldest_pending_age": _age(figures.oldest_pending_age()),
             "relays": len({owner.owner for owner in figures.owners}),
             "partitions": len(figures.owners),
@@ -281,7 +305,10 @@ class OutboxEventAdmin(admin.ModelAdmin):
             count = self._run_in_chunks(queryset.db, store.replay, ids)
             logger.info("Replayed %s outbox events on request of %s", count, request.user)
             self.message_user(
-                request, f"{count} event(s) queued to be published again, in their original order."
+                request,
+                f"{count} event(s) queued to be published again, in their original order. "
+                "Any the broker had returned as unroutable are no longer counted as returned; "
+                "should no queue be bound yet, they come back returned.",
             )
 
     @admin.action(description="Retry selected failed events", permissions=["replay"])

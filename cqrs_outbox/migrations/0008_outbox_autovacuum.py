@@ -9,8 +9,8 @@ come after a fixed number of changed rows plus 1% of the table instead, so the p
 index stays near the size of the backlog and the statistics follow it.
 
 Storage parameters of the table only, on PostgreSQL only; elsewhere this does nothing.
-Servers that run with `autovacuum = off` ignore them (see the README's table health
-notes).
+Servers that run with `autovacuum = off` ignore them (see docs/operations.md,
+Outbox table health).
 """
 
 from django.db import migrations

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +39,10 @@ from cqrs_outbox.replica import transport as transport_
 from cqrs_outbox.replica.transport import Delivery
 
 logger = logging.getLogger(__name__)
+# The operator's lines: progress every PROGRESS_INTERVAL while applying, and the stop.
+# `cqrs_consume` shows this logger at INFO when the project's LOGGING leaves it alone
+# (`console_logging`), where the per-message INFO lines above stay quiet.
+status = logging.getLogger("cqrs_outbox.replica.status")
 
 IDLE_WAIT = 0.2  # seconds to wait for deliveries when nothing is buffered
 BACKOFF_BASE = 0.5  # seconds before the first reconnect
@@ -45,6 +51,32 @@ TOMBSTONE_PURGE_INTERVAL = 3600.0  # seconds between purges of old tombstones
 DB_IDLE_CLOSE = 60.0  # seconds without a batch after which database connections are closed
 REASON_CHARS = 1000  # characters of a dead-letter reason
 PK_CHARS = 200  # characters of a primary key quoted in a log line
+PROGRESS_INTERVAL = 60.0  # seconds between progress lines while events are applied
+
+
+@dataclass
+class Tally:
+    """What a worker did with its messages, for the progress and stop lines."""
+
+    applied: int = 0
+    skipped: int = 0  # acknowledged without a change: old revisions, filtered, ignored
+    dead: int = 0
+    retried: int = 0
+    lag: float | None = None  # seconds from the master's save to the last one applied
+
+    def add(self, other: Tally) -> None:
+        """Count `other` into this tally; its lag is the newer."""
+        self.applied += other.applied
+        self.skipped += other.skipped
+        self.dead += other.dead
+        self.retried += other.retried
+        self.lag = other.lag if other.lag is not None else self.lag
+
+    def text(self) -> str:
+        """Return the counts as the lines show them."""
+        lag = "-" if self.lag is None else f"{self.lag:.1f}s"
+        return (f"{self.applied} applied, {self.skipped} skipped, {self.dead} dead-lettered, "
+                f"{self.retried} retried, lag {lag}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +112,9 @@ class Consumer:
         self._report = batchlog.BatchReport(logger)
         self._gate = signed.Gate(self.settings, self.names.queue)
         self._queue_described = False
+        self.tally = Tally()  # since the last progress line
+        self.total = Tally()  # since the start
+        self._progress_from = time.monotonic()  # when the current tally began
 
     def stop(self, *args: Any) -> None:
         """Finish the batch in hand, acknowledge it and return from `run()`."""
@@ -106,7 +141,9 @@ class Consumer:
                 connections.close_all()
                 self.stopping.wait(delay)
         connections.close_all()  # this thread's connections: nobody else can close them
-        logger.info("Consumer stopped after applying %s events", self.applied)
+        self.total.add(self.tally)
+        status.info("Worker %s stopped on queue %s, its last batch acknowledged; since its "
+                    "start: %s", os.getpid(), self.names.queue, self.total.text())
 
     def _session(self) -> None:
         self._buffer = []
@@ -152,8 +189,9 @@ class Consumer:
             logger.warning(
                 "Queue %s takes a message off after %s deliveries, fewer than twice the "
                 "prefetch (%s): each crash or reconnect of a worker counts one delivery of up "
-                "to %s messages. Give the queue a dead-letter target by policy (README: "
-                "RabbitMQ clusters) so they land in %s, or lower the prefetch.",
+                "to %s messages. Give the queue a dead-letter target by policy (docs: "
+                "operations.md, Delivery limits and dead letters) so they land in %s, or "
+                "lower the prefetch.",
                 info.name, limit, self.prefetch_count, self.prefetch_count,
                 self.names.dead_letter_queue)
 
@@ -184,6 +222,18 @@ class Consumer:
         self._outage.recovered("Applying events")
         self._report.finish(len(batch), self.applied - applied_before,
                             (time.monotonic() - started) * 1000)
+        self._progress()
+
+    def _progress(self) -> None:
+        """Write the progress line once PROGRESS_INTERVAL has passed since the last."""
+        now = time.monotonic()
+        if now - self._progress_from < PROGRESS_INTERVAL:
+            return
+        status.info("Worker %s on queue %s, last %.0fs: %s", os.getpid(), self.names.queue,
+                    now - self._progress_from, self.tally.text())
+        self.total.add(self.tally)
+        self.tally = Tally()
+        self._progress_from = now
 
     def _settle(self, delivery: Delivery, envelope: wire.Envelope, model: Any,
                 outcome: apply.EventResult) -> _Verdict:
@@ -237,6 +287,7 @@ class Consumer:
             logger.debug("Ignored broadcast SYNC %s:%s (CQRS_ONLY_DIRECT_SYNCS)",
                          envelope.cqrs_id, envelope.instance_pk)
             _info(sentences.applied, envelope)
+            self.tally.skipped += 1
             return _Verdict(delivery, "ack"), None
         return None, (delivery, envelope, model)
 
@@ -250,6 +301,7 @@ class Consumer:
                outcome: apply.EventResult) -> _Verdict:
         if outcome.status in (apply.APPLIED, apply.IGNORED):
             self.applied += outcome.status == apply.APPLIED
+            self._count(envelope, outcome)
             self.observer.acknowledged(envelope, outcome.reason)
             _info(sentences.applied, envelope)
             return _Verdict(delivery, "ack")
@@ -269,17 +321,28 @@ class Consumer:
             keep = signed.is_signed(delivery.properties)  # sent on byte for byte
             body = delivery.body if keep else wire.with_retries(envelope, retries + 1)
             self.observer.retried(envelope)
+            self.tally.retried += 1
             return _Verdict(delivery, "retry", outcome.reason, body, delay)
         reason = f"failed after {retries} retries: {outcome.reason}"
         return self._dead(delivery, reason, envelope, said=said)
+
+    def _count(self, envelope: wire.Envelope, outcome: apply.EventResult) -> None:
+        if outcome.status != apply.APPLIED or outcome.reason:
+            self.tally.skipped += 1
+            return
+        self.tally.applied += 1
+        updated = replica_metrics.updated_at(envelope)
+        if updated is not None:
+            self.tally.lag = max(0.0, (wire.utcnow() - updated).total_seconds())
 
     def _retry_lines(self, delivery: Delivery, envelope: wire.Envelope,
                      outcome: apply.EventResult, said: tuple, wait: Any, delay: float) -> None:
         about = (envelope.instance_pk, envelope.cqrs_id, envelope.correlation_id)
         eta = wire.utcnow() + datetime.timedelta(seconds=delay)
-        ours = (f"{one_line(delivery.label)} {one_line(envelope.cqrs_id)}:"
-                f"{one_line(envelope.instance_pk)} failed ({one_line(outcome.reason)}); "
-                f"retry {envelope.retries + 1} in {delay}s")
+        what = f"{envelope.cqrs_id}:{envelope.instance_pk}"
+        ours = _event_line("Retrying", delivery, what,
+                           f"failed ({one_line(outcome.reason, REASON_CHARS)}); "
+                           f"retry {envelope.retries + 1} in {delay}s")
         lines = [(logging.ERROR, text) for text in said]
         lines.append((logging.WARNING, sentences.failed(*about, envelope.retries)))
         lines.append((logging.WARNING, sentences.line(sentences.delayed(*about, wait, eta), ours)))
@@ -295,8 +358,8 @@ class Consumer:
         reason = one_line(reason, REASON_CHARS)
         what = f"{envelope.cqrs_id}:{envelope.instance_pk}" if envelope else "body"
         self.observer.dead_lettered(envelope, reason)
-        ours = (f"Dead-lettered {one_line(delivery.label)} {one_line(what, PK_CHARS)}: "
-                f"{reason}; body: {wire.preview(delivery.body)}")
+        self.tally.dead += 1
+        ours = _event_line("Dead-lettered", delivery, what, reason)
         lines = [(logging.ERROR, text) for text in said if text]
         if envelope is not None:
             about = (envelope.instance_pk, envelope.cqrs_id, envelope.correlation_id)
@@ -374,6 +437,34 @@ def _apply(work: list[tuple[Delivery, wire.Envelope, Any]]) -> list[apply.EventR
         except Exception as exc:
             outcomes.append(apply.failure(exc))
     return outcomes
+
+
+def console_logging() -> bool:
+    """Show the status lines (progress, stop) at INFO on stderr, unless the project's
+    LOGGING says something about them; return whether it did.
+
+    Django's default LOGGING configures the `django` loggers only, and Python then shows
+    records of WARNING and above alone: a worker applying events would say nothing. A
+    handler, or a level, on `cqrs_outbox.replica.status`, `cqrs_outbox.replica`,
+    `cqrs_outbox` or the root logger is the project's choice and is left alone.
+    """
+    node: Any = status
+    while node is not None:
+        if node.handlers or (node is not logging.root and node.level != logging.NOTSET):
+            return False
+        node = node.parent if node.propagate else None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    status.addHandler(handler)
+    status.setLevel(logging.INFO)
+    return True
+
+
+def _event_line(verb: str, delivery: Delivery, what: str, reason: str) -> str:
+    """Return our line for a retried or dead-lettered delivery: the same fields for both
+    (the message, cqrs_id:pk, why, a preview of the body)."""
+    return (f"{verb} {one_line(delivery.label)} {one_line(what, PK_CHARS)}: {reason}; "
+            f"body: {wire.preview(delivery.body)}")
 
 
 def _retries(delivery: Delivery) -> int:

@@ -141,7 +141,8 @@ def observer(queue: str, known: Collection[str] = ()) -> Observer:
     return ReplicaMetrics(queue, _families, known)
 
 
-def _updated(envelope: wire.Envelope) -> datetime.datetime | None:
+def updated_at(envelope: wire.Envelope) -> datetime.datetime | None:
+    """Return the master's clock at the save an event carries (cqrs_updated), if any."""
     value = envelope.instance_data.get(wire.UPDATED_KEY)
     if not isinstance(value, str):
         return None
@@ -234,7 +235,7 @@ class ReplicaMetrics(Observer):
             self._counts[(self.f.skipped, cqrs_id, skipped)] += 1
             return
         self._counts[(self.f.applied, cqrs_id)] += 1
-        updated = _updated(envelope)
+        updated = updated_at(envelope)
         if updated is not None:
             lag = (datetime.datetime.now(datetime.timezone.utc) - updated).total_seconds()
             self._lags[cqrs_id].append(max(0.0, lag))

@@ -2,8 +2,8 @@
 
 The work queue and the dead-letter queue are declared durable and without arguments,
 exactly like django-cqrs declares them, so either consumer can start first. Their type
-and limits come from the virtual host's default queue type and from policies (see the
-README's RabbitMQ clusters section). A queue an operator declared beforehand with
+and limits come from the virtual host's default queue type and from policies (see
+docs/operations.md, RabbitMQ clusters). A queue an operator declared beforehand with
 arguments of its own is used as it is: only checked to exist (`kept`).
 The delay queue is ours alone: messages wait in it for their per-message TTL and then
 dead-letter through the default exchange straight back to the work queue.

@@ -41,6 +41,7 @@ def test_alert_rules__use_only_exported_series():
     rules = re.search(r"```yaml\ngroups:(.*?)```", monitoring_section(), re.S)[1]
     used = set(SERIES.findall(rules))
     assert used == {"cqrs_outbox_oldest_pending_age_seconds", "cqrs_outbox_failed_events",
+                    "cqrs_outbox_returned_events",
                     "cqrs_outbox_events_nacked_total", "cqrs_outbox_events_refused_total",
                     "cqrs_replica_events_dead_lettered_total"}
     assert used <= exported()

@@ -91,6 +91,16 @@ class CQRSCommand(BaseCommand):
             self.stderr.write(text, style_func=str)
 
 
+def from_setting(section: str, key: str) -> str:
+    """Return the help's default of an option that falls back to `CQRS[section][key]`,
+    naming that setting and its own default."""
+    from cqrs_outbox import conf
+
+    value = conf.SECTION_KEYS[section][key].default
+    shown = "none" if value is None else f"{value:g}" if isinstance(value, float) else value
+    return f"default: CQRS['{section}']['{key}'], which is {shown} unless set"
+
+
 def add_cqrs_id(parser: argparse.ArgumentParser, short: str, kind: str) -> None:
     """Add `--cqrs-id` with django-cqrs's short form for this command."""
     parser.add_argument(

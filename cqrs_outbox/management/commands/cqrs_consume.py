@@ -20,7 +20,9 @@ class Command(_common.CQRSCommand):
     help = "Consume CQRS events from the replica queue and apply them to the replica models."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--workers", "-w", type=int, default=1, help="Worker processes.")
+        setting = _common.from_setting
+        parser.add_argument("--workers", "-w", type=int, default=1,
+                            help="Worker processes (default: %(default)s).")
         parser.add_argument(
             "--cqrs-id",
             "-cid",
@@ -29,46 +31,46 @@ class Command(_common.CQRSCommand):
             nargs="+",
             default=[],
             metavar="CQRS_ID",
-            help="Bind only these replica models (repeatable).",
+            help="Bind only these replica models (repeatable; default: every replica model).",
         )
         parser.add_argument(
             "--batch-size",
             type=int,
             default=None,
-            help="Events per transaction (default: CQRS['replica']['batch_size']).",
+            help=f"Events per transaction ({setting('replica', 'batch_size')}).",
         )
         parser.add_argument(
             "--prefetch-count", type=int, default=None,
-            help="Unacknowledged messages per worker (default: "
-                 "CQRS['replica']['prefetch_count']).",
+            help="Unacknowledged messages per worker "
+                 f"({setting('replica', 'prefetch_count')}).",
         )
         parser.add_argument(
             "--reload", "-r", action="store_true", default=False,
             help="Restart the workers when a Python file they loaded changes (Django's "
-                 "autoreloader), or on SIGHUP.",
+                 "autoreloader), or on SIGHUP (default: off).",
         )
         parser.add_argument(
             "--ignore-paths", nargs="?", default=None,
             help="Directories whose changes --reload ignores, comma-separated, "
-                 "e.g. \"env\" or \"env,node_modules\".",
+                 "e.g. \"env\" or \"env,node_modules\" (default: none).",
         )
         parser.add_argument(
             "--sigint-timeout", nargs="?", type=int, default=worker_pool.DEFAULT_SIGINT_TIMEOUT,
             help="Seconds a stopping worker gets to finish before it is killed with SIGKILL "
-                 "(default %(default)s).",
+                 "(default: %(default)s).",
         )
         parser.add_argument(
             "--sigkill-timeout", nargs="?", type=int,
             default=worker_pool.DEFAULT_SIGKILL_TIMEOUT,
-            help="Seconds to wait for a worker after SIGKILL (default %(default)s).",
+            help="Seconds to wait for a worker after SIGKILL (default: %(default)s).",
         )
         parser.add_argument(
             "--metrics-port", type=int, default=None,
             help="Serve /metrics, /healthz and /readyz of all workers on this port "
-                 "(default: CQRS['replica']['metrics_port']).",
+                 f"({setting('replica', 'metrics_port')}).",
         )
         parser.add_argument("--metrics-addr", default="127.0.0.1",
-                            help="Address the metrics port listens on (default: 127.0.0.1).")
+                            help="Address the metrics port listens on (default: %(default)s).")
 
     def run(self, options: dict) -> None:
         count, cqrs_ids, batch_size = options["workers"], options["cqrs_ids"], options["batch_size"]
@@ -84,6 +86,7 @@ class Command(_common.CQRSCommand):
             sys.exit(reloader.run_parent(timeouts))
         if options["reload"]:
             reloader.watch(reloader.ignored_paths(options["ignore_paths"]))
+        consumer.console_logging()
         self.stdout.write(startup.consumer_line(count, batch_size, prefetch))
         self.stdout.flush()
         with replica_metrics.serving(_metrics_port(options), options["metrics_addr"]):

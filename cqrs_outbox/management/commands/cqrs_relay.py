@@ -28,30 +28,31 @@ class Command(_common.CQRSCommand):
     help = "Publish the outbox's pending events to RabbitMQ, in order, with confirms."
 
     def add_arguments(self, parser: Any) -> None:
+        setting = _common.from_setting
         parser.add_argument("--once", action="store_true",
                             help="Stop when nothing is pending instead of waiting.")
         parser.add_argument("--seconds", type=float, default=None,
-                            help="Stop after this many seconds.")
+                            help="Stop after this many seconds (default: run until stopped).")
         parser.add_argument("--batch-size", type=int, default=None,
-                            help="Events per batch (default: CQRS['relay']['batch_size']).")
+                            help=f"Events per batch ({setting('relay', 'batch_size')}).")
         parser.add_argument("--poll-interval", type=float, default=None,
-                            help="Seconds between polls (default: "
-                                 "CQRS['relay']['poll_interval']).")
+                            help=f"Seconds between polls ({setting('relay', 'poll_interval')}).")
         parser.add_argument("--lease-ttl", type=float, default=None,
-                            help="Seconds a partition lease lasts (default: "
-                                 "CQRS['relay']['lease_ttl']).")
+                            help=f"Seconds a partition lease lasts "
+                                 f"({setting('relay', 'lease_ttl')}).")
         parser.add_argument("--no-listen", action="store_true",
-                            help="Poll only; do not LISTEN for notifications (PgBouncer).")
+                            help="Poll only; do not LISTEN for notifications (PgBouncer). "
+                                 "Default: LISTEN on PostgreSQL.")
         parser.add_argument("--database", default="default",
-                            help="Database alias whose outbox to drain (default: default).")
+                            help="Database alias whose outbox to drain (default: %(default)s).")
         parser.add_argument("--status", action="store_true",
-                            help="Print pending and failed counts, the oldest pending "
-                                 "age and partition owners, then exit.")
+                            help="Print pending, failed and returned (unroutable) counts, "
+                                 "the oldest pending age and partition owners, then exit.")
         parser.add_argument("--metrics-port", type=int, default=None,
                             help="Serve /metrics, /healthz and /readyz on this port "
-                                 "(default: CQRS['relay']['metrics_port']).")
+                                 f"({setting('relay', 'metrics_port')}).")
         parser.add_argument("--metrics-addr", default=health.DEFAULT_ADDR,
-                            help="Address the metrics port listens on (default: 127.0.0.1).")
+                            help="Address the metrics port listens on (default: %(default)s).")
 
     def run(self, options: dict) -> None:
         if options["status"]:

@@ -78,6 +78,17 @@ class Services:
             timeout=WAIT * 2,
         )
 
+    def python(self, *args: str) -> subprocess.CompletedProcess:
+        """Run `python <args>` (e.g. `-m relay ...`) to its end, with our settings."""
+        return subprocess.run(
+            [sys.executable, *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=self.env(),
+            timeout=WAIT * 2,
+        )
+
     def pipeline(self, *commands: list[str], settings: str = OURS) -> subprocess.CompletedProcess:
         """Run `python -m django A | python -m django B | ...` through the shell."""
         python = shlex.quote(sys.executable)

@@ -89,16 +89,33 @@ def test_cqrs_consume__prints_its_queue_broker_batch_prefetch_and_driver(tmp_pat
                       "cqrs_consume", "-w", "1", "--batch-size", "5", "--prefetch-count", "9")
     try:
         line = command.first_line()
+        wait_until(lambda: _consumers(queue), what="the worker to consume")
     finally:
-        command.stop()
+        assert command.stop() == 0, command.err.read_text()
         _delete(exchange, queue, f"{queue}.delay", f"dead_letter_{queue}")
+    # Django's default LOGGING shows no INFO, yet the worker's stop line is on stderr.
+    assert (
+        f"INFO cqrs_outbox.replica.status: Worker {command.process.pid} stopped on queue "
+        f"{queue}, its last batch acknowledged; since its start: 0 applied, 0 skipped, "
+        "0 dead-lettered, 0 retried, lag -"
+    ) in command.err.read_text()
     assert line == (
         f"consuming queue {queue} from exchange {exchange} at "
         f"amqp://guest:***@127.0.0.1:5672/%2F: 1 worker(s), batch 5, prefetch 9, "
-        f"database {_database()}"
+        f"signatures off, database {_database()}"
     )
     assert SECRET not in command.out.read_text() + command.err.read_text()
     assert settings.CQRS["url"].startswith("amqp://guest:guest@")  # what *** stands for
+
+
+def _consumers(queue):
+    conn = pika.BlockingConnection(pika.URLParameters(support.BROKER_URL))
+    try:
+        return conn.channel().queue_declare(queue, passive=True).method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:  # not declared yet
+        return 0
+    finally:
+        conn.close()
 
 
 def _delete(exchange, *queues):

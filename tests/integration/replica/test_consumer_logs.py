@@ -89,3 +89,42 @@ def _summed(caplog):
                                       record.getMessage()):
             totals[kind] = totals.get(kind, 0) + int(count)
     return totals
+
+
+def test_consumer__status_lines_count_applied_skipped_and_dead_lettered(settings, monkeypatch,
+                                                                         caplog):
+    monkeypatch.setattr(consumer, "PROGRESS_INTERVAL", 0.0)  # a progress line per batch
+    queue = support.unique("status")
+    settings.CQRS = {**settings.CQRS, "exchange": support.unique("status_ex"), "queue": queue}
+    names = topology.Names(settings.CQRS["exchange"], queue, f"dead_letter_{queue}",
+                           f"{queue}{topology.DELAY_SUFFIX}")
+    client = support.Broker(names.exchange)
+    try:
+        topology.declare(client.channel, names, sorted(ReplicaRegistry.models))
+        for body in (ev.save("author", 1, 0, name="a"), ev.save("author", 1, 0, name="a"),
+                     b"not json"):
+            client.publish(body, "author")
+        caplog.set_level(logging.INFO, logger="cqrs_outbox.replica.status")
+        worker = consumer.Consumer(batch_size=500)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        progress = "Worker .* on queue .*, last \\d+s: (\\d+) applied, (\\d+) skipped, " \
+                   "(\\d+) dead-lettered, (\\d+) retried, lag (\\S+)"
+
+        def counted():
+            found = [re.fullmatch(progress, r.getMessage()) for r in caplog.records]
+            return [tuple(int(n) for n in m.groups()[:4]) for m in found if m]
+
+        wait_until(lambda: [sum(c) for c in zip(*counted(), strict=True)] == [1, 1, 1, 0],
+                   what="progress lines counting the three messages")
+        worker.stop()
+        thread.join(30)
+        assert not thread.is_alive()
+    finally:
+        client.delete(names.queue, names.dead_letter_queue, names.delay_queue)
+        client.close()
+    [stop] = [r.getMessage() for r in caplog.records if " stopped on queue " in r.getMessage()]
+    assert re.fullmatch(
+        f"Worker \\d+ stopped on queue {queue}, its last batch acknowledged; since its start: "
+        "1 applied, 1 skipped, 1 dead-lettered, 0 retried, lag \\d+\\.\\ds", stop
+    ), stop

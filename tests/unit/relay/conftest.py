@@ -26,11 +26,14 @@ SCHEMA = [
     '"status" varchar(10) NOT NULL, "attempts" integer NOT NULL, '
     '"available_at" datetime NOT NULL, "last_error" text NOT NULL, '
     '"created_at" datetime NOT NULL, "published_at" datetime NULL, '
-    '"traceparent" varchar(64) NULL, "tracestate" varchar(512) NULL)',
+    '"traceparent" varchar(64) NULL, "tracestate" varchar(512) NULL, '
+    '"returned_at" datetime NULL)',
     'CREATE INDEX "cqrs_outbox_pending_idx" ON "cqrs_outbox_event" ("partition", "id") '
     "WHERE \"status\" = 'pending'",
     'CREATE INDEX "cqrs_outbox_published_idx" ON "cqrs_outbox_event" ("published_at") '
     "WHERE \"status\" = 'published'",
+    'CREATE INDEX "cqrs_outbox_returned_idx" ON "cqrs_outbox_event" ("routing_key", "id") '
+    'WHERE "returned_at" IS NOT NULL',
 ]
 
 

@@ -188,3 +188,31 @@ def test_readiness__not_ready_while_every_publish_is_nacked_ready_once_one_is_co
         thread.join(10)
     [row] = outbox.rows()
     assert row["attempts"] == 0 and row["last_error"] == ""
+
+
+def test_relay_metrics__returned_events_per_routing_key_until_replayed(
+    outbox, stub, registry, caplog
+):
+    from relay import store
+
+    stub.unroutable = {"author"}
+    ids = [outbox.add("author", 1), outbox.add("author", 2), outbox.add("publisher", 1)]
+    relay = _relay(outbox, stub, registry)
+    relay.start()
+    assert relay.run(once=True).returned == 2
+    gauge = "cqrs_outbox_returned_events"
+    assert _value(_samples(registry), gauge, database="main", routing_key="author") == 2
+    db = outbox.connect()
+    relay.observer.sample(db)
+    assert _value(_samples(registry), gauge, database="main", routing_key="author") == 2
+    assert store.summary(db).returned_by_key == (("author", 2),)
+
+    again = _relay(outbox, stub, prometheus_client.CollectorRegistry())
+    again.start()  # the next relay's start warns about the key
+    assert again.returned_at_start == (("author", 2),)
+    assert "routing key author: 2 event(s) returned by the broker as unroutable" in caplog.text
+
+    assert store.replay(db, ids[:2]) == 2
+    relay.observer.sample(db)
+    assert (gauge, (("database", "main"), ("routing_key", "author"))) not in _samples(registry)
+    assert store.summary(db).returned == 0

@@ -38,8 +38,20 @@ def test_status__shows_counts_age_and_owners_without_expired_leases():
     assert "dead" not in text
 
 
+def test_status__counts_returned_events_per_routing_key_and_says_what_to_do():
+    summary = store.Summary(0, 0, None, (), (("author", 3), ("cqrs.q.book", 1)))
+    lines = status.render(summary, NOW).splitlines()
+    at = lines.index("returned (unroutable): 4")
+    assert lines[at + 1 : at + 4] == [
+        "  routing key author: 3 returned, no queue was bound",
+        "  routing key cqrs.q.book: 1 returned, no queue was bound",
+        f"  {status.REPLAY_HINT}",
+    ]
+
+
 def test_status__empty_outbox():
     text = status.render(store.Summary(0, 0, None, ()), NOW)
+    assert "returned (unroutable): 0" in text and "routing key" not in text
     assert "oldest pending age: -" in text
     assert "partitions held: 0 of 64" in text
 
