@@ -88,12 +88,14 @@ test-postgres: $(STAMP)
 # MariaDB as well (the same as MARIADB_PASS in noxfile.py).
 MARIADB_PASS := -m "not postgres or mysql" tests/unit tests/integration/master \
 	tests/integration/relay tests/integration/replica tests/integration/ops \
-	tests/acceptance/replica/test_wire_compat.py tests/faults/relay
+	tests/acceptance/replica/test_wire_compat.py tests/acceptance/replica/test_bulk_writes.py \
+	tests/faults/relay
 
 # The master-side suite again on SQLite, the embedded default.
 test-sqlite: $(STAMP)
 	$(call NOTE,SQLite)
-	CQRS_TEST_DB=sqlite $(PYTEST) -m "not postgres" tests/unit tests/integration/master
+	CQRS_TEST_DB=sqlite $(PYTEST) -m "not postgres" tests/unit tests/integration/master \
+		tests/acceptance/replica/test_bulk_writes.py
 
 # The master, relay, replica and ops suites on MariaDB (or MySQL: MYSQL_HOST, MYSQL_TCP_PORT).
 test-mariadb: $(STAMP)

@@ -27,12 +27,14 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).resolve().parent
 REPORTS = ROOT / ".nox" / "reports"
 CORE_SUITES = ["tests/unit", "tests/integration", "tests/acceptance"]
-SQLITE_PASS = ["-m", "not postgres", "tests/unit", "tests/integration/master"]
+SQLITE_PASS = ["-m", "not postgres", "tests/unit", "tests/integration/master",
+               "tests/acceptance/replica/test_bulk_writes.py"]
 # The MariaDB pass (as `make test-mariadb`): the master, relay, replica and ops suites,
 # the tests PostgreSQL alone can run left out. MariaDB must be up (scripts/ensure-services).
 MARIADB_PASS = ["-m", "not postgres or mysql", "tests/unit", "tests/integration/master",
                 "tests/integration/relay", "tests/integration/replica", "tests/integration/ops",
-                "tests/acceptance/replica/test_wire_compat.py", "tests/faults/relay"]
+                "tests/acceptance/replica/test_wire_compat.py",
+                "tests/acceptance/replica/test_bulk_writes.py", "tests/faults/relay"]
 # django-cqrs is the peer of the compatibility tests, not a dependency. Its release caps
 # Django below 6, so on Django 6 it goes in without that pin, with its own requirements.
 PEER = "django-cqrs>=2.6"

@@ -66,6 +66,11 @@ class Key:
     choices: tuple = ()
 
 
+# CQRS['master']['capture']: 'orm' makes update(), bulk_update() and bulk_create() write
+# events (cqrs_outbox.master.capture); 'off' keeps django-cqrs's silent bulk calls.
+CAPTURE_ORM, CAPTURE_OFF = "orm", "off"
+CAPTURE_MODES = (CAPTURE_ORM, CAPTURE_OFF)
+
 TOP_KEYS = {
     "url": Key("urls", None, nullable=True),
     "host": Key("str", "localhost"),
@@ -86,6 +91,7 @@ SECTION_KEYS = {
         "correlation_function": Key("callable", None, nullable=True),
         "meta_function": Key("callable", None, nullable=True),
         "signing_key": Key("dict", None, nullable=True),
+        "capture": Key("str", CAPTURE_ORM, choices=CAPTURE_MODES),
     },
     "replica": {
         "CQRS_MAX_RETRIES": Key(
@@ -301,6 +307,7 @@ class MasterSettings:
     correlation_function: Callable[..., Any] | None
     meta_function: Callable[..., Any] | None
     signing_key: dict | None = None
+    capture: str = "orm"
 
 
 @dataclass(frozen=True)
@@ -397,6 +404,7 @@ def build(raw: Any) -> Settings:
             correlation_function=_callable(master["correlation_function"]),
             meta_function=_callable(master["meta_function"]),
             signing_key=master["signing_key"],
+            capture=master["capture"],
         ),
         replica=ReplicaSettings(
             max_retries=replica["CQRS_MAX_RETRIES"],

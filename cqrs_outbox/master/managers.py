@@ -30,6 +30,10 @@ class MasterManager(models.Manager):
     def bulk_update(self, queryset: models.QuerySet, **kwargs: Any) -> int:
         """Update the rows of `queryset` with `kwargs` and write one SAVE event each."""
         model = queryset.model
+        from cqrs_outbox.master import capture
+
+        if isinstance(queryset, capture.CapturingQuerySet) and capture.captures(model):
+            return queryset.update(**kwargs)  # writes the events itself
         with transaction.atomic(using=queryset.db, savepoint=False):
             ids = list(queryset.values_list("pk", flat=True))
             before = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cqrs_outbox.master import signals, tracker
+from cqrs_outbox.master import capture, signals, tracker
 from cqrs_outbox.registry import MasterRegistry, RegisteringMeta
 
 
@@ -14,6 +14,7 @@ class MasterMeta(RegisteringMeta):
         """Make `model_cls` a CQRS master: track its fields and write its events."""
         if model_cls.CQRS_TRACKED_FIELDS is not None:
             tracker.install(model_cls)
+        capture.install(model_cls)
         MasterRegistry.register_model(model_cls)
         signals.MasterSignals.register_model(model_cls)
         return model_cls

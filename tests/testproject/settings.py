@@ -62,6 +62,10 @@ DB_NAME = os.environ.setdefault("CQRS_TEST_DB_NAME", f"cqrs_outbox_{RUN_ID}")
 
 def _database(suffix: str) -> dict:
     if DB_KIND == "sqlite":
+        # A process a test starts is handed the test database's file itself.
+        if DB_NAME.endswith(".sqlite3"):
+            return {"ENGINE": "django.db.backends.sqlite3",
+                    "NAME": DB_NAME.replace(".sqlite3", f"{suffix}.sqlite3")}
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": f"/tmp/{DB_NAME}{suffix}.sqlite3",

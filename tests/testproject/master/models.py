@@ -165,3 +165,25 @@ class Counter(MasterMixin, models.Model):
 
     name = models.CharField(max_length=100)
     hits = models.IntegerField(default=0)
+
+
+class ShelfQuerySet(models.QuerySet):
+    def named(self, prefix):
+        return self.filter(name__startswith=prefix)
+
+
+class ShelfManager(models.Manager.from_queryset(ShelfQuerySet)):
+    """A custom default manager with a queryset of its own, as projects write them."""
+
+
+class Shelf(MasterMixin, models.Model):
+    """A master with a custom manager, reached from Author through a related manager."""
+
+    CQRS_ID = "shelf"
+
+    name = models.CharField(max_length=100)
+    size = models.IntegerField(default=0)
+    author = models.ForeignKey(Author, null=True, related_name="shelves",
+                               on_delete=models.CASCADE)
+
+    shelves = ShelfManager()

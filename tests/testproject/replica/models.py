@@ -243,3 +243,14 @@ class SleepyRef(ReplicaMixin):
             marker.write_text("entered")
             time.sleep(float(mapped_data["name"]))
         return super().cqrs_create(sync, mapped_data, previous_data)
+
+
+class ShelfRef(ReplicaMixin):
+    """The replica of `shelf`, a master written through update() and the bulk calls."""
+
+    CQRS_ID = "shelf"
+
+    id = models.IntegerField(primary_key=True)
+    name = models.CharField(max_length=100)
+    size = models.IntegerField(default=0)
+    author = models.IntegerField(null=True)
