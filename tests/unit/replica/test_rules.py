@@ -177,3 +177,11 @@ def test_decide_without_times(signal, revision, state, verdict):
 def test_after_without_times__a_delete_raises_the_tombstone_and_a_save_sets_the_row():
     assert rules.after("DELETE", 4, State(row=3, tombstone=1)) == State(None, 4)
     assert rules.after("SAVE", 5, State(None, 4)) == State(5, 4)
+
+
+@pytest.mark.parametrize("apart_ms, verdict", [(1000, STALE), (1001, APPLY), (1500, APPLY)])
+def test_clock_tolerance__is_one_second_exactly(apart_ms, verdict):
+    """Time orders two events of a row only when their clocks are more than one second
+    apart: at exactly one second a lower revision is still stale, one past it applies."""
+    assert rules.CLOCK_TOLERANCE == datetime.timedelta(seconds=1)
+    assert decide("SAVE", 1, 1000 + apart_ms, row(5, 1000)) == verdict
