@@ -21,12 +21,16 @@ def _saves_and_deletes(rows):
 # -- drop: a row deleted in the transaction that saved it -------------------------------
 
 
-def test_create_then_delete_in_one_transaction__only_the_delete_is_written(outbox_rows):
-    """The SAVE queued by the create is dropped by the delete: no SAVE with a null id."""
-    with transaction.atomic():
+def test_create_then_delete_in_one_transaction__only_the_delete_is_written(
+        outbox_rows, caplog):
+    """The SAVE queued by the create is dropped by the delete: no SAVE with a null id; the
+    dropped save is logged as django-cqrs logs it, once."""
+    with caplog.at_level("ERROR", logger="cqrs_outbox"), transaction.atomic():
         author = models.Author.objects.create(name="Ann")
         pk = author.pk
         author.delete()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and f"(pk={pk})" in errors[0]
     rows = outbox_rows()
     assert _saves_and_deletes(rows) == [("DELETE", str(pk), 1)]
     assert rows[0]["body"]["instance_data"]["id"] == pk
@@ -224,3 +228,82 @@ def test_queued__is_false_outside_a_transaction_and_after_its_commit(outbox_rows
         assert outbox.queued("default", outbox.event_key("author", -1, "SAVE")) is False
     assert outbox.queued("default", key) is False
     assert len(outbox_rows()) == 1
+
+
+def test_saves_count__zero_for_an_instance_never_saved_and_counts_each_save():
+    """An instance read but not saved has saved 0 times; two saves in one transaction
+    count 2, and a new transaction starts again from 0."""
+    author = models.Author.objects.create(name="Ann")
+    fetched = models.Author.objects.get(pk=author.pk)
+    assert fetched.cqrs_saves_count == 0 and fetched.is_initial_cqrs_save
+    with transaction.atomic():
+        assert fetched.cqrs_saves_count == 0
+        fetched.save()
+        fetched.save()
+        assert fetched.cqrs_saves_count == 2 and not fetched.is_initial_cqrs_save
+    assert fetched.cqrs_saves_count == 0
+
+
+def test_drop__outside_a_transaction_drops_nothing_and_says_so(outbox_rows, caplog):
+    """Outside a transaction there is no queue: drop reports that nothing was dropped,
+    and deleting a row saved in an earlier transaction logs no lost-save error."""
+    author = models.Author.objects.create(name="Ann")
+    assert outbox.drop("default", "author", author.pk, ("SAVE", "SYNC")) is False
+    with caplog.at_level("ERROR", logger="cqrs_outbox"):
+        author.delete()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert [r["signal_type"] for r in outbox_rows()] == ["SAVE", "DELETE"]
+
+
+def test_first_use_of_a_connection__update_and_delete_queue_and_log_nothing(
+        outbox_rows, caplog):
+    """A thread's connection that never queued an event (no queue yet) updates and deletes
+    a row like any other: the SAVE and DELETE are written and no lost-save error logged."""
+    import threading
+
+    from django.db import connections
+
+    author = models.Author.objects.create(name="Ann")
+    errors = []
+
+    def in_a_fresh_thread():
+        try:
+            assert outbox.STATE_ATTR not in connections["default"].__dict__
+            with transaction.atomic():
+                fetched = models.Author.objects.get(pk=author.pk)
+                assert outbox.queued("default", outbox.event_key("author", author.pk,
+                                                                  "SAVE")) is False
+                fetched.name = "Bob"
+                fetched.save()
+            other = models.Author.objects.create(name="Gone")
+            connections["default"].__dict__.pop(outbox.STATE_ATTR)
+            other.delete()
+        except Exception as exc:  # noqa: BLE001 - reported in the test's thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    with caplog.at_level("ERROR", logger="cqrs_outbox"):
+        worker = threading.Thread(target=in_a_fresh_thread)
+        worker.start()
+        worker.join()
+    assert errors == []
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    rows = outbox_rows()
+    assert [(r["signal_type"], r["revision"]) for r in rows] == [
+        ("SAVE", 0), ("SAVE", 1), ("SAVE", 0), ("DELETE", 1)]
+    assert rows[1]["body"]["instance_data"]["name"] == "Bob"
+
+
+def test_saves_count__a_rolled_back_transactions_saves_do_not_count_in_the_next():
+    """Saves of a transaction that rolled back are forgotten: the next transaction's count
+    of the same instance starts at 0."""
+    author = models.Author.objects.create(name="Ann")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        author.save()
+        assert author.cqrs_saves_count == 1
+        raise RuntimeError("roll back")
+    with transaction.atomic():
+        assert author.cqrs_saves_count == 0
+        author.save()
+        assert author.cqrs_saves_count == 1
