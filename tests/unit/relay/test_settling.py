@@ -137,7 +137,7 @@ def test_guard__drops_rows_of_a_partition_lost_after_the_batch_was_read(outbox, 
     kept = relay._guard(db, batch)
     assert kept.rows == []
     assert lost_partition not in relay.leases.held
-    assert stub.sent == []
+    assert stub.sent_in_order == []
     assert outbox.statuses() == ["pending"]
 
 
@@ -162,7 +162,7 @@ def test_nack__the_rows_next_revisions_are_not_published_before_the_nacked_event
     in_flight = outbox.add("author", 1, 1)
     later = outbox.add("author", 1, 2)
     make_relay(broker, batch_size=1, in_flight=2).run(once=True)
-    assert [m.event_id for m in broker.sent] == [nacked, in_flight, nacked, later]
+    assert [m.event_id for m in broker.sent_in_order] == [nacked, in_flight, nacked, later]
     assert [m.event_id for m in broker.messages] == [in_flight, nacked, later]
     assert outbox.statuses() == ["published"] * 3
 
