@@ -93,12 +93,14 @@ class StubPublisher(Publisher):
       MessageRejected and nothing still in flight counts as confirmed;
     - `silent = True`: the broker never answers, so `wait()` returns None.
 
-    `most_in_flight` is the largest number of batches that were sent and not yet
-    answered at once.
+    `sent_in_order` lists every message handed to `send`, in the order sent, whatever
+    the broker answered. `most_in_flight` is the largest number of batches that were
+    sent and not yet answered at once.
     """
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.sent_in_order: list[Message] = []
         self.available = True
         self.unroutable: set[str] = set()
         self.nacked: set[str] = set()
@@ -128,6 +130,7 @@ class StubPublisher(Publisher):
             self._open = False
             raise BrokerUnavailable("stub broker connection is closed")
         self._flights.append(list(messages))
+        self.sent_in_order.extend(messages)
         self.most_in_flight = max(self.most_in_flight, len(self._flights))
 
     def wait(self, timeout: float) -> Outcome | None:

@@ -59,6 +59,20 @@ class Entry:
     event_id: int | None = None  # set once an early flush has inserted it
     dirty: bool = True
     trace: dict | None = None  # trace context active at the first save, sent as headers
+    sids: list = field(default_factory=list)  # the savepoints open when `marker` was made
+    # The saves of outer savepoint levels this one stands over, innermost last, each
+    # (marker, sids, instance, event, event_id): a savepoint that rolls back takes only
+    # its own save, and the entry goes back to the one below it.
+    below: list = field(default_factory=list)
+
+    def stands(self, alive: set) -> bool:
+        """Go back past the saves whose savepoints rolled back; tell whether one is left."""
+        while id(self.marker) not in alive:
+            if not self.below:
+                return False
+            self.marker, self.sids, self.instance, self.event, self.event_id = self.below.pop()
+            self.dirty = True  # the outbox row, if any, may hold the rolled-back save
+        return True
 
 
 @dataclass(eq=False)
@@ -167,7 +181,7 @@ def _current_marker(conn: Any, pending: Pending) -> Callable[[], None]:
 
 def _standing(conn: Any, pending: Pending, key: Key) -> Entry | None:
     entry = pending.entries.get(key)
-    if entry is not None and id(entry.marker) not in pending.alive(conn):
+    if entry is not None and not entry.stands(pending.alive(conn)):
         del pending.entries[key]
         return None
     return entry
@@ -187,7 +201,9 @@ def enqueue(alias: str, key: Key, instance: models.Model | None = None,
     """Queue the event of `instance` (or a built `event`) under `key`; needs a transaction.
 
     A second save of the same instance in the same transaction replaces the first: the
-    one event is built from the last instance saved.
+    one event is built from the last instance saved. Made inside a savepoint the first
+    save is outside of, it replaces it only while that savepoint stands: if it rolls
+    back, the event is built from the first save again.
     """
     conn = connections[alias]
     if not conn.in_atomic_block:
@@ -198,11 +214,20 @@ def enqueue(alias: str, key: Key, instance: models.Model | None = None,
         return
     pending = state(alias)
     entry = _standing(conn, pending, key)
+    marker = _current_marker(conn, pending)
+    sids = pending.marker_sids
     if entry is None:
         pending.entries[key] = Entry(
-            key, _current_marker(conn, pending), instance, alias, event, trace=tracing.headers()
+            key, marker, instance, alias, event, trace=tracing.headers(), sids=sids
         )
         return
+    if entry.sids[:len(sids)] != sids:
+        # The standing save is of an outer level: keep it, for if this savepoint rolls back.
+        entry.below.append((entry.marker, entry.sids, entry.instance, entry.event,
+                            entry.event_id))
+    # Otherwise it is of this level or of a savepoint released into it: it lives and dies
+    # with this level, so it is simply replaced.
+    entry.marker, entry.sids = marker, sids
     entry.instance, entry.event, entry.dirty = instance, event, True
 
 
@@ -289,7 +314,7 @@ def _flush(alias: str, pending: Pending, commit: bool = False) -> list[int]:
     alive = pending.alive(conn)
     todo = []
     for key, entry in list(pending.entries.items()):
-        if id(entry.marker) not in alive:
+        if not entry.stands(alive):
             del pending.entries[key]
         elif entry.dirty:
             todo.append(entry)

@@ -167,3 +167,15 @@ def test_reset_for_retry__any_body_that_is_not_a_json_object_comes_back_unchange
     assert wire.json_object(body) is None
     assert wire.reset_for_retry(body, 60) == body
     assert not wire.has_expiry(body)
+
+
+def test_dumps__values_json_lacks_go_as_text_and_decimals_as_numbers():
+    """A date, a UUID or any other value JSON has no form for is sent as its text, never
+    as null; a Decimal is sent as a number, as django-cqrs sends them."""
+    import decimal
+    import uuid
+
+    key = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    body = {"d": datetime.date(2030, 6, 1), "u": key, "n": decimal.Decimal("1.50")}
+    assert wire.dumps(body) == ('{"d":"2030-06-01","u":"12345678-1234-5678-1234-567812345678",'
+                                '"n":1.5}')

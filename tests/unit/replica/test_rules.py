@@ -177,3 +177,57 @@ def test_decide_without_times(signal, revision, state, verdict):
 def test_after_without_times__a_delete_raises_the_tombstone_and_a_save_sets_the_row():
     assert rules.after("DELETE", 4, State(row=3, tombstone=1)) == State(None, 4)
     assert rules.after("SAVE", 5, State(None, 4)) == State(5, 4)
+
+
+@pytest.mark.parametrize("apart_ms, verdict", [(1000, STALE), (1001, APPLY), (1500, APPLY)])
+def test_clock_tolerance__is_one_second_exactly(apart_ms, verdict):
+    """Time orders two events of a row only when their clocks are more than one second
+    apart: at exactly one second a lower revision is still stale, one past it applies."""
+    assert rules.CLOCK_TOLERANCE == datetime.timedelta(seconds=1)
+    assert decide("SAVE", 1, 1000 + apart_ms, row(5, 1000)) == verdict
+
+
+def test_save_with_one_time_unknown__revision_alone_decides():
+    """When either the event's or the row's time is unknown, the revision decides."""
+    no_time = State(5, None, None, None)
+    assert rules.decide("SAVE", 6, no_time, at(0)) == APPLY
+    assert rules.decide("SAVE", 4, no_time, at(10_000)) == STALE
+    assert rules.decide("SAVE", 6, row(5, 10_000), None) == APPLY
+    assert rules.decide("SAVE", 4, row(5, 0), None) == STALE
+
+
+@pytest.mark.parametrize("revision, earlier_ms, disagrees", [
+    (6, 1000, False), (6, 1001, True), (5, 5000, False), (4, 5000, False),
+])
+def test_clock_disagrees__only_for_a_higher_revision_more_than_the_tolerance_earlier(
+        revision, earlier_ms, disagrees):
+    """A refused save disagrees with the clock only if its revision is above the row's
+    and its time more than one second (not exactly one) before the row's."""
+    assert rules.clock_disagrees(revision, at(10_000 - earlier_ms), row(5, 10_000)) is disagrees
+
+
+def test_skip_reason__a_stale_event_at_the_held_revision_with_a_time_unknown_is_a_duplicate():
+    """Either time missing, the same revision is a redelivery; both known and different,
+    it is stale."""
+    assert rules.skip_reason(STALE, 5, row(5, 1000), None) == DUPLICATE
+    assert rules.skip_reason(STALE, 5, State(5, None, None, None), at(1000)) == DUPLICATE
+    assert rules.skip_reason(STALE, 5, row(5, 1000), at(1000)) == DUPLICATE
+    assert rules.skip_reason(STALE, 5, row(5, 1000), at(2000)) == STALE
+    assert rules.skip_reason(STALE, 4, row(5, 1000), None) == STALE
+
+
+def test_after_refusal__only_a_delete_of_a_held_row_moves_the_tombstone():
+    """A refused SAVE leaves the state as it was; so does a refused DELETE of a row the
+    replica does not hold; a refused DELETE of a held row raises the tombstone."""
+    held = row(5, 1000)
+    assert rules.after_refusal("SAVE", 3, held, at(500)) == held
+    nothing = State()
+    assert rules.after_refusal("DELETE", 9, nothing, at(2000)) == nothing
+    assert rules.after_refusal("DELETE", 3, held, at(500)) == State(5, 3, at(1000), at(500))
+
+
+def test_before_tombstone__without_times_compares_revisions_inclusively():
+    """With a time unknown, an event at or below the tombstone's revision is before it."""
+    assert rules.before_tombstone(5, None, gone(5, 1000)) is True
+    assert rules.before_tombstone(4, at(9000), State(None, 5, None, None)) is True
+    assert rules.before_tombstone(6, None, gone(5, 1000)) is False

@@ -1,0 +1,203 @@
+"""Settling, leasing and purging at the moments where a slip would lose or reorder events.
+
+Each test builds its moment by hand (a second settle, a lease taken between another
+relay's read and its UPDATE, a nack in the middle of a pipeline) rather than by timing.
+"""
+
+import datetime
+
+import pytest
+
+from cqrs_outbox.core import contract
+from relay import engine, store
+from relay.leases import Leases
+from relay.publisher import StubPublisher
+
+NOW = datetime.datetime(2030, 6, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+SECOND = datetime.timedelta(seconds=1)
+
+
+def _at(text):
+    """Read a datetime the SQLite outbox stored (naive UTC text) as an aware one."""
+    moment = datetime.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def _row(outbox, event_id):
+    return {r["id"]: r for r in outbox.rows()}[event_id]
+
+
+# -- a second settle --------------------------------------------------------------------
+
+
+def test_mark_published__never_turns_a_failed_event_into_a_published_one(outbox):
+    """A late confirmation of an event already failed leaves it failed, unpublished."""
+    event = outbox.add("author", 1)
+    assert store.mark_refused(outbox.db, event, "too big", NOW, max_attempts=1) is True
+    assert store.mark_published(outbox.db, [event], NOW) == 0
+    row = _row(outbox, event)
+    assert row["status"] == contract.STATUS_FAILED
+    assert row["published_at"] is None and row["last_error"] == "too big"
+
+
+def test_mark_refused__on_a_published_event_counts_no_attempt_and_fails_nothing(outbox):
+    """A refusal arriving for an event already published changes nothing about it."""
+    event = outbox.add("author", 1)
+    assert store.mark_published(outbox.db, [event], NOW) == 1
+    assert store.mark_refused(outbox.db, event, "late", NOW + SECOND, max_attempts=1) is False
+    row = _row(outbox, event)
+    assert row["status"] == contract.STATUS_PUBLISHED
+    assert row["attempts"] == 0 and row["last_error"] == ""
+    assert _at(row["available_at"]) != NOW + SECOND
+
+
+def test_mark_published__twice_marks_once_and_keeps_the_first_time(outbox):
+    """Settling one id twice (a batch settled again) reports 0 the second time and does
+    not move published_at."""
+    event = outbox.add("author", 1)
+    assert store.mark_published(outbox.db, [event], NOW) == 1
+    assert store.mark_published(outbox.db, [event], NOW + SECOND) == 0
+    assert _at(_row(outbox, event)["published_at"]) == NOW
+
+
+def test_mark_refused__fails_exactly_at_max_attempts(outbox):
+    """max_attempts refusals fail an event; one fewer leaves it pending, due at retry_at."""
+    event = outbox.add("author", 1)
+    assert store.mark_refused(outbox.db, event, "no", NOW, max_attempts=3) is False
+    assert store.mark_refused(outbox.db, event, "no", NOW + SECOND, max_attempts=3) is False
+    row = _row(outbox, event)
+    assert (row["status"], row["attempts"]) == ("pending", 2)
+    assert _at(row["available_at"]) == NOW + SECOND
+    assert store.mark_refused(outbox.db, event, "no", NOW, max_attempts=3) is True
+    assert (_row(outbox, event)["status"], _row(outbox, event)["attempts"]) == ("failed", 3)
+
+
+# -- leases -----------------------------------------------------------------------------
+
+
+def test_take_lease__fails_while_another_owner_holds_it_until_exactly_its_expiry(outbox):
+    """A lease held by `a` cannot be taken by `b` before it expires; at the very moment of
+    expiry it can. The owner itself may always take it again."""
+    store.ensure_partitions(outbox.db)
+    assert store.take_lease(outbox.db, 3, "a", "t1", NOW, NOW + 10 * SECOND) is True
+    assert store.take_lease(outbox.db, 3, "b", "t2", NOW + 9 * SECOND, NOW + 20 * SECOND) \
+        is False
+    assert dict(outbox.leases())[3] == "a"
+    assert store.take_lease(outbox.db, 3, "a", "t3", NOW + SECOND, NOW + 30 * SECOND) is True
+    assert store.take_lease(outbox.db, 3, "b", "t4", NOW + 30 * SECOND, NOW + 40 * SECOND) \
+        is True
+    assert dict(outbox.leases())[3] == "b"
+
+
+def test_two_relays_racing__a_lease_taken_between_read_and_update_stays_with_its_taker(
+    outbox, monkeypatch
+):
+    """Relay b reads the lease table (every partition free), then relay a takes its share
+    before b's UPDATEs: b gets only what a left, no partition is held by both, and the
+    lease table names, for each partition, the one relay that believes it holds it."""
+    store.ensure_partitions(outbox.db)
+    a, b = Leases("a", ttl=30), Leases("b", ttl=30)
+    read = store.leases
+
+    def read_then_let_a_in(db):
+        rows = read(db)
+        monkeypatch.setattr(store, "leases", read)  # a reads unhooked
+        a.tick(outbox.connect())
+        return rows
+
+    monkeypatch.setattr(store, "leases", read_then_let_a_in)
+    b.tick(outbox.db)
+    assert len(a.held) == contract.PARTITIONS // 2
+    assert set(a.held).isdisjoint(b.held)
+    assert set(a.held) | set(b.held) == set(range(contract.PARTITIONS))
+    owners = dict(outbox.leases())
+    assert {p for p, o in owners.items() if o == "a"} == set(a.held)
+    assert {p for p, o in owners.items() if o == "b"} == set(b.held)
+
+
+# -- the drain loop ---------------------------------------------------------------------
+
+
+def test_guard__drops_rows_of_a_partition_lost_after_the_batch_was_read(outbox, stub,
+                                                                        make_relay):
+    """A batch read while we held a partition is not published once another relay has
+    taken that partition: its rows stay pending for the new owner."""
+    mine = outbox.add("author", 1)
+    lost_partition = contract.partition_for("author", 1)
+    relay = make_relay()
+    db = outbox.connect()
+    relay.leases.tick(db)
+    batch = relay._read_batch(db, {})
+    assert [r.id for r in batch.rows] == [mine]
+    outbox.db.rowcount(
+        "UPDATE cqrs_outbox_lease SET owner = 'other', token = 'x' WHERE partition = %s",
+        (lost_partition,),
+    )
+    relay.leases.forget()  # not safe any more: the guard must renew and see the loss
+    kept = relay._guard(db, batch)
+    assert kept.rows == []
+    assert lost_partition not in relay.leases.held
+    assert stub.sent_in_order == []
+    assert outbox.statuses() == ["pending"]
+
+
+class NacksOnce(StubPublisher):
+    """A stub broker that nacks its `nacked` routing keys in the first flight only."""
+
+    def wait(self, timeout):
+        outcome = super().wait(timeout)
+        self.nacked = set()
+        return outcome
+
+
+def test_nack__the_rows_next_revisions_are_not_published_before_the_nacked_event(
+    outbox, make_relay
+):
+    """With batches pipelined, a nack stops the relay sending what it read beyond the
+    nacked event: the revision already in flight goes, but the next one waits until the
+    nacked event has gone out again, so the row's later revision is published after it."""
+    broker = NacksOnce()
+    broker.nacked = {"cqrs.full_queue.author"}
+    nacked = outbox.add("author", 1, 0, queue="full_queue")
+    in_flight = outbox.add("author", 1, 1)
+    later = outbox.add("author", 1, 2)
+    make_relay(broker, batch_size=1, in_flight=2).run(once=True)
+    assert [m.event_id for m in broker.sent_in_order] == [nacked, in_flight, nacked, later]
+    assert [m.event_id for m in broker.messages] == [in_flight, nacked, later]
+    assert outbox.statuses() == ["published"] * 3
+
+
+@pytest.mark.parametrize("first, attempts", [(7.0, 0), (7.0, 2)])
+def test_refusal__is_due_again_after_the_backoff_doubled_per_attempt(
+    outbox, stub, make_relay, monkeypatch, first, attempts
+):
+    """A refused event waits REFUSAL_BACKOFF * 2**attempts seconds before it goes again."""
+    monkeypatch.setattr(engine, "REFUSAL_BACKOFF", first)
+    stub.max_body = 10
+    event = outbox.add("author", 1)
+    outbox.db.rowcount("UPDATE cqrs_outbox_event SET attempts = %s", (attempts,))
+    before = store.utcnow()
+    make_relay(max_attempts=10).run(once=True)
+    after = store.utcnow()
+    row = _row(outbox, event)
+    assert (row["status"], row["attempts"]) == ("pending", attempts + 1)
+    delay = datetime.timedelta(seconds=first * 2**attempts)
+    assert before + delay <= _at(row["available_at"]) <= after + delay
+    assert stub.messages == []
+
+
+# -- purge ------------------------------------------------------------------------------
+
+
+def test_purge__keeps_an_event_published_exactly_at_the_cut_off(outbox):
+    """Purge deletes what was published before the cut-off, not at it."""
+    older = outbox.add("author", 1)
+    at_cut = outbox.add("author", 2)
+    store.mark_published(outbox.db, [older], NOW - datetime.timedelta(microseconds=1))
+    store.mark_published(outbox.db, [at_cut], NOW)
+    deleted, _ = store.purge_published(outbox.db, NOW, 100)
+    assert deleted == 1
+    assert [r["id"] for r in outbox.rows()] == [at_cut]
+    assert store.purge_published(outbox.db, NOW + datetime.timedelta(microseconds=1), 100)[0] \
+        == 1
+    assert outbox.rows() == []
