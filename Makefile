@@ -112,10 +112,12 @@ test-matrix: services
 mutate: services $(STAMP)
 	$(PY) scripts/mutate $(if $(MODULE),--module $(MODULE))
 
-# What CI runs: up to 6 random mutants a module, none started after 6 minutes (one
-# started may run 4 more), so it ends within 10; fails on an unlisted survivor.
+# What CI runs: up to 6 random mutants of each module whose full run is done and whose
+# survivors are all listed (MUTATE_CI; a module joins once `make mutate MODULE=...` has
+# listed its survivors), none started after 6 minutes; fails on an unlisted survivor.
+MUTATE_CI := cqrs_outbox/replica/rules.py
 mutate-sample: services $(STAMP)
-	$(PY) scripts/mutate --sample 6 --budget 360
+	$(PY) scripts/mutate --sample 6 --budget 360 $(addprefix --module ,$(MUTATE_CI))
 
 demo:
 	@scripts/ensure-services venv rabbitmq
