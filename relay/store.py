@@ -137,7 +137,7 @@ def replay(db: Database, ids: Sequence[int]) -> int:
         f"INSERT INTO {OUTBOX_TABLE} ({_COPY_COLUMNS}, status, attempts, available_at, last_error, "
         f"created_at) SELECT {_COPY_COLUMNS}, %s, 0, %s, '', %s FROM {OUTBOX_TABLE} "
         f"WHERE id IN ({placeholders(ids)}) ORDER BY id",
-        (contract.STATUS_PENDING, now, now, *ids),
+        (contract.STATUS_PENDING, db.timestamp(now), db.timestamp(now), *ids),
     )
 
 
