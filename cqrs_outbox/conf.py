@@ -67,9 +67,10 @@ class Key:
 
 
 # CQRS['master']['capture']: 'orm' makes update(), bulk_update() and bulk_create() write
-# events (cqrs_outbox.master.capture); 'off' keeps django-cqrs's silent bulk calls.
-CAPTURE_ORM, CAPTURE_OFF = "orm", "off"
-CAPTURE_MODES = (CAPTURE_ORM, CAPTURE_OFF)
+# events (cqrs_outbox.master.capture); 'database' adds triggers that catch writes made
+# outside the ORM (cqrs_outbox.master.triggers); 'off' keeps django-cqrs's silent bulk calls.
+CAPTURE_ORM, CAPTURE_DATABASE, CAPTURE_OFF = "orm", "database", "off"
+CAPTURE_MODES = (CAPTURE_ORM, CAPTURE_DATABASE, CAPTURE_OFF)
 
 TOP_KEYS = {
     "url": Key("urls", None, nullable=True),

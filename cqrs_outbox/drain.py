@@ -6,10 +6,13 @@ The `cqrs_relay` command and the Celery tasks both build their relay here.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 from cqrs_outbox import conf, outbox_db
 from relay import engine, metrics, pika_publisher
+
+logger = logging.getLogger(__name__)
 
 
 def build_relay(database: str = "default", observer: metrics.Observer | None = None,
@@ -24,4 +27,18 @@ def build_relay(database: str = "default", observer: metrics.Observer | None = N
     return engine.Relay(
         functools.partial(outbox_db.database, database), publisher,
         conf.relay_config(settings, **overrides), observer=observer,
+        before_turn=functools.partial(capture_step, database, observer),
     )
+
+
+def capture_step(database: str = "default", observer: metrics.Observer | None = None) -> int:
+    """Turn the changes the capture triggers recorded into events (mode 'database');
+    return how many were taken. A failure is logged, and the relay goes on draining."""
+    from cqrs_outbox.master import outside
+
+    try:
+        return outside.process(database, observer=observer)
+    except Exception:
+        logger.exception("turning captured changes of database %r into events failed; the "
+                         "records stay and are taken again at the next turn", database)
+        return 0

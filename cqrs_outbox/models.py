@@ -116,3 +116,34 @@ class Tombstone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cqrs_id}:{self.instance_pk} deleted at r{self.revision}"
+
+
+class CapturedChange(models.Model):
+    """A row change the database saw without an outbox event (capture mode 'database').
+
+    The capture triggers write these rows (`cqrs_outbox.master.triggers`); the relay, the
+    Celery drain task or `cqrs_capture` turns each into an event and deletes it
+    (`cqrs_outbox.master.outside`).
+    """
+
+    KINDS = [("I", "insert"), ("U", "update"), ("D", "delete")]
+
+    id = models.BigAutoField(primary_key=True)
+    cqrs_id = models.CharField(max_length=255)
+    table_name = models.CharField(max_length=255)
+    instance_pk = models.CharField(max_length=255)
+    kind = models.CharField(max_length=1, choices=KINDS)
+    # For a delete: the row's cqrs_revision when it was deleted.
+    revision = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = contract.CAPTURE_TABLE
+        verbose_name = "change captured outside the ORM"
+        indexes = [
+            # The clearing trigger of MySQL/MariaDB and SQLite finds a row's captures by it.
+            models.Index(fields=["cqrs_id", "instance_pk"], name="cqrs_outbox_capture_row_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.cqrs_id}:{self.instance_pk} ({self.table_name})"

@@ -103,6 +103,9 @@ class Observer:
     def purged(self, count: int) -> None:
         """Old published events were deleted."""
 
+    def captured(self, cqrs_id: str, count: int) -> None:
+        """`count` changes of `cqrs_id` made outside the ORM became events."""
+
     def close(self) -> None:
         """The relay stopped: let go of what the observer holds (an HTTP endpoint)."""
 
@@ -125,6 +128,7 @@ class _Families:
     database_up: Any
     last_turn: Any
     returned_events: Any
+    captured: Any
 
 
 _families: weakref.WeakKeyDictionary[Any, _Families] = weakref.WeakKeyDictionary()
@@ -154,6 +158,9 @@ def _create(registry: Any) -> _Families:
                        "Events the broker nacked; published again, no attempt counted.", by_id),
         failed=counter("cqrs_outbox_events_failed_total",
                        "Events marked failed after refusals.", by_id),
+        captured=counter("cqrs_outbox_captured_outside_orm_total",
+                         "Row changes made outside the ORM that the capture triggers "
+                         "caught and turned into events.", by_id),
         purged=counter("cqrs_outbox_purged_total",
                        "Published events deleted after retention.", db),
         batch_seconds=histogram("cqrs_outbox_publish_batch_seconds",
@@ -244,6 +251,9 @@ class RelayMetrics(Observer):
 
     def up(self, what: str) -> None:
         self._up[what].set(1)
+
+    def captured(self, cqrs_id: str, count: int) -> None:
+        self._counter(self.f.captured, cqrs_id).inc(count)
 
     def settled(self, rows: Sequence[store.Pending], skipped: Collection[int],
                 claimed_at: float, now: datetime.datetime) -> None:

@@ -14,6 +14,9 @@ from typing import Any
 OUTBOX_TABLE = "cqrs_outbox_event"
 LEASE_TABLE = "cqrs_outbox_lease"
 TOMBSTONE_TABLE = "cqrs_outbox_tombstone"
+# Row changes made outside the ORM, recorded by the capture triggers (CQRS capture mode
+# 'database') until the Django side turns them into events.
+CAPTURE_TABLE = "cqrs_outbox_capture"
 
 # PostgreSQL channel the outbox insert trigger notifies (once per transaction).
 NOTIFY_CHANNEL = "cqrs_outbox"

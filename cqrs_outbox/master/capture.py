@@ -39,7 +39,8 @@ from cqrs_outbox.master import locking, signals, tracker
 
 logger = logging.getLogger(__name__)
 
-ORM, OFF, MODES = conf.CAPTURE_ORM, conf.CAPTURE_OFF, conf.CAPTURE_MODES
+ORM, DATABASE, OFF = conf.CAPTURE_ORM, conf.CAPTURE_DATABASE, conf.CAPTURE_OFF
+MODES = conf.CAPTURE_MODES
 CHUNK = 500  # pks per `pk__in` when rows are updated and read back by pk
 _REVISION = "cqrs_revision"
 _UPDATED = "cqrs_updated"
@@ -49,14 +50,14 @@ _updated_rows: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
 
 
 def mode(model_cls: type[models.Model]) -> str:
-    """Return how bulk writes of `model_cls` are captured: 'orm' or 'off'."""
+    """Return how changes of `model_cls` are captured: 'orm', 'database' or 'off'."""
     own = getattr(model_cls, "CQRS_CAPTURE", None)
     return own if own is not None else conf.get().master.capture
 
 
 def captures(model_cls: type[models.Model]) -> bool:
     """Tell whether bulk writes of `model_cls` write events."""
-    return bool(model_cls.CQRS_PRODUCE) and mode(model_cls) == ORM
+    return bool(model_cls.CQRS_PRODUCE) and mode(model_cls) in (ORM, DATABASE)
 
 
 class CapturingQuerySet(models.QuerySet):

@@ -24,7 +24,7 @@ class RawMasterMixin(models.Model):
     CQRS_FIELDS: Any = ALL_BASIC_FIELDS
     CQRS_SERIALIZER: str | None = None
     CQRS_TRACKED_FIELDS: Any = None
-    CQRS_CAPTURE: str | None = None  # 'orm' or 'off'; None follows CQRS['master']['capture']
+    CQRS_CAPTURE: str | None = None  # 'orm', 'database' or 'off'; None follows CQRS['master']['capture']
 
     objects = models.Manager()
     cqrs = MasterManager()

@@ -208,9 +208,10 @@ def test_capture_off__bulk_calls_are_silent_as_in_django_cqrs(outbox_rows, setti
     assert [r["revision"] for r in outbox_rows()] == [0, 1]
 
 
-def test_capture_setting__anything_but_orm_or_off_is_refused_by_name():
-    with pytest.raises(conf.ConfigurationError, match=r"capture.*'orm', 'off'"):
-        conf.build({"master": {"capture": "database"}})
+def test_capture_setting__anything_but_the_three_modes_is_refused_by_name():
+    with pytest.raises(conf.ConfigurationError, match=r"capture.*'orm', 'database', 'off'"):
+        conf.build({"master": {"capture": "triggers"}})
+    assert conf.build({"master": {"capture": "database"}}).master.capture == "database"
 
 
 def test_model_attribute__a_bad_value_is_refused_when_the_model_is_registered(monkeypatch):

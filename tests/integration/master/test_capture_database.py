@@ -1,0 +1,206 @@
+"""The database safety net: writes made outside the ORM still become events.
+
+With CQRS['master']['capture'] = 'database', triggers record each row change made
+without an outbox event in its transaction, and `outside.process()` (run by the relay,
+the drain task and `cqrs_capture`) turns the records into SAVE and DELETE events with
+the revision raised. ORM writes leave no record: their own events cover them.
+"""
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.models import F
+
+from cqrs_outbox.master import outside, triggers
+from cqrs_outbox.models import CapturedChange
+from tests.testproject.master import models
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.mysql]
+
+
+@pytest.fixture
+def net(settings):
+    """Capture mode 'database' with the triggers installed, dropped afterwards."""
+    settings.CQRS = {**settings.CQRS, "master": {**settings.CQRS.get("master", {}),
+                                                 "capture": "database"}}
+    chosen = outside.models_in_database_mode()
+    assert models.Shelf in chosen
+    triggers.install(chosen)
+    yield chosen
+    triggers.install(chosen, remove=True)
+
+
+def _raw(sql, params=()):
+    table = connection.ops.quote_name(models.Shelf._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(table=table), params)
+
+
+def _captured():
+    return list(CapturedChange.objects.order_by("id").values_list("kind", "instance_pk"))
+
+
+def _events(outbox_rows, since=0):
+    return [(r["signal_type"], r["instance_pk"], r["revision"]) for r in outbox_rows()[since:]]
+
+
+def test_raw_update__recorded_then_sent_with_the_revision_raised(net, outbox_rows):
+    """An UPDATE in plain SQL leaves a record; the step sends the row as it now is, one
+    revision higher, and the record is gone."""
+    shelf = models.Shelf.objects.create(name="a", size=1)
+    before = len(outbox_rows())
+    _raw("UPDATE {table} SET size = 42 WHERE id = %s", [shelf.pk])
+    assert _captured() == [("U", str(shelf.pk))]
+    assert len(outbox_rows()) == before
+    assert outside.process() == 1
+    rows = outbox_rows()[before:]
+    assert _events(outbox_rows, before) == [("SAVE", str(shelf.pk), 1)]
+    assert rows[0]["body"]["instance_data"]["size"] == 42
+    assert rows[0]["body"]["instance_data"]["cqrs_revision"] == 1
+    shelf.refresh_from_db()
+    assert shelf.cqrs_revision == 1
+    assert _captured() == []
+
+
+def test_raw_insert_and_delete__become_a_save_and_a_delete(net, outbox_rows):
+    """A row inserted in SQL is sent as a SAVE; one deleted in SQL as a DELETE one past
+    the revision it had, as an ORM delete is."""
+    gone = models.Shelf.objects.create(name="old")
+    models.Shelf.objects.filter(pk=gone.pk).update(size=3)  # revision 1, by the ORM
+    before = len(outbox_rows())
+    _raw("INSERT INTO {table} (id, name, size, cqrs_revision, cqrs_updated) "
+         "VALUES (%s, 'raw', 5, 0, %s)", [gone.pk + 100, "2026-01-01 00:00:00"])
+    _raw("DELETE FROM {table} WHERE id = %s", [gone.pk])
+    assert _captured() == [("I", str(gone.pk + 100)), ("D", str(gone.pk))]
+    assert outside.process() == 2
+    assert _events(outbox_rows, before) == [
+        ("SAVE", str(gone.pk + 100), 1), ("DELETE", str(gone.pk), 2)]
+    assert _captured() == []
+
+
+def test_orm_writes__one_event_each_and_no_record(net, outbox_rows):
+    """save(), create(), update(), bulk calls and delete() write their own events and
+    leave nothing for the step."""
+    ann = models.Author.objects.create(name="ann")
+    shelf = models.Shelf.objects.create(name="a", author=ann)
+    shelf.size = 2
+    shelf.save()
+    with transaction.atomic():
+        shelf.size = 3
+        shelf.save()
+        shelf.save()  # a second save in one transaction keeps its revision
+    models.Shelf.objects.filter(pk=shelf.pk).update(size=F("size") + 1)
+    ann.shelves.update(name="b")
+    models.Shelf.shelves.bulk_create([models.Shelf(name="c")])
+    shelf.size = 9
+    models.Shelf.objects.bulk_update([shelf], ["size"])
+    other = models.Shelf.objects.create(name="d")
+    models.Shelf.objects.filter(pk=other.pk).delete()
+    assert _captured() == []
+    assert outside.process() == 0
+    events = _events(outbox_rows)
+    assert [rev for kind, pk, rev in events if pk == str(shelf.pk)] == [0, 1, 2, 3, 4, 5]
+    assert [(kind, rev) for kind, pk, rev in events if pk == str(other.pk)] == [
+        ("SAVE", 0), ("DELETE", 1)]
+    assert len(events) == 6 + 2 + 2  # shelf, other, ann and the bulk-created row
+
+
+def test_a_savepoint_rolled_back_after_update__leaves_no_event_and_no_record(net, outbox_rows):
+    shelf = models.Shelf.objects.create(name="a")
+    before = len(outbox_rows())
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                models.Shelf.objects.filter(pk=shelf.pk).update(size=7)
+                _raw("UPDATE {table} SET name = 'raw' WHERE id = %s", [shelf.pk])
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+    assert _captured() == []
+    assert len(outbox_rows()) == before
+    shelf.refresh_from_db()
+    assert (shelf.size, shelf.name, shelf.cqrs_revision) == (0, "a", 0)
+
+
+def test_raw_write_in_the_orms_transaction_of_another_row__is_recorded(net, outbox_rows):
+    """An ORM event covers its own row only: a raw write of another row in the same
+    transaction is still recorded."""
+    a = models.Shelf.objects.create(name="a")
+    b = models.Shelf.objects.create(name="b")
+    with transaction.atomic():
+        a.size = 1
+        a.save()
+        _raw("UPDATE {table} SET size = 2 WHERE id = %s", [b.pk])
+    assert _captured() == [("U", str(b.pk))]
+
+
+def test_deleted_outside_and_created_again__delete_then_save(net, outbox_rows):
+    """A row deleted in SQL and created again under the same pk before the step runs gets
+    the DELETE of its old life before the SAVE of the new one."""
+    shelf = models.Shelf.objects.create(name="old")
+    pk = shelf.pk
+    before = len(outbox_rows())
+    _raw("DELETE FROM {table} WHERE id = %s", [pk])
+    models.Shelf.objects.create(pk=pk, name="new")
+    assert _captured() == [("D", str(pk))]
+    assert outside.process() == 1
+    assert _events(outbox_rows, before) == [
+        ("SAVE", str(pk), 0), ("DELETE", str(pk), 1), ("SAVE", str(pk), 2)]
+    assert outbox_rows()[-1]["body"]["instance_data"]["name"] == "new"
+
+
+def test_capture_off__turns_the_triggers_off(net, settings, outbox_rows):
+    """Mode 'off' (django-cqrs's silence): after migrate the triggers are gone, raw writes
+    leave no record and update() writes no event."""
+    shelf = models.Shelf.objects.create(name="a")
+    settings.CQRS = {**settings.CQRS, "master": {**settings.CQRS["master"], "capture": "off"}}
+    triggers.sync("default")
+    before = len(outbox_rows())
+    _raw("UPDATE {table} SET size = 5 WHERE id = %s", [shelf.pk])
+    models.Shelf.objects.filter(pk=shelf.pk).update(size=6)
+    assert _captured() == []
+    assert outside.process() == 0
+    assert len(outbox_rows()) == before
+
+
+def test_cqrs_capture_command__sql_install_once(net, outbox_rows):
+    out = io.StringIO()
+    call_command("cqrs_capture", "--sql", stdout=out)
+    assert models.Shelf._meta.db_table in out.getvalue()
+    assert "TRIGGER" in out.getvalue()
+    out = io.StringIO()
+    call_command("cqrs_capture", "--install", stdout=out)
+    assert "installed on" in out.getvalue()
+    shelf = models.Shelf.objects.create(name="a")
+    _raw("UPDATE {table} SET size = 8 WHERE id = %s", [shelf.pk])
+    out = io.StringIO()
+    call_command("cqrs_capture", "--once", stdout=out)
+    assert "turned into events: 1" in out.getvalue()
+    assert _events(outbox_rows)[-1] == ("SAVE", str(shelf.pk), 1)
+
+
+def test_cqrs_capture_without_the_mode__says_which_setting(settings):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=r"CQRS\['master'\]\['capture'\] = 'database'"):
+        call_command("cqrs_capture", "--once")
+
+
+def test_step_counts_and_warns_once_per_table(net, caplog, monkeypatch):
+    seen = []
+
+    class Observer:
+        def captured(self, cqrs_id, count):
+            seen.append((cqrs_id, count))
+
+    monkeypatch.setattr(outside, "_warned", {})
+    shelf = models.Shelf.objects.create(name="a")
+    for size in (1, 2):
+        _raw("UPDATE {table} SET size = %s WHERE id = %s", [size, shelf.pk])
+        outside.process(observer=Observer())
+    assert seen == [("shelf", 1), ("shelf", 1)]
+    warnings = [r for r in caplog.records if "outside the ORM" in r.getMessage()]
+    assert len(warnings) == 1
+    assert models.Shelf._meta.db_table in warnings[0].getMessage()
