@@ -24,7 +24,8 @@ class RawMasterMixin(models.Model):
     CQRS_FIELDS: Any = ALL_BASIC_FIELDS
     CQRS_SERIALIZER: str | None = None
     CQRS_TRACKED_FIELDS: Any = None
-    CQRS_CAPTURE: str | None = None  # 'orm', 'database' or 'off'; None follows CQRS['master']['capture']
+    # 'orm', 'database' or 'off'; None follows CQRS['master']['capture']
+    CQRS_CAPTURE: str | None = None
 
     objects = models.Manager()
     cqrs = MasterManager()
