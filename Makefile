@@ -89,7 +89,7 @@ test-postgres: $(STAMP)
 MARIADB_PASS := -m "not postgres or mysql" tests/unit tests/integration/master \
 	tests/integration/relay tests/integration/replica tests/integration/ops \
 	tests/acceptance/replica/test_wire_compat.py tests/acceptance/replica/test_bulk_writes.py \
-	tests/faults/relay
+	tests/acceptance/replica/test_writes_outside_orm.py tests/faults/relay
 
 # The master-side suite again on SQLite, the embedded default.
 test-sqlite: $(STAMP)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 import logging
 from collections.abc import Iterator
 
@@ -126,7 +127,9 @@ def _payload(envelope: wire.Envelope, signal_type: str, signed: bool) -> str:
     return wire.dumps(body)
 
 
-def delete_event(instance: models.Model, revision: int) -> contract.NewEvent:
-    """Return the DELETE event of `instance`, whose row stood at `revision`."""
-    data = serialization.delete_data(instance, revision)
+def delete_event(instance: models.Model, revision: int,
+                 deleted_at: datetime.datetime | None = None) -> contract.NewEvent:
+    """Return the DELETE event of `instance`, whose row stood at `revision` (deleted at
+    `deleted_at`, default now)."""
+    data = serialization.delete_data(instance, revision, deleted_at)
     return _event(instance, wire.SIGNAL_DELETE, data, None, conf.get())

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import models, router, transaction
 from django.db.models import F
+from django.db.models.expressions import Combinable
 
 from cqrs_outbox import conf
 from cqrs_outbox.core import contract, wire
@@ -46,7 +47,19 @@ class RawMasterMixin(models.Model):
         outbox.count_save(using, self)
         with transaction.atomic(using=using, savepoint=False):
             self._prepare_cqrs_save(using, kwargs)
-            super().save(*args, **kwargs)
+            try:
+                super().save(*args, **kwargs)
+            except ValueError:
+                # The row was deleted after this instance was read: Django's UPDATE found
+                # nothing and it inserts instead, which cannot take the F() revision. As
+                # in plain Django the row comes back, as a new life at revision 0.
+                if not isinstance(self.cqrs_revision, Combinable) or kwargs.get(
+                        "update_fields") is not None:
+                    raise
+                # The ValueError came before any SQL ran, so the transaction is intact.
+                transaction.set_rollback(False, using=using)
+                self.cqrs_revision = 0
+                super().save(*args, **{**kwargs, "force_insert": True})
 
     def _prepare_cqrs_save(self, using: str, kwargs: dict) -> None:
         update_fields = kwargs.get("update_fields")

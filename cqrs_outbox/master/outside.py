@@ -84,37 +84,42 @@ def _skip_locked(using: str) -> dict:
 
 def _events(model_cls: type[models.Model], records: list[CapturedChange], using: str) -> None:
     pk_field = model_cls._meta.pk
-    deleted: dict[str, int] = {}  # pk text -> revision at the delete outside the ORM
+    deleted: dict[str, CapturedChange] = {}  # pk text -> its delete outside the ORM
     order: dict[str, Any] = {}  # pk text -> pk value, in the order first recorded
     for record in records:
         order.setdefault(record.instance_pk, pk_field.to_python(record.instance_pk))
         if record.kind == "D" and record.revision is not None:
-            deleted[record.instance_pk] = record.revision
+            deleted[record.instance_pk] = record
     manager = model_cls._base_manager.using(using)
     rows = {str(row.pk): row for row in
             manager.select_for_update().filter(pk__in=list(order.values()))}
     now = timezone.now()
     for text, value in order.items():
         row = rows.get(text)
-        if text in deleted:
-            _queue_delete(model_cls, value, deleted[text], using)
+        gone = deleted.get(text)
+        if gone is not None:
+            _queue_delete(model_cls, value, gone, using)
         if row is None:
             continue
         # Above the DELETE just queued too (which carries its row's revision plus one),
         # so replicas take the new life's state over the old life's tombstone.
-        revision = max(row.cqrs_revision + 1, deleted.get(text, -2) + 2)
+        revision = max(row.cqrs_revision + 1, -1 if gone is None else gone.revision + 2)
         manager.filter(pk=row.pk).update(cqrs_revision=revision, cqrs_updated=now)
         row.cqrs_revision, row.cqrs_updated = revision, now
         signals.queue_save(model_cls, row, using)
 
 
-def _queue_delete(model_cls: type[models.Model], pk: Any, revision: int, using: str) -> None:
-    gone = model_cls(pk=pk)
-    gone.cqrs_revision = revision
-    if not gone.is_sync_instance():
+def _queue_delete(model_cls: type[models.Model], pk: Any, record: CapturedChange,
+                  using: str) -> None:
+    # Sent with the time of the delete itself, which the replica's rules compare with
+    # the times of the row's other lives.
+    instance = model_cls(pk=pk)
+    instance.cqrs_revision = record.revision
+    if not instance.is_sync_instance():
         return
+    event = events.delete_event(instance, record.revision, record.created_at)
     outbox.enqueue(using, outbox.event_key(model_cls.CQRS_ID, pk, wire.SIGNAL_DELETE),
-                   event=events.delete_event(gone, revision))
+                   event=event)
 
 
 def _report(using: str, model_cls: type[models.Model], records: list, observer: Any) -> None:

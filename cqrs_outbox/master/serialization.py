@@ -135,10 +135,11 @@ def instance_data(instance: models.Model, using: str, fetch: bool = True) -> dic
     return field_data(instance)
 
 
-def delete_data(instance: models.Model, revision: int) -> dict:
-    """Return `instance_data` for a DELETE event of a row at `revision` before deletion."""
+def delete_data(instance: models.Model, revision: int, deleted_at: Any = None) -> dict:
+    """Return `instance_data` for a DELETE event of a row at `revision` before deletion,
+    deleted at `deleted_at` (default: now)."""
     custom = instance.get_custom_cqrs_delete_data()
-    return wire.delete_data(instance.pk, revision, timezone.now(), custom)
+    return wire.delete_data(instance.pk, revision, deleted_at or timezone.now(), custom)
 
 
 _expires_memo: tuple = (None, None, None)  # (whole second, ttl, value)

@@ -42,6 +42,13 @@ OUTBOX = contract.OUTBOX_TABLE
 ROW_INDEX = "cqrs_outbox_event_row_idx"
 CLEAR_TRIGGER = "cqrs_outbox_capture_clear"
 KINDS = {"INSERT": "I", "UPDATE": "U", "DELETE": "D"}
+# When the change was made, in UTC, read when the trigger runs: after the writer got the
+# row's lock, so a delete is stamped after the save it waited for (the time is sent as a
+# DELETE's cqrs_updated, which replicas compare with the row's). The statement's start
+# (NOW(), UTC_TIMESTAMP(), PostgreSQL's now()) can come before that save. MySQL has no
+# UTC form of SYSDATE(), so the statement's UTC start is moved on by the time since.
+MYSQL_NOW = ("UTC_TIMESTAMP(6) + INTERVAL TIMESTAMPDIFF(MICROSECOND, NOW(6), SYSDATE(6)) "
+             "MICROSECOND")
 
 
 def name(prefix: str, table: str) -> str:
@@ -89,7 +96,7 @@ BEGIN
     END IF;
     INSERT INTO {CAPTURE} (cqrs_id, table_name, instance_pk, kind, revision, created_at)
         VALUES ({_literal(cqrs_id)}, TG_TABLE_NAME, row_pk, substr(TG_OP, 1, 1), deleted,
-                now());
+                clock_timestamp());
     PERFORM pg_notify({_literal(contract.NOTIFY_CHANNEL)}, '');
     RETURN NULL;
 END;
@@ -112,7 +119,7 @@ $$ LANGUAGE plpgsql"""
 
 def _row_triggers(model_cls: type[models.Model], quote, vendor: str) -> tuple[list, list]:
     table, pk, cqrs_id = _columns(model_cls)
-    now = "UTC_TIMESTAMP(6)" if vendor == "mysql" else "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    now = MYSQL_NOW if vendor == "mysql" else "strftime('%Y-%m-%d %H:%M:%f', 'now')"
     text = "CHAR" if vendor == "mysql" else "TEXT"
     install, drop = [], []
     for op, kind in KINDS.items():

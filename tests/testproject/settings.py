@@ -106,6 +106,9 @@ CQRS = {
 if os.environ.get("CQRS_TEST_SIGNATURES"):
     CQRS["replica"]["signatures"] = os.environ["CQRS_TEST_SIGNATURES"]
     CQRS["replica"]["trusted_keys"] = json.loads(os.environ.get("CQRS_TEST_TRUSTED_KEYS", "{}"))
+# The capture mode of a relay process a test starts ('database': the safety net).
+if os.environ.get("CQRS_TEST_CAPTURE"):
+    CQRS["master"]["capture"] = os.environ["CQRS_TEST_CAPTURE"]
 if os.environ.get("CQRS_TEST_SIGNING_KEY"):
     CQRS["master"]["signing_key"] = json.loads(os.environ["CQRS_TEST_SIGNING_KEY"])
 
