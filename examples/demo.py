@@ -156,24 +156,38 @@ class Demo:
         address = urls.parse_broker_url(self.broker_url)
         print(f"cqrs-outbox demo: RabbitMQ at {address.safe_url}, SQLite in {self.workdir}")
         print(f"      exchange {self.exchange}, queue {self.queue} (this run only)")
-        print("[1/5] migrate the master and the replica databases")
+        print("[1/6] migrate the master and the replica databases")
         self.manage(MASTER, "migrate", "--noinput")
         self.manage(REPLICA, "migrate", "--noinput")
-        print("[2/5] start the replica's consumer")
+        print("[2/6] start the replica's consumer")
         self.start("consumer", REPLICA, "cqrs_consume", "-w", "1")
         waited = self.wait_for_consumer()
         print(f"      queue declared and bound, consuming after {waited:.1f} s")
-        print("[3/5] start the master's relay")
+        print("[3/6] start the master's relay")
         self.start("relay", MASTER, "cqrs_relay", "--poll-interval", RELAY_POLL_INTERVAL)
         waited = self.wait_for_relay()
         print(f"      relay connected after {waited:.1f} s")
-        print("[4/5] write on the master: manage.py demo_writes")
+        print("[4/6] write on the master: manage.py demo_writes")
         for line in self.manage(MASTER, "demo_writes").splitlines():
             print(f"      {line}")
-        print("[5/5] wait until the replica holds the master's revisions")
+        print("[5/6] wait until the replica holds the master's revisions")
         caught_up = self.wait_for_replica()
         print(f"      {self.lag_line(caught_up)}")
         self.report()
+        self.raw_update()
+
+    def raw_update(self) -> None:
+        """Change a title in plain SQL, as psql, a data fix or another service would: the
+        capture trigger records it and the relay turns it into an event."""
+        sql = "UPDATE catalog_book SET title = title || ' (2nd ed.)' WHERE is_draft = 0"
+        print(f"[6/6] outside Django, on the master's database: {sql}")
+        with sqlite3.connect(self.databases[MASTER], timeout=5) as db:
+            changed = db.execute(sql).rowcount
+        committed = time.monotonic()
+        self.wait_for_replica()
+        print(f"      {changed} row(s) changed; the replica followed "
+              f"{time.monotonic() - committed:.3f} s after the commit "
+              "(CQRS['master']['capture'] = 'database')")
 
     def lag_line(self, caught_up: datetime.datetime) -> str:
         """Say how far the replica lagged, from the events' own timestamps: each event's

@@ -77,6 +77,11 @@ def process(using: str = "default", limit: int = BATCH, observer: Any = None) ->
     return len(records)
 
 
+def waiting(using: str = "default") -> int:
+    """Return how many capture records wait to become events."""
+    return CapturedChange.objects.using(using).count()
+
+
 def _skip_locked(using: str) -> dict:
     return {"skip_locked": True} if connections[using].features.has_select_for_update_skip_locked \
         else {}

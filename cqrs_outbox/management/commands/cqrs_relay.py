@@ -65,6 +65,11 @@ class Command(_common.CQRSCommand):
             summary = store.summary(outbox_db.database(database))
         self.stdout.write(f"database: {database}")
         self.stdout.write(status.render(summary))
+        from cqrs_outbox.master import outside
+
+        if outside.enabled():
+            self.stdout.write(f"captured outside the ORM, not yet events: "
+                              f"{outside.waiting(database)}")
 
     def _run(self, options: dict) -> None:
         for name in ("batch_size", "poll_interval", "lease_ttl", "seconds"):

@@ -84,6 +84,9 @@ CQRS = {
     "master": {
         # Replicas drop an event that reaches them more than a day after it was written.
         "CQRS_MESSAGE_TTL": 86400,
+        # Triggers catch writes made outside the ORM (raw SQL, psql, other services), and
+        # the relay turns them into events; migrate installs them.
+        "capture": "database",
     },
 }
 
