@@ -27,6 +27,14 @@ settings' MYSQL_HOST and MYSQL_TCP_PORT), through mysqlclient, at REPEATABLE REA
 the signing cost per event: the builder's time per event with signing off and on, and
 one signature alone.
 
+`--capture` adds a column "net": our master with CQRS['master']['capture'] = 'database'
+and its triggers installed for the round (dropped after it, so the other columns run
+without them). Then two figures of the capture itself: `filter().update()` of 10,000
+rows, plain Django against ours without and with the triggers (microseconds per row over
+plain, serialisation at commit included); and a raw-SQL UPDATE of 10,000 rows with
+`cqrs_relay` and `cqrs_consume` running as processes, timed from its commit until the
+replica table holds every new value.
+
 Short rounds, many of them: on a shared machine the load changes by the second, and
 fine alternation lets every column meet the same load.
 """
@@ -34,6 +42,7 @@ fine alternation lets every column meet the same load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -66,11 +75,13 @@ from django.test.utils import (  # noqa: E402
 
 from bench import scenarios  # noqa: E402
 from cqrs_outbox.core import signing  # noqa: E402
-from cqrs_outbox.master import events  # noqa: E402
+from cqrs_outbox.master import events, triggers  # noqa: E402
 from tests.testproject.master import models  # noqa: E402
 
 COLUMNS: tuple[str, ...] = ("plain", "outbox", "django-cqrs")
 SIGNED = "signed"
+NET = "net"
+UPDATE_ROWS = 10_000  # rows of the update() and raw-SQL figures
 SIGN_SAMPLES = 2000  # events built per figure of the signing cost
 TARGETS = {  # scenario: (column, baseline, minimum ratio) from the project's goals
     "atomic": ("outbox", "django-cqrs", 1.0),
@@ -160,10 +171,109 @@ def _ours(scenario: str, column: str, rows: int, port: str) -> float:
     if column == SIGNED:
         with override_settings(CQRS=_signed_settings()):
             return scenarios.run(scenario, models.Author, models.Author.cqrs, rows)
+    if column == NET:
+        with override_settings(CQRS=_capture_settings()), _triggers():
+            return scenarios.run(scenario, models.Author, models.Author.cqrs, rows)
     return scenarios.run(scenario, models.Author, models.Author.cqrs, rows)
 
 
 _KEY_FILE: list[str] = []
+
+
+def _capture_settings() -> dict:
+    return {**settings.CQRS, "master": {**settings.CQRS["master"], "capture": "database"}}
+
+
+@contextlib.contextmanager
+def _triggers():
+    triggers.install([models.Author])
+    try:
+        yield
+    finally:
+        triggers.install([models.Author], remove=True)
+
+
+def _update_figures(rounds: int) -> None:
+    """filter().update() of UPDATE_ROWS rows: plain, ours ('orm'), ours with the net."""
+    models.Plain.objects.bulk_create(models.Plain(name=f"u{i}") for i in range(UPDATE_ROWS))
+    with override_settings(CQRS={**settings.CQRS, "master": {
+            **settings.CQRS["master"], "capture": "off"}}):
+        models.Author.objects.bulk_create(models.Author(name=f"u{i}")
+                                          for i in range(UPDATE_ROWS))
+    first_plain = models.Plain.objects.order_by("-pk")[UPDATE_ROWS - 1].pk
+    first_author = models.Author.objects.order_by("-pk")[UPDATE_ROWS - 1].pk
+
+    def timed(column: str, n: int) -> float:
+        start = time.perf_counter()
+        if column == "plain":
+            done = models.Plain.objects.filter(pk__gte=first_plain).update(name=f"v{n}")
+        else:
+            done = models.Author.objects.filter(pk__gte=first_author).update(name=f"v{n}")
+        assert done == UPDATE_ROWS, done
+        return time.perf_counter() - start
+
+    found: dict = {"plain": [], "outbox": [], NET: []}
+    for n in range(rounds):
+        found["plain"].append(timed("plain", n))
+        found["outbox"].append(timed("outbox", n))
+        with override_settings(CQRS=_capture_settings()), _triggers():
+            found[NET].append(timed(NET, n))
+    secs = {c: statistics.median(v) for c, v in found.items()}
+    over = {c: (secs[c] - secs["plain"]) / UPDATE_ROWS * 1e6 for c in ("outbox", NET)}
+    print(f"update() of {UPDATE_ROWS:,} rows ({_load()}): plain {secs['plain']:.3f} s, "
+          f"outbox {secs['outbox']:.3f} s (+{over['outbox']:.0f} us/row), net "
+          f"{secs[NET]:.3f} s (+{over[NET]:.0f} us/row; target at most +100 us/row: "
+          f"{'met' if max(over.values()) <= 100 else 'NOT met'})")
+
+
+def _raw_to_replica() -> None:
+    """A raw UPDATE of UPDATE_ROWS rows, timed from its commit to the replica."""
+    from tests.acceptance.replica import support
+    from tests.testproject.replica.models import AuthorRef
+
+    env = {"CQRS_TEST_DB_NAME": connection.settings_dict["NAME"],
+           "CQRS_TEST_CAPTURE": "database"}
+    workdir = Path(tempfile.mkdtemp(prefix="cqrs-bench-"))
+    settings_module = "tests.testproject.settings"
+    with override_settings(CQRS=_capture_settings()):
+        triggers.install([models.Author])
+        consumer = support.django(["cqrs_consume", "-w", "1"], settings_module, env,
+                                  workdir / "consumer.log")
+        relay = support.django(["cqrs_relay"], settings_module, env, workdir / "relay.log")
+        try:
+            with override_settings(CQRS={**settings.CQRS, "master": {
+                    **settings.CQRS["master"], "capture": "off"}}):
+                models.Author.objects.all().delete()
+            ids = [a.pk for a in models.Author.objects.bulk_create(
+                models.Author(name=f"r{i}") for i in range(UPDATE_ROWS))]
+            _wait(lambda: AuthorRef.objects.filter(pk__in=ids).count() == UPDATE_ROWS, 300,
+                  "the replica holding the rows")
+            table = connection.ops.quote_name(models.Author._meta.db_table)
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {table} SET name = 'raw' WHERE id >= %s", [min(ids)])
+            committed = time.perf_counter()
+            _wait(lambda: AuthorRef.objects.filter(pk__in=ids, name="raw").count()
+                  == UPDATE_ROWS, 120, "the raw update on the replica")
+            took = time.perf_counter() - committed
+        finally:
+            relay.terminate()
+            consumer.terminate()
+            triggers.install([models.Author], remove=True)
+    print(f"raw-SQL UPDATE of {UPDATE_ROWS:,} rows, commit to replica, relay and consumer "
+          f"running ({_load()}): {took:.2f} s (target at most 5 s: "
+          f"{'met' if took <= 5 else 'NOT met'})")
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
 
 
 def _signed_settings() -> dict:
@@ -246,6 +356,10 @@ def _report(scenario: str, link: str, rates: dict) -> None:
         f"outbox/plain {rates['outbox'] / rates['plain']:.2f}"
         + (f"   signed {rates[SIGNED]:7.0f} rows/s, signed/outbox "
            f"{rates[SIGNED] / rates['outbox']:.2f}" if SIGNED in rates else "")
+        + (f"   net {rates[NET]:7.0f} rows/s, net/outbox {rates[NET] / rates['outbox']:.2f} "
+           f"(target 0.9: {'met' if rates[NET] >= 0.9 * rates['outbox'] else 'NOT met'})"
+           if NET in rates else "")
+        + f"   ({_load()})"
     )
 
 
@@ -275,6 +389,9 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(scenarios.SCENARIOS))
     parser.add_argument("--signing", action="store_true",
                         help="add a column with signed events and print the signing cost")
+    parser.add_argument("--capture", action="store_true",
+                        help="add a column with the database capture triggers, and the "
+                             "update() and raw-SQL figures")
     parser.add_argument("--database", choices=databases.DATABASES,
                         default=os.environ["CQRS_TEST_DB"],
                         help="where all columns write (default postgres)")
@@ -282,6 +399,8 @@ def main() -> None:
     global COLUMNS
     if args.signing:
         COLUMNS = (*COLUMNS, SIGNED)
+    if args.capture:
+        COLUMNS = (*COLUMNS, NET)
     state = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     db = connection.settings_dict
     exchange = f"bench_{uuid.uuid4().hex[:8]}"
@@ -306,6 +425,10 @@ def main() -> None:
             trips = _round_trips(peer, proxy, scenario, rows)
             print(f"{scenario:11} requests to the database per row: "
                   + "  ".join(f"{c} {trips[c]:.2f}" for c in COLUMNS))
+        if args.capture:
+            _use_port(direct)
+            _update_figures(max(3, args.rounds // 3))
+            _raw_to_replica()
     finally:
         peer.stop()
         proxy.stop()

@@ -146,7 +146,9 @@ def _can_return(queryset: models.QuerySet, alias: str) -> bool:
 def _own_update(queryset: models.QuerySet) -> bool:
     # The queryset class behind ours must not have an update() of its own, which the
     # one-statement path would skip.
-    for klass in type(queryset).__mro__[1:]:
+    for klass in type(queryset).__mro__:
+        if issubclass(klass, CapturingQuerySet):
+            continue  # ours, and the classes made to mix it in
         if "update" in klass.__dict__:
             return klass is models.QuerySet
     return True
@@ -196,7 +198,7 @@ def _update_by_pk(queryset: models.QuerySet, alias: str, kwargs: dict) -> tuple[
 
 def _same_class(queryset: models.QuerySet, other: models.QuerySet) -> models.QuerySet:
     # The queryset's own class, so an update() it overrides still runs.
-    clone = copy.copy(other)
+    clone = other._chain()  # not copy.copy(), which pickles and so runs the query
     clone.__class__ = type(queryset)
     return clone
 

@@ -25,6 +25,7 @@ from collections import defaultdict
 from typing import Any
 
 from django.db import connections, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from cqrs_outbox.core import wire
@@ -34,7 +35,7 @@ from cqrs_outbox.registry import MasterRegistry
 
 logger = logging.getLogger(__name__)
 
-BATCH = 500  # capture records per transaction
+BATCH = 1000  # capture records per transaction
 WARN_INTERVAL = 60.0  # seconds between two warnings about the same table
 _warned: dict[str, float] = {}
 
@@ -99,19 +100,27 @@ def _events(model_cls: type[models.Model], records: list[CapturedChange], using:
     rows = {str(row.pk): row for row in
             manager.select_for_update().filter(pk__in=list(order.values()))}
     now = timezone.now()
+    # Rows with no delete recorded (nearly all) are raised in one statement; they are
+    # locked above, so the revision read is the one raised.
+    plain = [row for text, row in rows.items() if text not in deleted]
+    if plain:
+        manager.filter(pk__in=[row.pk for row in plain]).update(
+            cqrs_revision=F("cqrs_revision") + 1, cqrs_updated=now)
+    for row in plain:
+        row.cqrs_revision, row.cqrs_updated = row.cqrs_revision + 1, now
     for text, value in order.items():
         row = rows.get(text)
         gone = deleted.get(text)
         if gone is not None:
             _queue_delete(model_cls, value, gone, using)
-        if row is None:
-            continue
-        # Above the DELETE just queued too (which carries its row's revision plus one),
-        # so replicas take the new life's state over the old life's tombstone.
-        revision = max(row.cqrs_revision + 1, -1 if gone is None else gone.revision + 2)
-        manager.filter(pk=row.pk).update(cqrs_revision=revision, cqrs_updated=now)
-        row.cqrs_revision, row.cqrs_updated = revision, now
-        signals.queue_save(model_cls, row, using)
+            if row is not None:
+                # Created again: above the DELETE just queued too (which carries its
+                # row's revision plus one), so replicas take the new life's state.
+                revision = max(row.cqrs_revision + 1, gone.revision + 2)
+                manager.filter(pk=row.pk).update(cqrs_revision=revision, cqrs_updated=now)
+                row.cqrs_revision, row.cqrs_updated = revision, now
+        if row is not None:
+            signals.queue_save(model_cls, row, using)
 
 
 def _queue_delete(model_cls: type[models.Model], pk: Any, record: CapturedChange,

@@ -225,3 +225,24 @@ def test_capturing_queryset__pickles_and_deconstructs_as_the_original():
     assert isinstance(qs, capture.CapturingQuerySet)
     assert type(pickle.loads(pickle.dumps(qs))) is type(qs)
     assert models.Shelf.shelves.deconstruct()[1].endswith("models.ShelfManager")
+
+
+def test_update_on_postgresql_and_sqlite__one_update_returning_and_no_read(outbox_rows):
+    """Where the database returns the changed rows, update() of a plain manager is one
+    UPDATE ... RETURNING: no locking read before it, no read after it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor == "mysql":
+        pytest.skip("MySQL/MariaDB have no UPDATE ... RETURNING: the rows are read by pk")
+    for name in ("a", "b"):
+        models.Author.objects.create(name=name)
+    with CaptureQueriesContext(connection) as seen:
+        with transaction.atomic():
+            assert models.Author.objects.filter(name="a").update(name="z") == 1
+    statements = [q["sql"] for q in seen.captured_queries
+                  if "cqrs_outbox_event" not in q["sql"]
+                  and q["sql"].split()[0] not in ("BEGIN", "COMMIT")]
+    assert [s.split()[0] for s in statements] == ["UPDATE"]
+    assert "RETURNING" in statements[0]
+    assert outbox_rows()[-1]["body"]["instance_data"]["name"] == "z"
