@@ -31,11 +31,14 @@ raw write from a second ORM save in one transaction, which keeps the revision by
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 
 from django.db import connections, models
 
 from cqrs_outbox.core import contract
+
+logger = logging.getLogger(__name__)
 
 CAPTURE = contract.CAPTURE_TABLE
 OUTBOX = contract.OUTBOX_TABLE
@@ -200,24 +203,59 @@ def install(model_classes: Iterable[type[models.Model]], using: str = "default",
     return len(sql)
 
 
+def trigger_names(model_cls: type[models.Model], vendor: str) -> list[str]:
+    """Return the names of the capture triggers of `model_cls` on `vendor`."""
+    table = model_cls._meta.db_table
+    if vendor == "postgresql":
+        return [name("cqrs_outbox_capture", table)]
+    return [name(f"cqrs_outbox_capture_{kind.lower()}", table) for kind in KINDS.values()]
+
+
+def existing(using: str = "default") -> set[str]:
+    """Return the names of the capture triggers present on the database `using`."""
+    connection = connections[using]
+    sql = {
+        "postgresql": "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+                      "AND tgname LIKE 'cqrs_outbox_capture%%'",
+        "mysql": "SELECT trigger_name FROM information_schema.triggers WHERE "
+                 "trigger_schema = DATABASE() AND trigger_name LIKE 'cqrs_outbox_capture%%'",
+        "sqlite": "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                  "AND name LIKE 'cqrs_outbox_capture%%'",
+    }[connection.vendor]
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return {row[0] for row in cursor.fetchall()}
+
+
 def sync(using: str = "default", **kwargs: object) -> None:
     """Make the triggers on `using` follow the capture modes: installed on the tables of
     models in mode 'database', dropped from the other master tables. Runs after every
-    `migrate` (a post_migrate receiver)."""
+    `migrate` (a post_migrate receiver), and touches only tables whose triggers must
+    change: DDL on a table waits for its open transactions, and every write waits for it.
+    """
     from cqrs_outbox.master import outside
     from cqrs_outbox.registry import MasterRegistry
 
     connection = connections[using]
+    chosen_all = outside.models_in_database_mode()
     if not supported(connection.vendor):
+        if chosen_all:
+            logger.warning("CQRS capture mode 'database' has no triggers for %s: writes "
+                           "outside the ORM are not captured on database %r",
+                           connection.vendor, using)
         return
     with connection.cursor() as cursor:
         tables = set(connection.introspection.table_names(cursor))
     if CAPTURE not in tables:
         return
-    chosen = [m for m in outside.models_in_database_mode() if m._meta.db_table in tables]
+    present = existing(using)
+    vendor = connection.vendor
+    chosen = [m for m in chosen_all if m._meta.db_table in tables]
     others = [m for m in MasterRegistry.models.values()
-              if not m._meta.abstract and m not in chosen and m._meta.db_table in tables]
-    if others:
+              if not m._meta.abstract and m not in chosen and m._meta.db_table in tables
+              and present.intersection(trigger_names(m, vendor))]
+    if others or (not chosen and CLEAR_TRIGGER in present):
         install(others, using, remove=True, shared=not chosen)
-    if chosen:
-        install(chosen, using)
+    missing = [m for m in chosen if not present.issuperset(trigger_names(m, vendor))]
+    if missing:
+        install(missing, using)

@@ -247,3 +247,19 @@ def test_relay_turn__takes_the_records_before_it_drains(net, outbox_rows):
     sent = [(m.routing_key, json.loads(m.body)["instance_data"]["size"])
             for m in relay.publisher.sent_in_order]
     assert sent[-1] == ("shelf", 3)
+
+
+def test_migrate_step__touches_only_tables_whose_triggers_change(net, settings):
+    """After migrate, installed triggers are left alone (DDL takes a table lock every write
+    waits for); switching the mode off drops them all."""
+    from django.test.utils import CaptureQueriesContext
+
+    names = set(triggers.trigger_names(models.Shelf, connection.vendor))
+    assert names <= triggers.existing()
+    with CaptureQueriesContext(connection) as seen:
+        triggers.sync("default")
+    assert not [q["sql"] for q in seen.captured_queries if "TRIGGER" in q["sql"].upper()
+                and "CREATE" in q["sql"].upper()]
+    settings.CQRS = {**settings.CQRS, "master": {**settings.CQRS["master"], "capture": "orm"}}
+    triggers.sync("default")
+    assert triggers.existing() == set()
