@@ -10,7 +10,7 @@ import importlib.util
 import re
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -82,6 +82,25 @@ class Database:
         """Run a query and return its first row, or None."""
         rows = self.fetchall(sql, params)
         return rows[0] if rows else None
+
+    def literal_quoter(self) -> Callable[[Any], bytes] | None:
+        """Return psycopg 3's quoting of one value as an SQL literal (its own, in C with
+        psycopg-binary), or None for other drivers."""
+        if self.driver != "psycopg":
+            return None
+        raw = getattr(self.connection, "connection", self.connection)  # Django's, or raw
+        from psycopg.adapt import Transformer
+
+        return Transformer.from_context(raw).as_literal
+
+    def execute_literal(self, sql: str) -> None:
+        """Run SQL that carries its values as literals: no parameters, so the driver does
+        not parse it for placeholders."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
 
     def rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement and return how many rows it touched."""

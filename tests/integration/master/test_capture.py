@@ -246,3 +246,14 @@ def test_update_on_postgresql_and_sqlite__one_update_returning_and_no_read(outbo
     assert [s.split()[0] for s in statements] == ["UPDATE"]
     assert "RETURNING" in statements[0]
     assert outbox_rows()[-1]["body"]["instance_data"]["name"] == "z"
+
+
+def test_many_events_with_hostile_text__stored_exactly(outbox_rows):
+    """A transaction of many events (psycopg 3 then gets its values written into the
+    INSERT) keeps every byte of quotes, backslashes, percent signs and non-ASCII text."""
+    names = [f"o'reilly \\ 100%s %% {{x}} \u00e9\u4e2d {i} '); DROP TABLE x; --" for i in range(80)]
+    created = models.Author.objects.bulk_create([models.Author(name=n) for n in names])
+    rows = outbox_rows()[-80:]
+    assert [r["body"]["instance_data"]["name"] for r in rows] == names
+    assert [r["instance_pk"] for r in rows] == [str(a.pk) for a in created]
+    assert sorted(models.Author.objects.values_list("name", flat=True)) == sorted(names)
