@@ -158,3 +158,35 @@ def test_validate__refuses_a_body_missing_any_key_django_cqrs_requires(key):
 def test_required_keys__are_exactly_the_four_django_cqrs_requires():
     """The constant itself, literally."""
     assert wire.REQUIRED_KEYS == ("signal_type", "cqrs_id", "instance_data", "instance_pk")
+
+
+def test_preview__shows_the_first_200_characters_of_a_long_body_then_an_ellipsis():
+    """A dead-letter log line quotes 200 characters of the body, whole characters even when
+    each takes four bytes in UTF-8."""
+    assert wire.preview(b"a" * 1000) == "a" * 200 + "..."
+    wide = "\N{GRINNING FACE}"
+    assert wire.preview((wide * 300).encode()).startswith(wide * 200)
+    assert wire.preview(("b" * 150).encode()) == "b" * 150
+
+
+def test_preview__decodes_no_more_than_four_bytes_for_each_character_it_may_show():
+    """Only the first 800 bytes (200 characters of UTF-8's widest) are decoded, so a
+    16 MiB body costs a log line no more than a short one: nothing past them shows."""
+    assert wire.preview(b" " * 799 + b"x") == "x"
+    assert wire.preview(b" " * 800 + b"x") == ""
+
+
+def test_validate__quotes_a_bad_value_cut_to_100_characters_in_its_reason():
+    """The reason a body is refused (kept with the dead letter) quotes the bad value, cut
+    to 100 characters, so a huge value cannot fill the reason."""
+    body = {**ev.save("author", 1, 0), "retries": "x" * 300}
+    with pytest.raises(BadMessage) as refused:
+        wire.validate(body)
+    assert str(refused.value) == "retries must be a non-negative integer, got '" + "x" * 99 + "..."
+
+
+def test_delivery_mode__is_what_amqp_calls_persistent():
+    """Every message goes out persistent, so a broker restart does not lose it."""
+    import pika
+
+    assert wire.DELIVERY_MODE_PERSISTENT == pika.DeliveryMode.Persistent.value
