@@ -28,7 +28,7 @@ import copy
 import logging
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import EmptyResultSet, ImproperlyConfigured
 from django.db import connections, models, transaction
 from django.db.models import F
 from django.db.models.sql import UpdateQuery
@@ -161,7 +161,10 @@ def _update_returning(queryset: models.QuerySet, alias: str, kwargs: dict) -> li
     query.add_update_values(kwargs)
     query.clear_ordering(force=True)
     compiler = query.get_compiler(alias)
-    sql, params = compiler.as_sql()
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:  # a filter that matches nothing, such as pk__in=[]
+        return []
     if not sql:
         return []
     fields = model_cls._meta.concrete_fields

@@ -257,3 +257,16 @@ def test_many_events_with_hostile_text__stored_exactly(outbox_rows):
     assert [r["body"]["instance_data"]["name"] for r in rows] == names
     assert [r["instance_pk"] for r in rows] == [str(a.pk) for a in created]
     assert sorted(models.Author.objects.values_list("name", flat=True)) == sorted(names)
+
+
+@pytest.mark.parametrize("manager", ["objects", "cqrs"])
+def test_update_of_a_filter_matching_nothing__no_event_and_no_error(outbox_rows, manager):
+    """`filter(id__in=[])` cannot even be written as SQL (Django raises EmptyResultSet
+    inside); update() and django-cqrs's bulk_update return 0 and write nothing."""
+    models.Author.objects.create(name="a")
+    before = len(outbox_rows())
+    if manager == "objects":
+        assert models.Author.objects.filter(id__in=[]).update(name="z") == 0
+    else:
+        models.Author.cqrs.bulk_update(models.Author.objects.filter(id__in=[]), name="z")
+    assert len(outbox_rows()) == before

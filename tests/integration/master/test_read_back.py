@@ -40,7 +40,8 @@ def test_commit__reads_back_the_revisions_of_many_updated_rows_in_one_query(
         for author in authors:
             author.name += "!"
             author.save()
-    assert len(_revision_reads(models.Author, ctx.captured_queries)) == 1
+    # One read; none on Django 6, whose save() takes the F() values back with RETURNING.
+    assert len(_revision_reads(models.Author, ctx.captured_queries)) <= 1
     saves = [r["body"] for r in outbox_rows()
              if r["body"]["cqrs_id"] == "author" and r["body"]["instance_data"]["name"][-1:] == "!"]
     assert sorted((b["instance_pk"], b["instance_data"]["cqrs_revision"]) for b in saves) == [
