@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -258,10 +259,26 @@ def _raw_to_replica() -> None:
         finally:
             relay.terminate()
             consumer.terminate()
+            _delete_replica_objects()
+            shutil.rmtree(workdir, ignore_errors=True)
             triggers.install([models.Author], remove=True)
     print(f"raw-SQL UPDATE of {UPDATE_ROWS:,} rows, commit to replica, relay and consumer "
           f"running ({_load()}): {took:.2f} s (target at most 5 s: "
           f"{'met' if took <= 5 else 'NOT met'})")
+
+
+def _delete_replica_objects() -> None:
+    """Delete the queues cqrs_consume declared (work, delay, dead letter) and the
+    exchange the relay and consumer used."""
+    queue, exchange = settings.CQRS["queue"], settings.CQRS["exchange"]
+    conn = pika.BlockingConnection(pika.URLParameters(settings.CQRS["url"]))
+    try:
+        channel = conn.channel()
+        for name in (queue, f"{queue}.delay", f"dead_letter_{queue}"):
+            channel.queue_delete(name)
+        channel.exchange_delete(exchange)
+    finally:
+        conn.close()
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
