@@ -184,9 +184,9 @@ def observer_cost() -> tuple[float, float]:
     """Return the CPU microseconds per event of the relay's and the replica's observers."""
     import prometheus_client
 
-    from cqrs_outbox.replica import metrics as replica_metrics
+    from cqrs_outbox import store
+    from cqrs_outbox.replica import telemetry
     from relay import metrics as relay_metrics
-    from relay import store
 
     now = datetime.datetime.now(datetime.timezone.utc)
     relay_observer = relay_metrics.RelayMetrics("bench", prometheus_client.CollectorRegistry())
@@ -196,8 +196,8 @@ def observer_cost() -> tuple[float, float]:
         relay_observer.settled(rows, set(), time.monotonic(), now)
     relay_us = (time.process_time() - began) / (200 * len(rows)) * 1e6
     envelope = wire.Envelope("SAVE", "author", {"id": 1, "cqrs_updated": str(now)}, 1)
-    with replica_metrics.serving(free_port()):  # multiprocess mode, as the workers run
-        observer = replica_metrics.observer("bench")
+    with telemetry.serving(free_port()):  # multiprocess mode, as the workers run
+        observer = telemetry.observer("bench")
         began = time.process_time()
         for _ in range(200):
             for _ in range(250):

@@ -58,9 +58,9 @@ import pika  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
+from cqrs_outbox import store  # noqa: E402
 from cqrs_outbox.core import contract, wire  # noqa: E402
-from relay import db as relay_db  # noqa: E402
-from relay import store  # noqa: E402
+from cqrs_outbox.store import dbapi  # noqa: E402
 from tests.testproject.master.models import Author  # noqa: E402
 
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -84,9 +84,9 @@ def database_url() -> str:
 
 
 @contextlib.contextmanager
-def opened() -> Iterator[relay_db.Database]:
+def opened() -> Iterator[dbapi.Database]:
     """Open the bench database as the relay does: autocommit, either server."""
-    db = relay_db.connect(database_url())
+    db = dbapi.connect(database_url())
     try:
         yield db
     finally:
@@ -309,7 +309,7 @@ class LatencyProbe:
         with opened() as db:
             self._write(db, rate, seconds)
 
-    def _write(self, db: relay_db.Database, rate: int, seconds: float) -> None:
+    def _write(self, db: dbapi.Database, rate: int, seconds: float) -> None:
         began = time.perf_counter()
         for i in range(int(rate * seconds)):
             delay = began + i / rate - time.perf_counter()

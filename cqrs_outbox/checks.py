@@ -12,7 +12,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from cqrs_outbox import conf, signing
+from cqrs_outbox import conf, keyring
 from cqrs_outbox.core import contract
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 from cqrs_outbox.replica import signatures
@@ -49,7 +49,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
             )
         ]
     found = [_message(p) for p in conf.problems(settings.CQRS)]
-    found += [_message(p) for p in signing.problems(settings.CQRS)]
+    found += [_message(p) for p in keyring.problems(settings.CQRS)]
     if isinstance(settings.CQRS, dict):
         found += [_message(p) for p in signatures.retention_problems(settings.CQRS)]
     cqrs = settings.CQRS

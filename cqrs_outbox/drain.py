@@ -9,7 +9,10 @@ import functools
 import logging
 from typing import Any
 
-from cqrs_outbox import conf, outbox_db
+from django.db import connections
+
+from cqrs_outbox import conf
+from cqrs_outbox.store import dbapi
 from relay import engine, metrics, pika_publisher
 
 logger = logging.getLogger(__name__)
@@ -25,7 +28,7 @@ def build_relay(database: str = "default", observer: metrics.Observer | None = N
     settings = conf.get()
     publisher = pika_publisher.PikaPublisher(settings.addresses, settings.exchange)
     return engine.Relay(
-        functools.partial(outbox_db.database, database), publisher,
+        functools.partial(_database, database), publisher,
         conf.relay_config(settings, **overrides), observer=observer,
         before_turn=functools.partial(capture_step, database, observer),
     )
@@ -42,3 +45,7 @@ def capture_step(database: str = "default", observer: metrics.Observer | None = 
         logger.exception("turning captured changes of database %r into events failed; the "
                          "records stay and are taken again at the next turn", database)
         return 0
+
+
+def _database(alias: str) -> dbapi.Database:
+    return dbapi.wrap(connections[alias])

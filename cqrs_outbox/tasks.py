@@ -21,11 +21,12 @@ from typing import Any
 
 from celery import shared_task
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 
-from cqrs_outbox import conf, drain, outbox_db
-from cqrs_outbox.core import pika_errors
-from relay import db as relay_db
-from relay import engine, metrics, store
+from cqrs_outbox import conf, drain, store
+from cqrs_outbox.core import pika_errors, probes
+from cqrs_outbox.store import dbapi
+from relay import engine, metrics
 
 DRAIN_TASK = "cqrs_outbox.drain_outbox"
 PURGE_TASK = "cqrs_outbox.purge_outbox"
@@ -49,7 +50,7 @@ def drain_outbox(task: Any, seconds: float = DRAIN_BUDGET, database: str = "defa
     nothing is pending (the behaviour of earlier releases), and never sends itself again.
     """
     pika_errors.quiet_pika()
-    observer = metrics.RelayMetrics(database) if metrics.available() else None
+    observer = metrics.RelayMetrics(database) if probes.available() else None
     started = time.monotonic()
     stats = drain.build_relay(database, observer).run(seconds=seconds, once=once)
     used_up = time.monotonic() - started >= seconds
@@ -64,8 +65,8 @@ def drain_outbox(task: Any, seconds: float = DRAIN_BUDGET, database: str = "defa
 def purge_outbox(database: str = "default") -> int:
     """Delete events published longer ago than `CQRS['relay']['retention']`."""
     settings = conf.get().relay
-    with relay_db.translated():
-        db = outbox_db.database(database)
+    with dbapi.translated():
+        db = dbapi.wrap(connections[database])
         before = store.utcnow() - datetime.timedelta(seconds=settings.retention)
         return engine.purge(db, before, settings.purge_batch_size, PURGE_ROUNDS)
 

@@ -21,12 +21,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from cqrs_outbox.core import contract, pika_errors
+from cqrs_outbox import store
+from cqrs_outbox.core import contract, pika_errors, probes
 from cqrs_outbox.core.errors import AccessRefused, ConfigurationError, DatabaseUnavailable
 from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.core.urls import parse_broker_urls, redact, safe_urls
-from relay import db as relay_db
-from relay import engine, health, metrics, pika_publisher, status, store
+from cqrs_outbox.store import dbapi, postgresql
+from relay import engine, metrics, pika_publisher, status
 
 PROG = "relay"
 EXIT_UNAVAILABLE = 1
@@ -66,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
                         "name several hosts (amqp://u:p@h1:5672,h2:5672/vhost), for a "
                         f"cluster's nodes (default: ${BROKER_ENV}; required one way or the "
                         "other)")
-    p.add_argument("--driver", choices=list(relay_db.DRIVERS), default=None,
+    p.add_argument("--driver", choices=list(postgresql.DRIVERS), default=None,
                    help="PostgreSQL driver module (default: psycopg if installed, else "
                         "psycopg2)")
     p.add_argument("--exchange", default=contract.DEFAULT_EXCHANGE,
@@ -98,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true", help="print the outbox status and exit")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve /metrics, /healthz and /readyz on this port (default: none)")
-    p.add_argument("--metrics-addr", default=health.DEFAULT_ADDR,
+    p.add_argument("--metrics-addr", default=probes.DEFAULT_ADDR,
                    help="address the metrics port listens on (default: %(default)s)")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -132,12 +133,12 @@ class _Connector:
     def __init__(self, url: str, driver: str | None = None) -> None:
         self.url = url
         self.driver = driver
-        self.first: relay_db.Database | None = relay_db.connect(url, driver)
-        self.driver_name = relay_db.driver_version(self.first.driver)
+        self.first: dbapi.Database | None = dbapi.connect(url, driver)
+        self.driver_name = dbapi.driver_version(self.first.driver)
 
-    def __call__(self) -> relay_db.Database:
+    def __call__(self) -> dbapi.Database:
         db, self.first = self.first, None
-        return db or relay_db.connect(self.url, self.driver)
+        return db or dbapi.connect(self.url, self.driver)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,8 +161,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.database_url:
         raise ConfigurationError(f"--database-url is required (or set {DATABASE_ENV})")
     if args.status:
-        with relay_db.translated():
-            summary = store.summary(relay_db.connect(args.database_url, args.driver))
+        with dbapi.translated():
+            summary = store.summary(dbapi.connect(args.database_url, args.driver))
         print(f"database: {redact(args.database_url)}")
         print(status.render(summary))
         return 0
@@ -190,8 +191,8 @@ def _metrics(args: argparse.Namespace) -> metrics.Observer | None:
         return None
     if not 0 < args.metrics_port < 65536:
         raise ConfigurationError("--metrics-port must be a port number (1-65535)")
-    name = relay_db.database_name(args.database_url)
-    observer, _ = health.serve_relay(args.metrics_port, args.metrics_addr, name)
+    name = dbapi.database_name(args.database_url)
+    observer, _ = metrics.serve_relay(args.metrics_port, args.metrics_addr, name)
     return observer
 
 

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from cqrs_outbox import store
 from cqrs_outbox.core import backoff
 from cqrs_outbox.core.errors import (
     BrokerUnavailable,
@@ -28,9 +29,9 @@ from cqrs_outbox.core.errors import (
     MessageRejected,
     RecoverableError,
 )
-from relay import db as relay_db
-from relay import metrics, nacks, store
-from relay.db import Database
+from cqrs_outbox.store import dbapi
+from cqrs_outbox.store.dbapi import Database
+from relay import metrics, nacks
 from relay.leases import Leases
 from relay.publisher import Message, Outcome, Publisher
 from relay.wake import Alarm, Listener
@@ -184,7 +185,7 @@ class Relay:
         Front ends call this to fail fast on a wrong database URL or missing tables.
         An unreachable broker is only logged: the run loop keeps trying it.
         """
-        with relay_db.translated():
+        with dbapi.translated():
             self.returned_at_start = store.returned_by_key(self._ensure_db())
         for key, count in self.returned_at_start:
             self._unroutable.add(key)  # said here; not again at the next return
@@ -210,7 +211,7 @@ class Relay:
         try:
             while not self._leaving(deadline):
                 try:
-                    with relay_db.translated():
+                    with dbapi.translated():
                         if not self._turn(once, deadline):
                             break
                 except RecoverableError as exc:
@@ -469,7 +470,7 @@ class Relay:
     def _shutdown(self) -> None:
         try:
             if self._db is not None:
-                with relay_db.translated():
+                with dbapi.translated():
                     self.leases.release(self._db)
                     if self._listener is not None:
                         self._listener.stop()

@@ -20,9 +20,9 @@ import random
 import time
 import uuid
 
+from cqrs_outbox import store
 from cqrs_outbox.core import contract
-from relay import store
-from relay.db import Database
+from cqrs_outbox.store.dbapi import Database
 
 logger = logging.getLogger(__name__)
 

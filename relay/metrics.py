@@ -8,7 +8,6 @@ a prometheus-client registry, which is imported only when one is built: the
 
 from __future__ import annotations
 
-import bisect
 import collections
 import datetime
 import time
@@ -17,11 +16,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cqrs_outbox.core.errors import ConfigurationError
-from relay import store
-from relay.db import Database
+from cqrs_outbox import store
+from cqrs_outbox.core import probes
+from cqrs_outbox.store.dbapi import Database
 
-INSTALL_HINT = "pip install 'cqrs-outbox[metrics]'"
 PREFIX = "cqrs_outbox"
 SAMPLE_INTERVAL = 5.0  # seconds between the pending/failed counting queries
 # Commit-to-publish spans milliseconds (a live relay) to hours (a backlog after an outage).
@@ -29,49 +27,6 @@ LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
     300.0, 900.0, 3600.0,
 )
-BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def require() -> Any:
-    """Import prometheus_client, or raise ConfigurationError saying what to install."""
-    try:
-        import prometheus_client
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"metrics need prometheus-client, which is not installed: {INSTALL_HINT}"
-        ) from exc
-    return prometheus_client
-
-
-def available() -> bool:
-    """Return whether prometheus-client can be imported."""
-    try:
-        require()
-    except ConfigurationError:
-        return False
-    return True
-
-
-def observe_many(histogram: Any, values: Sequence[float]) -> None:
-    """Observe many values: one increment per bucket touched rather than one per value.
-
-    prometheus-client offers only `observe(value)`, whose cost per call matters at
-    thousands of events a second; this reaches into its histogram's buckets, and falls
-    back to `observe()` per value if a release ever lays them out otherwise.
-    """
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if not values:
-        return
-    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
-        for value in values:
-            histogram.observe(value)
-        return
-    counts = collections.Counter(bisect.bisect_left(bounds, value) for value in values)
-    for index, count in counts.items():
-        buckets[index].inc(count)
-    total.inc(sum(values))
 
 
 class Observer:
@@ -135,7 +90,7 @@ _families: weakref.WeakKeyDictionary[Any, _Families] = weakref.WeakKeyDictionary
 
 
 def _create(registry: Any) -> _Families:
-    prom = require()
+    prom = probes.require()
     db, by_id = ["database"], ["database", "cqrs_id"]
 
     def counter(name: str, doc: str, labels: list[str]) -> Any:
@@ -164,7 +119,7 @@ def _create(registry: Any) -> _Families:
         purged=counter("cqrs_outbox_purged_total",
                        "Published events deleted after retention.", db),
         batch_seconds=histogram("cqrs_outbox_publish_batch_seconds",
-                                "Claim to mark of one batch.", BATCH_BUCKETS),
+                                "Claim to mark of one batch.", probes.BATCH_BUCKETS),
         commit_to_publish=histogram("cqrs_outbox_commit_to_publish_seconds",
                                     "Event created_at to broker confirm.", LATENCY_BUCKETS),
         pending=gauge("cqrs_outbox_pending_events", "Events waiting to be published."),
@@ -190,7 +145,7 @@ def families(registry: Any = None) -> _Families:
     """Return the relay's metric families in `registry` (default: the global one),
     registering them on first use."""
     if registry is None:
-        registry = require().REGISTRY
+        registry = probes.require().REGISTRY
     found = _families.get(registry)
     if found is None:
         found = _families[registry] = _create(registry)
@@ -202,7 +157,7 @@ class RelayMetrics(Observer):
 
     def __init__(self, database: str = "default", registry: Any = None) -> None:
         self.database = database
-        self.registry = registry if registry is not None else require().REGISTRY
+        self.registry = registry if registry is not None else probes.require().REGISTRY
         f = self.f = families(self.registry)
         self._by_id: dict[tuple[Any, str], Any] = {}
         self._batch = f.batch_seconds.labels(database)
@@ -267,7 +222,7 @@ class RelayMetrics(Observer):
             per_id[row.cqrs_id] += 1
             if row.created_at is not None:
                 latencies.append(max(0.0, (now - row.created_at).total_seconds()))
-        observe_many(self._latency, latencies)
+        probes.observe_many(self._latency, latencies)
         for cqrs_id, count in per_id.items():
             self._counter(self.f.published, cqrs_id).inc(count)
 
@@ -294,3 +249,11 @@ class RelayMetrics(Observer):
         if self.server is not None:
             self.server.close()
             self.server = None
+
+
+def serve_relay(port: int, addr: str = probes.DEFAULT_ADDR, database: str = "default",
+                registry: Any = None) -> tuple[RelayMetrics, probes.Server]:
+    """Return a relay observer and the server publishing what it records."""
+    observer = RelayMetrics(database, registry)
+    observer.server = probes.Server(addr, port, observer.registry, PREFIX)
+    return observer, observer.server

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
+from cqrs_outbox import store
 from cqrs_outbox.core import contract
-from relay import store
 
 REPLAY_HINT = (
     "bind a queue to each key (start its consumer), then replay the events: admin "

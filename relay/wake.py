@@ -13,8 +13,9 @@ import os
 import select
 from typing import Any
 
+from cqrs_outbox import store
 from cqrs_outbox.core import contract
-from relay.db import POSTGRESQL, Database
+from cqrs_outbox.store.dbapi import Database
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Listener:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._inbox = _inbox(db.raw) if db.vendor == POSTGRESQL else None
+        self._inbox = _inbox(db.raw) if store.notifies(db) else None
         if self._inbox is not None:
             db.rowcount(f"LISTEN {contract.NOTIFY_CHANNEL}")
 

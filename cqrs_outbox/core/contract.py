@@ -34,6 +34,9 @@ STATUSES = (STATUS_PENDING, STATUS_PUBLISHED, STATUS_FAILED)
 
 # What models declare and commands default to, with django-cqrs's meaning.
 ALL_FIELDS = "__all__"  # CQRS_FIELDS / CQRS_TRACKED_FIELDS: every concrete field
+# The message TTL a dead letter gets when `cqrs_dead_letters retry` sends it again; the
+# replica's signature checks count it among the waits a signed event may have.
+RETRY_MESSAGE_TTL = 86400  # seconds
 DEFAULT_BATCH = 10000  # rows per batch of the sync, dump, load and diff commands
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from cqrs_outbox.core.errors import ConfigurationError
+from cqrs_outbox.core.errors import ConfigurationError, DatabaseUnavailable
 
 AMQP_SCHEMES = ("amqp", "amqps")
 DEFAULT_AMQP_PORTS = {"amqp": 5672, "amqps": 5671}
@@ -299,3 +299,14 @@ def _seconds(value: str) -> bool:
         return 0 < float(value) < float("inf")
     except ValueError:
         return False
+
+
+def describe(exc: BaseException, *secrets: str) -> str:
+    """Return the first line of an error's message, with any URL password masked."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return scrub(text, *secrets)
+
+
+def unreachable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    """Return the error for a database at `url` that could not be reached, no password in it."""
+    return DatabaseUnavailable(f"cannot connect to {redact(url)}: {describe(exc, url)}")

@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from cqrs_outbox import conf
 from cqrs_outbox.master import locking, signals, tracker
+from cqrs_outbox.store import dbapi
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def _can_return(queryset: models.QuerySet, alias: str) -> bool:
     connection = connections[alias]
     opts = queryset.model._meta
     return (
-        connection.vendor in ("postgresql", "sqlite")
+        getattr(dbapi.dialect_of(connection), "UPDATE_RETURNING", False)
         and connection.features.can_return_rows_from_bulk_insert  # SQLite 3.35+
         and _own_update(queryset)
         and not queryset.query.annotations

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from django.db import models
 from django.utils import timezone
 
-from cqrs_outbox import conf, signing
+from cqrs_outbox import conf, keyring
 from cqrs_outbox.core import contract, wire
 from cqrs_outbox.core.errors import EventBuildError
 from cqrs_outbox.master import serialization, tracker
@@ -39,9 +39,7 @@ def repairing(flag: bool = True) -> Iterator[None]:
 
 
 def _source(model_cls: type[models.Model]) -> str:
-    from cqrs_outbox.master.mixins import RawMasterMixin
-
-    if model_cls.to_cqrs_dict is not RawMasterMixin.to_cqrs_dict:
+    if serialization.own_dict(model_cls):
         return f"{model_cls.__qualname__}.to_cqrs_dict()"
     if model_cls.CQRS_SERIALIZER:
         return f"CQRS_SERIALIZER {model_cls.CQRS_SERIALIZER}"
@@ -99,7 +97,7 @@ def _event(instance: models.Model, signal_type: str, data: dict, queue: str | No
     envelope = serialization.envelope(instance, signal_type, data, previous, queue, settings)
     pk = str(envelope.instance_pk)
     correlation = envelope.correlation_id
-    signer = signing.signer(settings) if settings.master.signing_key else None
+    signer = keyring.signer(settings) if settings.master.signing_key else None
     payload = _payload(envelope, signal_type, signed=signer is not None)
     return contract.NewEvent(
         cqrs_id=envelope.cqrs_id,

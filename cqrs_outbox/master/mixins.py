@@ -10,7 +10,7 @@ from django.db.models.expressions import Combinable
 
 from cqrs_outbox import conf
 from cqrs_outbox.core import contract, wire
-from cqrs_outbox.master import locking, outbox, signals, tracker
+from cqrs_outbox.master import locking, outbox, serialization, signals, tracker
 from cqrs_outbox.master.managers import MasterManager
 from cqrs_outbox.master.metas import MasterMeta
 
@@ -99,11 +99,9 @@ class RawMasterMixin(models.Model):
             key = outbox.event_key(self.CQRS_ID, self.pk, wire.SIGNAL_SAVE)
             outbox.seal(self._cqrs_alias(), key)
 
-    def to_cqrs_dict(self, using: str | None = None, sync: bool = False) -> dict:
-        """Return `instance_data` as the next event would carry it."""
-        from cqrs_outbox.master import serialization
-
-        return serialization.instance_data(self, using or self._cqrs_alias(), fetch=not sync)
+    # The default serializer lives with the serialization, so that the event builder can
+    # tell a model's own to_cqrs_dict() from this one without importing the mixin.
+    to_cqrs_dict = serialization.to_cqrs_dict
 
     def get_tracked_fields_data(self) -> dict | None:
         """Return the previous values of the tracked fields that changed."""

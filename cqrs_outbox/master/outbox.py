@@ -30,10 +30,10 @@ from typing import Any
 
 from django.db import connections, models, transaction
 
-from cqrs_outbox import conf, outbox_db, tracing
+from cqrs_outbox import conf, store, tracing
 from cqrs_outbox.core import contract
 from cqrs_outbox.master import events, serialization
-from relay import store
+from cqrs_outbox.store import dbapi
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,8 @@ def _commits_in_insert(conn: Any) -> bool:
     # psycopg 3 with client-side binding (Django's default) sends "INSERT ...; COMMIT"
     # as one query and, finding the server idle afterwards, sends no COMMIT of its own:
     # the event INSERT then costs no round trip. Other drivers commit on their own.
-    if conn.vendor != "postgresql":
+    dialect = dbapi.dialect_of(conn)
+    if dialect is None or not dialect.COMMIT_WITH_INSERT:
         return False
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
@@ -338,7 +339,7 @@ def _flush(alias: str, pending: Pending, commit: bool = False) -> list[int]:
 
 
 def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: bool) -> list[int]:
-    db = outbox_db.database(alias)
+    db = dbapi.wrap(connections[alias])
     fresh = []
     for entry, event in built:
         if entry.event_id is None or not store.rewrite_event(db, entry.event_id, event):
@@ -357,12 +358,10 @@ def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: boo
 def _refresh(instances: list[models.Model], alias: str) -> None:
     # Read back, one query per model, the fields saves wrote as F() expressions
     # (`cqrs_revision`), for models serialised from memory by the default to_cqrs_dict.
-    from cqrs_outbox.master.mixins import RawMasterMixin
-
     by_model: dict = {}
     for instance in instances:
         model_cls = type(instance)
-        if model_cls.CQRS_SERIALIZER or model_cls.to_cqrs_dict is not RawMasterMixin.to_cqrs_dict:
+        if model_cls.CQRS_SERIALIZER or serialization.own_dict(model_cls):
             continue
         stale = serialization.expression_fields(instance)
         if stale:

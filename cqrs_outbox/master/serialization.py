@@ -9,9 +9,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from cqrs_outbox import conf, utils
+from cqrs_outbox import conf
 from cqrs_outbox.core import contract, wire
-from cqrs_outbox.master import tracker
+from cqrs_outbox.master import relate, tracker
 
 _STR_FIELDS = (models.DateField, models.DateTimeField, models.UUIDField)
 _PLAIN = {type(None), int, str, bool, float}  # values that are never expressions
@@ -117,7 +117,7 @@ def serializer_data(instance: models.Model, using: str, fetch: bool) -> dict:
     """Serialise with CQRS_SERIALIZER, reading the row through relate_cqrs_serialization."""
     model_cls = type(instance)
     if fetch:
-        bulk = utils.active_bulk_relate()  # bulk_relate_cqrs_serialization() read it already?
+        bulk = relate.active_bulk_relate()  # bulk_relate_cqrs_serialization() read it already?
         cached = bulk.get_cached_instance(instance, using) if bulk else None
         if cached is None:
             qs = model_cls.relate_cqrs_serialization(model_cls._default_manager.using(using))
@@ -182,3 +182,14 @@ def envelope(instance: models.Model, signal_type: str, data: dict,
         expires=expires_at(settings),
         meta=instance.get_cqrs_meta(**meta_kwargs),
     )
+
+
+def to_cqrs_dict(instance: models.Model, using: str | None = None, sync: bool = False) -> dict:
+    """Return `instance_data` as the next event would carry it (the master mixin's
+    `to_cqrs_dict()`, unless the model has its own)."""
+    return instance_data(instance, using or instance._cqrs_alias(), fetch=not sync)
+
+
+def own_dict(model_cls: type) -> bool:
+    """Tell whether `model_cls` has a `to_cqrs_dict()` of its own (or a mock of one)."""
+    return model_cls.to_cqrs_dict is not to_cqrs_dict

@@ -12,9 +12,8 @@ from typing import Any
 from django.db import models, router, transaction
 from django.dispatch import Signal
 
-from cqrs_outbox import utils
 from cqrs_outbox.core import wire
-from cqrs_outbox.master import events, outbox
+from cqrs_outbox.master import events, outbox, relate
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def queue_save(sender: Any, instance: models.Model, using: str, sync: bool = Fal
     if not _produces(sender, instance):
         return False
     signal_type = wire.SIGNAL_SYNC if sync else wire.SIGNAL_SAVE
-    utils.register_saved(instance, using)
+    relate.register_saved(instance, using)
     key = outbox.event_key(sender.CQRS_ID, instance.pk, signal_type, queue)
     outbox.enqueue(using, key, instance)
     return True

@@ -17,7 +17,7 @@ also serves the failed rows (migration 0005 adds nothing here).
 
 Replica row locks: MySQL has no transaction-level advisory locks, so a replica locks rows
 of `cqrs_outbox_rowlock`, one per lock slot, all made here (see
-`cqrs_outbox.replica.store_mysql`). The table is not a model: only that module uses it.
+`cqrs_outbox.replica.queries_mysql`). The table is not a model: only that module uses it.
 """
 
 from django.db import migrations
@@ -51,7 +51,7 @@ def _utf8mb4(apps, schema_editor):
 
 
 LOCK_TABLE = "cqrs_outbox_rowlock"
-LOCK_SLOTS = 65536  # as cqrs_outbox.replica.store_mysql.LOCK_SLOTS, fixed here
+LOCK_SLOTS = 65536  # as cqrs_outbox.replica.queries_mysql.LOCK_SLOTS, fixed here
 LOCK_CHUNK = 4096  # slots per INSERT
 
 

@@ -32,11 +32,19 @@ from cqrs_outbox.core.errors import (
 from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.core.urls import safe_urls
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import apply, batchlog, broker, queries, revlog, sentences, topology
-from cqrs_outbox.replica import metrics as replica_metrics
-from cqrs_outbox.replica import signatures as signed
-from cqrs_outbox.replica import transport as transport_
-from cqrs_outbox.replica.transport import Delivery
+from cqrs_outbox.replica import (
+    apply,
+    batchlog,
+    broker,
+    queries,
+    revlog,
+    sentences,
+    signatures,
+    telemetry,
+    topology,
+    transport,
+)
+from cqrs_outbox.replica.transport import Delivery, Transport
 
 logger = logging.getLogger(__name__)
 # The operator's lines: progress every PROGRESS_INTERVAL while applying, and the stop.
@@ -93,12 +101,12 @@ class Consumer:
 
     def __init__(self, cqrs_ids: list[str] | None = None, batch_size: int | None = None,
                  prefetch_count: int | None = None,
-                 transport: transport_.Transport | None = None) -> None:
+                 transport: Transport | None = None) -> None:
         self.settings = conf.get()
         self.transport = transport or broker.PikaTransport(self.settings)
         replica = self.settings.replica
         self.names = topology.names(self.settings)
-        self.observer = replica_metrics.observer(self.names.queue, set(ReplicaRegistry.models))
+        self.observer = telemetry.observer(self.names.queue, set(ReplicaRegistry.models))
         self.cqrs_ids = sorted(cqrs_ids or ReplicaRegistry.models)
         self.batch_size = batch_size or replica.batch_size
         self.prefetch_count = max(prefetch_count or replica.prefetch_count, self.batch_size)
@@ -110,7 +118,7 @@ class Consumer:
         self.applied = 0
         self._outage = batchlog.Repeats(logger)
         self._report = batchlog.BatchReport(logger)
-        self._gate = signed.Gate(self.settings, self.names.queue)
+        self._gate = signatures.Gate(self.settings, self.names.queue)
         self._queue_described = False
         self.tally = Tally()  # since the last progress line
         self.total = Tally()  # since the start
@@ -272,7 +280,7 @@ class Consumer:
         refused = self._gate.refusal(delivery.label, envelope, delivery.properties, delivery.body)
         if refused:
             return self._dead(delivery, f"signature refused: {refused}", envelope), None
-        envelope = signed.from_headers(delivery.properties, envelope, delivery.body,
+        envelope = signatures.from_headers(delivery.properties, envelope, delivery.body,
                                        self.names.queue)
         model = ReplicaRegistry.get_model_by_cqrs_id(envelope.cqrs_id)
         if model is None:
@@ -318,7 +326,7 @@ class Consumer:
             return self._dead(delivery, reason, envelope, said=said)
         if again:
             self._retry_lines(delivery, envelope, outcome, said, wait, delay)
-            keep = signed.is_signed(delivery.properties)  # sent on byte for byte
+            keep = signatures.is_signed(delivery.properties)  # sent on byte for byte
             body = delivery.body if keep else wire.with_retries(envelope, retries + 1)
             self.observer.retried(envelope)
             self.tally.retried += 1
@@ -331,7 +339,7 @@ class Consumer:
             self.tally.skipped += 1
             return
         self.tally.applied += 1
-        updated = replica_metrics.updated_at(envelope)
+        updated = telemetry.updated_at(envelope)
         if updated is not None:
             self.tally.lag = max(0.0, (wire.utcnow() - updated).total_seconds())
 
@@ -373,13 +381,13 @@ class Consumer:
     def _forward(self, verdict: _Verdict) -> None:
         delivery = verdict.delivery
         headers = {
-            transport_.ROUTING_KEY_HEADER: delivery.original_routing_key,
-            transport_.QUEUE_HEADER: self.names.queue,
+            transport.ROUTING_KEY_HEADER: delivery.original_routing_key,
+            transport.QUEUE_HEADER: self.names.queue,
         }
         if verdict.action == "retry":
-            headers[transport_.REASON_HEADER] = verdict.reason
-            if signed.is_signed(delivery.properties):
-                headers[signed.RETRIES_HEADER] = _retries(delivery) + 1
+            headers[transport.REASON_HEADER] = verdict.reason
+            if signatures.is_signed(delivery.properties):
+                headers[signatures.RETRIES_HEADER] = _retries(delivery) + 1
             if verdict.delay <= 0:
                 props = broker.properties(delivery.properties, headers)
                 self.transport.send(self.names.queue, verdict.body, props)
@@ -387,8 +395,8 @@ class Consumer:
             props = broker.properties(delivery.properties, headers, int(verdict.delay * 1000))
             self.transport.send(self.names.delay_queue, verdict.body, props)
         elif verdict.action == "dead":
-            headers[transport_.REASON_HEADER] = verdict.reason
-            headers[transport_.FAILED_AT_HEADER] = broker.now_header()
+            headers[transport.REASON_HEADER] = verdict.reason
+            headers[transport.FAILED_AT_HEADER] = broker.now_header()
             ttl = self.settings.replica.dead_message_ttl
             props = broker.properties(delivery.properties, headers, ttl and ttl * 1000)
             self.transport.send(self.names.dead_letter_queue, verdict.body, props)
@@ -468,7 +476,7 @@ def _event_line(verb: str, delivery: Delivery, what: str, reason: str) -> str:
 
 
 def _retries(delivery: Delivery) -> int:
-    value = signed.headers_of(delivery.properties).get(signed.RETRIES_HEADER)
+    value = signatures.headers_of(delivery.properties).get(signatures.RETRIES_HEADER)
     return value if isinstance(value, int) else 0
 
 

@@ -114,21 +114,24 @@ def default_writes(model: type[models.Model]) -> bool:
     )
 
 
+# The replica mixin's hooks and its manager's methods as their modules define them,
+# registered there before anything (a test's mock on the mixin, say) can replace them: a
+# model whose hook is anything else has its own.
+OWN_HOOKS: dict[str, Any] = {}
+OWN_METHODS: dict[str, Any] = {}
+
+
 def overridden(model: type, name: str) -> bool:
     """Tell whether the hook `name` of `model` is anything but the mixin's own.
 
     The attribute is looked up on the class's MRO as stored there, so a staticmethod, a
     plain function, a mock on the model or on the mixin itself all count as overridden.
     """
-    from cqrs_outbox.replica import mixins
-
-    return _found(model, name) is not mixins.OWN_HOOKS[name]
+    return _found(model, name) is not OWN_HOOKS[name]
 
 
 def _manager_overrides(model: type[models.Model], name: str) -> bool:
-    from cqrs_outbox.replica import managers
-
-    return _found(type(model.cqrs), name) is not managers.OWN_METHODS[name]
+    return _found(type(model.cqrs), name) is not OWN_METHODS[name]
 
 
 def _found(cls: type, name: str) -> Any:

@@ -172,11 +172,10 @@ class ReplicaManager(models.Manager):
         queries.save_tombstones(alias, self.model.CQRS_ID, stone)
 
 
-# The manager's methods as defined here, kept before anything can replace them.
-OWN_METHODS = {
-    name: ReplicaManager.__dict__[name]
+handlers.OWN_METHODS.update(
+    (name, ReplicaManager.__dict__[name])
     for name in ("save_instance", "create_instance", "update_instance", "delete_instance")
-}
+)
 
 
 def refusal(model: type[models.Model], signal_type: str, data: dict,

@@ -23,7 +23,7 @@ from django.db import connections, models, router
 
 from cqrs_outbox.core import wire
 from cqrs_outbox.core.errors import BadMessage
-from cqrs_outbox.replica import handlers, nonfinite, sentences
+from cqrs_outbox.replica import handlers, nonfinite, queries, sentences
 
 QUOTE_CHARS = 60  # characters of a refused value quoted in a reason
 
@@ -207,9 +207,9 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
         # django-cqrs (nested data included), and decide what fits.
         return Change(signal_type, pk, revision, mapped)
     values = {}
-    vendor = connections[router.db_for_write(model)].vendor
+    database, storable = queries.float_tokens(router.db_for_write(model))
     for name, value in mapped.items():
-        nonfinite.check(facts.by_name[name], f"instance_data.{name}", value, vendor)
+        nonfinite.check(facts.by_name[name], f"instance_data.{name}", value, database, storable)
         value = _convert(facts.by_name[name], name, value)
         _check_fits(model, name, f"instance_data.{name}", value)
         values[facts.attnames[name]] = value

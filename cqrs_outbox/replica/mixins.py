@@ -7,7 +7,7 @@ from typing import Any
 from django.db import models
 
 from cqrs_outbox import conf
-from cqrs_outbox.replica import mapping
+from cqrs_outbox.replica import handlers, mapping
 from cqrs_outbox.replica.managers import ReplicaManager
 from cqrs_outbox.replica.metas import ReplicaMeta
 
@@ -97,9 +97,7 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
         return cls.cqrs.delete_instance(master_data)
 
 
-# The mixin's hooks as this module defines them, kept before anything (a test's mock on
-# the mixin, say) can replace them: a model whose hook is anything else has its own.
-OWN_HOOKS = {
-    name: ReplicaMixin.__dict__[name]
+handlers.OWN_HOOKS.update(
+    (name, ReplicaMixin.__dict__[name])
     for name in ("cqrs_save", "cqrs_create", "cqrs_update", "cqrs_delete")
-}
+)

@@ -20,12 +20,6 @@ from django.db import models
 
 from cqrs_outbox.core.errors import BadMessage
 
-# What each database's float column stores, by Django vendor name.
-FLOAT_COLUMNS = {
-    "postgresql": {"NaN", "Infinity", "-Infinity"},
-    "sqlite": {"Infinity", "-Infinity"},
-}
-
 
 def name(value: float) -> str:
     """Return the JSON token of a non-finite float: NaN, Infinity or -Infinity."""
@@ -34,19 +28,23 @@ def name(value: float) -> str:
     return "Infinity" if value > 0 else "-Infinity"
 
 
-def check(field: models.Field, key: str, value: Any, vendor: str) -> None:
-    """Raise BadMessage if `value` is or holds a non-finite number `field` cannot store."""
+def check(field: models.Field, key: str, value: Any, database: str,
+          storable: frozenset[str] = frozenset()) -> None:
+    """Raise BadMessage if `value` is or holds a non-finite number `field` cannot store.
+
+    `storable` are the tokens a float column of the `database` keeps (the replica's
+    queries module knows them per database)."""
     found = _first(value)
     if found is None:
         return
     token = name(found)
     if isinstance(value, float) and isinstance(field, models.FloatField) and \
-            token in FLOAT_COLUMNS.get(vendor, set()):
+            token in storable:
         return
     where = "holds" if isinstance(value, (dict, list)) else "is"
     raise BadMessage(
         f"{key} {where} {token}, a number JSON does not have; column {field.column!r} "
-        f"({field.get_internal_type()} on {vendor}) cannot store it"
+        f"({field.get_internal_type()} on {database}) cannot store it"
     )
 
 

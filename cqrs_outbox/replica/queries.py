@@ -15,7 +15,13 @@ from django.db import connections, models
 from django.utils import timezone
 
 from cqrs_outbox.models import Tombstone
-from cqrs_outbox.replica import store_mysql
+from cqrs_outbox.replica import queries_mysql
+
+# What a float column stores of JSON's non-finite numbers, by Django vendor name.
+FLOAT_COLUMNS = {
+    "postgresql": frozenset({"NaN", "Infinity", "-Infinity"}),
+    "sqlite": frozenset({"Infinity", "-Infinity"}),
+}
 
 # First half of the two-int advisory lock key, so our locks never meet other users' ones.
 LOCK_NAMESPACE = 0x43515253  # "CQRS"
@@ -35,7 +41,7 @@ def lock(alias: str, keys: Iterable[tuple[str, str]]) -> None:
     Two workers applying events of the same row take turns, so neither decides on a
     revision or tombstone the other is about to change. Locks are taken in one order,
     so workers cannot deadlock on them. MySQL locks rows of a lock table instead
-    (`store_mysql.lock`); a no-op on SQLite, which lets one writer in at a time anyway.
+    (`queries_mysql.lock`); a no-op on SQLite, which lets one writer in at a time anyway.
     """
     connection = connections[alias]
     if connection.vendor not in ("postgresql", "mysql"):
@@ -44,7 +50,7 @@ def lock(alias: str, keys: Iterable[tuple[str, str]]) -> None:
     if not numbers:
         return
     if connection.vendor == "mysql":
-        store_mysql.lock(connection, numbers)
+        queries_mysql.lock(connection, numbers)
         return
     with connection.cursor() as cursor:
         cursor.execute(
@@ -133,10 +139,10 @@ def upsert(model: type[models.Model], alias: str, rows: list[dict], update: list
     qn = connection.ops.quote_name
     by_attname = {f.attname: f for f in model._meta.concrete_fields}
     if connection.vendor == "mysql":
-        fresh, present = store_mysql.split_present(model, alias, rows)
+        fresh, present = queries_mysql.split_present(model, alias, rows)
         _insert_rows(model, alias, fresh, "")
         if update:  # with nothing to update, a row already there stays as it is
-            clause = store_mysql.conflict_clause(qn, [by_attname[a].column for a in update])
+            clause = queries_mysql.conflict_clause(qn, [by_attname[a].column for a in update])
             _insert_rows(model, alias, present, clause)
         return
     assignments = ", ".join(
@@ -187,3 +193,10 @@ def purge_tombstones(alias: str, retention: int, batch_size: int = PURGE_BATCH_S
         total += Tombstone.objects.using(alias).filter(id__in=ids).delete()[0]
         if len(ids) < batch_size:
             return total
+
+
+def float_tokens(alias: str) -> tuple[str, frozenset[str]]:
+    """Return the database `alias` names (its vendor) and the non-finite numbers its float
+    columns store."""
+    vendor = connections[alias].vendor
+    return vendor, FLOAT_COLUMNS.get(vendor, frozenset())

@@ -32,9 +32,8 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from cqrs_outbox import conf, signing
-from cqrs_outbox.core import signing as primitives
-from cqrs_outbox.core import wire
+from cqrs_outbox import conf, keyring
+from cqrs_outbox.core import contract, signing, wire
 from cqrs_outbox.core.errors import BadMessage
 from cqrs_outbox.core.escape import one_line
 
@@ -56,7 +55,7 @@ def headers_of(properties: Any) -> dict:
 
 def is_signed(properties: Any) -> bool:
     """Tell whether a delivery carries a signature header."""
-    return primitives.HEADER in headers_of(properties)
+    return signing.HEADER in headers_of(properties)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +117,7 @@ class Gate:
     def __init__(self, settings: conf.Settings, queue: str = "") -> None:
         self.policy = settings.replica.signatures
         self.retention = settings.replica.tombstone_retention
-        self.verifier = signing.verifier(settings)
+        self.verifier = keyring.verifier(settings)
         self.queue = queue
         self.warned = 0  # events applied under 'warn' despite their signature
 
@@ -127,7 +126,7 @@ class Gate:
         """Return the reason to dead-letter the event, or None to go on applying it."""
         if self.verifier is None:
             return None
-        header = headers_of(properties).get(primitives.HEADER)
+        header = headers_of(properties).get(signing.HEADER)
         reason = self.verifier.refusal(envelope.cqrs_id, body, header)
         if reason is None:
             reason = self.replay_refusal(envelope, properties, body)
@@ -166,7 +165,7 @@ def from_headers(properties: Any, envelope: wire.Envelope, body: bytes,
     `retries` and bring `expires` closer.
     """
     headers = headers_of(properties)
-    if primitives.HEADER not in headers:
+    if signing.HEADER not in headers:
         return envelope
     retries, expires = envelope.retries, envelope.expires
     stamp = read_stamp(headers, queue, body)
@@ -201,7 +200,7 @@ def reset_for_retry(headers: dict, body: bytes, message_ttl: int, queue: str,
     The body stays as signed; a retry stamp restarts `retries` at 0 and, for a body with
     an `expires`, sets a new one `message_ttl` seconds from now.
     """
-    if primitives.HEADER not in headers:
+    if signing.HEADER not in headers:
         return None
     now = now or timezone.now()
     dropped = (RETRIES_HEADER, EXPIRES_HEADER, STAMP_HEADER)
@@ -214,14 +213,12 @@ def reset_for_retry(headers: dict, body: bytes, message_ttl: int, queue: str,
 def retention_problems(raw: dict) -> list[conf.Problem]:
     """Check, for signatures='require', that the tombstone retention outlasts every wait a
     signed event may legitimately have: its TTL, the retries, a dead-letter retry's TTL."""
-    from cqrs_outbox.replica.dead_letters import RETRY_MESSAGE_TTL
-
     master = raw.get("master") if isinstance(raw.get("master"), dict) else {}
     replica = raw.get("replica") if isinstance(raw.get("replica"), dict) else {}
     if replica.get("signatures") != conf.SIGNATURES_REQUIRE:
         return []
     retention = replica.get("tombstone_retention", conf.DEFAULT_TOMBSTONE_RETENTION)
-    waits = {"cqrs_dead_letters retry's message TTL": RETRY_MESSAGE_TTL}
+    waits = {"cqrs_dead_letters retry's message TTL": contract.RETRY_MESSAGE_TTL}
     ttl = master.get("CQRS_MESSAGE_TTL", conf.DEFAULT_MESSAGE_TTL)
     if _number(ttl):
         waits["CQRS['master']['CQRS_MESSAGE_TTL']"] = ttl

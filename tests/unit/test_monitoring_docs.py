@@ -7,7 +7,7 @@ from pathlib import Path
 
 import prometheus_client
 
-from cqrs_outbox.replica import metrics as replica_metrics
+from cqrs_outbox.replica import telemetry
 from relay import metrics as relay_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +19,7 @@ SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), 
 def exported():
     registry = prometheus_client.CollectorRegistry()
     relay_metrics.families(registry)
-    replica_metrics._create(registry)
+    telemetry._create(registry)
     return {family.name + suffix for family in registry.collect()
             for suffix in SUFFIXES[family.type]}
 

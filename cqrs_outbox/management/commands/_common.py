@@ -11,10 +11,9 @@ from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cqrs_outbox import progress
 from cqrs_outbox.core import contract
 from cqrs_outbox.core.errors import ConfigurationError, CQRSOutboxError
-from cqrs_outbox.master import sync
+from cqrs_outbox.ops import progress, sync
 from cqrs_outbox.registry import MasterRegistry, ReplicaRegistry
 
 ERROR_EXIT = 1  # the exit status of a command that failed, whatever the error

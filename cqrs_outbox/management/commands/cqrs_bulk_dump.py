@@ -4,8 +4,8 @@ import os
 
 from django.core.management.base import CommandError
 
-from cqrs_outbox import dumps
 from cqrs_outbox.management.commands import _common
+from cqrs_outbox.ops import dumps
 
 
 class Command(_common.CQRSCommand):

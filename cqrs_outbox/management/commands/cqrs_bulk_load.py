@@ -5,8 +5,8 @@ import os
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from cqrs_outbox import dumps
 from cqrs_outbox.management.commands import _common
+from cqrs_outbox.ops import dumps
 
 TRUE_WORDS = {"1", "true", "yes", "on", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "off", "n", "f", ""}

@@ -7,13 +7,12 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from cqrs_outbox import conf, startup
+from cqrs_outbox import conf
 from cqrs_outbox.core import pika_errors
+from cqrs_outbox.management import startup
 from cqrs_outbox.management.commands import _common
 from cqrs_outbox.registry import ReplicaRegistry
-from cqrs_outbox.replica import consumer, reloader, topology
-from cqrs_outbox.replica import metrics as replica_metrics
-from cqrs_outbox.replica import workers as worker_pool
+from cqrs_outbox.replica import consumer, reloader, telemetry, topology, workers
 
 
 class Command(_common.CQRSCommand):
@@ -55,13 +54,13 @@ class Command(_common.CQRSCommand):
                  "e.g. \"env\" or \"env,node_modules\" (default: none).",
         )
         parser.add_argument(
-            "--sigint-timeout", nargs="?", type=int, default=worker_pool.DEFAULT_SIGINT_TIMEOUT,
+            "--sigint-timeout", nargs="?", type=int, default=workers.DEFAULT_SIGINT_TIMEOUT,
             help="Seconds a stopping worker gets to finish before it is killed with SIGKILL "
                  "(default: %(default)s).",
         )
         parser.add_argument(
             "--sigkill-timeout", nargs="?", type=int,
-            default=worker_pool.DEFAULT_SIGKILL_TIMEOUT,
+            default=workers.DEFAULT_SIGKILL_TIMEOUT,
             help="Seconds to wait for a worker after SIGKILL (default: %(default)s).",
         )
         parser.add_argument(
@@ -89,10 +88,10 @@ class Command(_common.CQRSCommand):
         consumer.console_logging()
         self.stdout.write(startup.consumer_line(count, batch_size, prefetch))
         self.stdout.flush()
-        with replica_metrics.serving(_metrics_port(options), options["metrics_addr"]):
-            worker_pool.run(count, _target(cqrs_ids or None, batch_size, prefetch), timeouts)
-        if worker_pool.reload_requested.is_set():
-            sys.exit(worker_pool.RELOAD_EXIT)
+        with telemetry.serving(_metrics_port(options), options["metrics_addr"]):
+            workers.run(count, _target(cqrs_ids or None, batch_size, prefetch), timeouts)
+        if workers.reload_requested.is_set():
+            sys.exit(workers.RELOAD_EXIT)
 
     def _check_cqrs_ids(self, cqrs_ids: list[str]) -> None:
         if not ReplicaRegistry.models:
@@ -105,12 +104,12 @@ class Command(_common.CQRSCommand):
             raise CommandError(f"Wrong CQRS ID: {unknown[0]}!")
 
 
-def _timeouts(options: dict) -> worker_pool.StopTimeouts:
+def _timeouts(options: dict) -> workers.StopTimeouts:
     sigint, sigkill = options["sigint_timeout"], options["sigkill_timeout"]
     if sigint is None or sigkill is None or sigint < 0 or sigkill < 0:
         raise CommandError("--sigint-timeout and --sigkill-timeout take a number of seconds, "
                            "0 or more.")
-    return worker_pool.StopTimeouts(sigint, sigkill)
+    return workers.StopTimeouts(sigint, sigkill)
 
 
 def _metrics_port(options: dict) -> int | None:
@@ -121,10 +120,10 @@ def _metrics_port(options: dict) -> int | None:
 
 
 def _target(cqrs_ids: list[str] | None, batch_size: int | None,
-            prefetch: int | None) -> worker_pool.Target:
+            prefetch: int | None) -> workers.Target:
     def run(grace: float | None) -> None:
         worker = consumer.Consumer(cqrs_ids, batch_size, prefetch)
-        worker_pool.install_stop_handlers(worker.stop, grace)
+        workers.install_stop_handlers(worker.stop, grace)
         worker.run()
 
     return run

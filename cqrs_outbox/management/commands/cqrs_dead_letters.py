@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cqrs_outbox.management.commands import _common
-from cqrs_outbox.replica import dead_letters
+from cqrs_outbox.ops import dead_letters
 
 
 class Command(_common.CQRSCommand):

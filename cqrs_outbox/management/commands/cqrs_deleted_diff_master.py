@@ -1,7 +1,7 @@
 """Middle of the deleted-rows diff: pass on the replica's keys the master no longer has."""
 
-from cqrs_outbox import diffs, dumps
 from cqrs_outbox.management.commands import _common
+from cqrs_outbox.ops import diffs, dumps
 
 
 class Command(_common.CQRSCommand):

@@ -1,7 +1,7 @@
 """Start the deleted-rows diff: stream the primary keys a replica model holds."""
 
-from cqrs_outbox import diffs
 from cqrs_outbox.management.commands import _common
+from cqrs_outbox.ops import diffs
 
 
 class Command(_common.CQRSCommand):

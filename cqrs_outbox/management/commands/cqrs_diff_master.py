@@ -1,7 +1,7 @@
 """Start the changed-rows diff: stream `[pk, revision]` of a master model's rows."""
 
-from cqrs_outbox import diffs
 from cqrs_outbox.management.commands import _common
+from cqrs_outbox.ops import diffs
 
 
 class Command(_common.CQRSCommand):

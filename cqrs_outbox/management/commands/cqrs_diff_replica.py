@@ -1,7 +1,8 @@
 """Middle of the changed-rows diff: pass on the keys the replica lacks or holds stale."""
 
-from cqrs_outbox import conf, diffs, dumps
+from cqrs_outbox import conf
 from cqrs_outbox.management.commands import _common
+from cqrs_outbox.ops import diffs, dumps
 
 
 class Command(_common.CQRSCommand):

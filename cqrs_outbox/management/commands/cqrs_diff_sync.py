@@ -1,8 +1,7 @@
 """End of the changed-rows diff: write SYNC events for the listed keys into the outbox."""
 
-from cqrs_outbox import diffs, dumps
 from cqrs_outbox.management.commands import _common
-from cqrs_outbox.master import sync
+from cqrs_outbox.ops import diffs, dumps, sync
 
 
 class Command(_common.CQRSCommand):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cqrs_outbox import keys
 from cqrs_outbox.management.commands import _common
+from cqrs_outbox.ops import keys
 
 
 class Command(_common.CQRSCommand):

@@ -6,12 +6,14 @@ import signal
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.db import connections
 
-from cqrs_outbox import conf, drain, outbox_db, startup
-from cqrs_outbox.core import pika_errors
+from cqrs_outbox import conf, drain, store
+from cqrs_outbox.core import pika_errors, probes
+from cqrs_outbox.management import startup
 from cqrs_outbox.management.commands import _common
-from relay import db as relay_db
-from relay import health, metrics, status, store
+from cqrs_outbox.store import dbapi
+from relay import metrics, status
 
 
 def _observer(options: dict) -> metrics.Observer | None:
@@ -20,7 +22,7 @@ def _observer(options: dict) -> metrics.Observer | None:
         return None
     if not 0 < port < 65536:
         raise CommandError("--metrics-port must be a port number (1-65535).")
-    observer, _ = health.serve_relay(port, options["metrics_addr"], options["database"])
+    observer, _ = metrics.serve_relay(port, options["metrics_addr"], options["database"])
     return observer
 
 
@@ -51,7 +53,7 @@ class Command(_common.CQRSCommand):
         parser.add_argument("--metrics-port", type=int, default=None,
                             help="Serve /metrics, /healthz and /readyz on this port "
                                  f"({setting('relay', 'metrics_port')}).")
-        parser.add_argument("--metrics-addr", default=health.DEFAULT_ADDR,
+        parser.add_argument("--metrics-addr", default=probes.DEFAULT_ADDR,
                             help="Address the metrics port listens on (default: %(default)s).")
 
     def run(self, options: dict) -> None:
@@ -61,8 +63,8 @@ class Command(_common.CQRSCommand):
             self._run(options)
 
     def _status(self, database: str) -> None:
-        with relay_db.translated():
-            summary = store.summary(outbox_db.database(database))
+        with dbapi.translated():
+            summary = store.summary(dbapi.wrap(connections[database]))
         self.stdout.write(f"database: {database}")
         self.stdout.write(status.render(summary))
         from cqrs_outbox.master import outside

@@ -1,7 +1,7 @@
 """Write SYNC events for the filtered rows of a master model into the outbox."""
 
 from cqrs_outbox.management.commands import _common
-from cqrs_outbox.master import sync
+from cqrs_outbox.ops import sync
 
 
 class Command(_common.CQRSCommand):

@@ -9,11 +9,12 @@ consumer applies them.
 """
 
 import pytest
+from django.db import connections
 from django.urls import reverse
 from prometheus_client import CollectorRegistry
 
-from cqrs_outbox import outbox_db
 from cqrs_outbox.models import OutboxEvent
+from cqrs_outbox.store import dbapi
 from relay import metrics
 from tests.acceptance.ops.conftest import PG
 from tests.support.waiting import wait_until
@@ -42,7 +43,7 @@ def _status(services):
 def _returned_gauge():
     registry = CollectorRegistry()
     observer = metrics.RelayMetrics("default", registry)
-    observer.sample(outbox_db.database("default"))
+    observer.sample(dbapi.wrap(connections["default"]))
     return {
         sample.labels["routing_key"]: sample.value
         for family in registry.collect()

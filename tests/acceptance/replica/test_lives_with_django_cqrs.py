@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cqrs_outbox.master import sync
 from cqrs_outbox.models import OutboxEvent
+from cqrs_outbox.ops import sync
 from tests.acceptance.replica import peers, support
 from tests.support.waiting import wait_until
 from tests.testproject.master import models as master

@@ -1,12 +1,12 @@
 """The outbox keeps bodies of 16 MiB and more byte for byte, four-byte characters included."""
 
 import pytest
-from django.db import transaction
+from django.db import connections, transaction
 
-from cqrs_outbox import outbox_db
+from cqrs_outbox import store
 from cqrs_outbox.core import contract, wire
 from cqrs_outbox.models import OutboxEvent
-from relay import store
+from cqrs_outbox.store import dbapi
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +23,7 @@ def test_payload_of_16_mib__read_back_exactly():
         partition=contract.partition_for("big", 1), routing_key="big", payload=payload,
     )
     with transaction.atomic():
-        [event_id] = store.insert_events(outbox_db.database(), [event])
+        [event_id] = store.insert_events(dbapi.wrap(connections["default"]), [event])
     stored = OutboxEvent.objects.get(pk=event_id).payload
     assert len(stored) == len(payload)
     assert stored == payload

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from cqrs_outbox import utils
+from cqrs_outbox.master import relate
 from cqrs_outbox.utils import bulk_relate_cqrs_serialization
 from tests.testproject.master import models
 
@@ -53,14 +53,14 @@ def test_second_save_in_the_context__event_carries_the_final_state(outbox_rows):
 def test_decorator_and_context__active_inside_only_even_on_error():
     @bulk_relate_cqrs_serialization()
     def inside():
-        return utils.active_bulk_relate()
+        return relate.active_bulk_relate()
 
-    assert utils.active_bulk_relate() is None
+    assert relate.active_bulk_relate() is None
     assert inside() is not None
     with pytest.raises(ValueError), bulk_relate_cqrs_serialization(cqrs_id="publisher"):
-        assert utils.active_bulk_relate() is not None
+        assert relate.active_bulk_relate() is not None
         raise ValueError
-    assert utils.active_bulk_relate() is None
+    assert relate.active_bulk_relate() is None
 
 
 def test_cqrs_id__other_models_are_not_cached():

@@ -254,7 +254,7 @@ def test_migrate_step__touches_only_tables_whose_triggers_change(net, settings):
     waits for); switching the mode off drops them all."""
     from django.test.utils import CaptureQueriesContext
 
-    names = set(triggers.trigger_names(models.Shelf, connection.vendor))
+    names = set(triggers.trigger_names(models.Shelf, connection.alias))
     assert names <= triggers.existing()
     with CaptureQueriesContext(connection) as seen:
         triggers.sync("default")

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cqrs_outbox.core import contract
-from cqrs_outbox.master import admin as outbox_admin
 from cqrs_outbox.models import OutboxEvent
+from cqrs_outbox.ops import admin
 from tests.testproject.master import models
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -180,7 +180,7 @@ def test_list__viewer_may_open_list_and_detail(viewer_client, events):
 @pytest.mark.postgres
 @pytest.mark.mysql
 def test_list__estimates_the_count_of_a_large_outbox(admin_client, events, monkeypatch):
-    monkeypatch.setattr(outbox_admin, "EXACT_COUNT_LIMIT", 3)
+    monkeypatch.setattr(admin, "EXACT_COUNT_LIMIT", 3)
     with CaptureQueriesContext(connection) as queries:
         response = admin_client.get(LIST_URL)
     html = response.content.decode()
@@ -196,7 +196,7 @@ def test_list__estimates_the_count_of_a_large_outbox(admin_client, events, monke
 
 @pytest.mark.mysql
 def test_mysql_estimates__come_from_statistics_and_explain_without_counting(events):
-    from cqrs_outbox.master import admin_mysql
+
 
     if connection.vendor != "mysql":
         pytest.skip("the information_schema estimate is MySQL's")
@@ -205,8 +205,8 @@ def test_mysql_estimates__come_from_statistics_and_explain_without_counting(even
         cursor.fetchall()
     everything = OutboxEvent.objects.all()
     with CaptureQueriesContext(connection) as queries:
-        whole = admin_mysql.estimated_rows(everything)
-        pending = admin_mysql.estimated_rows(everything.filter(status="pending"))
+        whole = admin.estimated_rows(everything)
+        pending = admin.estimated_rows(everything.filter(status="pending"))
     assert not [q for q in queries if "COUNT(" in q["sql"].upper()]
     # InnoDB samples pages, so an estimate is near the truth, not equal to it.
     assert 0 < whole <= 10 * len(events)

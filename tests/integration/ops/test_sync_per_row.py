@@ -11,8 +11,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from cqrs_outbox.master import sync
 from cqrs_outbox.models import OutboxEvent
+from cqrs_outbox.ops import sync
 from tests.testproject.master import models
 
 pytestmark = pytest.mark.django_db(transaction=True)

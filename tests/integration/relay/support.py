@@ -18,8 +18,8 @@ from typing import Any
 import pika
 import pytest
 
+from cqrs_outbox import store
 from cqrs_outbox.core import contract, wire
-from relay import store
 from tests.support import names
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -85,9 +85,11 @@ def envelope_json(cqrs_id: str, pk: Any, revision: int) -> str:
 
 def write_events(keys: Iterable[tuple[str, Any, int]], chunk: int = 1000) -> list[int]:
     """Insert pending events for (cqrs_id, pk, revision) and commit; return their ids."""
-    from cqrs_outbox import outbox_db
+    from django.db import connections
 
-    db = outbox_db.database()
+    from cqrs_outbox.store import dbapi
+
+    db = dbapi.wrap(connections["default"])
     ids: list[int] = []
     batch: list[contract.NewEvent] = []
     for cqrs_id, pk, revision in keys:
@@ -245,13 +247,15 @@ class RelayProcess:
 
 def leases_by_owner() -> dict[str, set[int]]:
     """Return the partitions each relay holds with a lease that has not expired."""
-    from cqrs_outbox import outbox_db
-    from relay import store as relay_store
+    from django.db import connections
 
-    db = outbox_db.database()
-    now = relay_store.clock(db)
+    from cqrs_outbox import store
+    from cqrs_outbox.store import dbapi
+
+    db = dbapi.wrap(connections["default"])
+    now = store.clock(db)
     held: dict[str, set[int]] = {}
-    for row in relay_store.leases(db):
+    for row in store.leases(db):
         if row.partition >= 0 and not row.free(now):
             held.setdefault(row.owner, set()).add(row.partition)
     return held

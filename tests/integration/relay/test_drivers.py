@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cqrs_outbox.models import OutboxEvent
-from relay import db
+from cqrs_outbox.store import dbapi, postgresql
 from tests.integration.relay import support
 from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import wait_until
@@ -21,7 +21,7 @@ pytestmark = [
     pytest.mark.broker,
 ]
 
-DRIVERS = db.installed_drivers()
+DRIVERS = postgresql.installed_drivers()
 # Polling this rarely, an event can only arrive in time through LISTEN/NOTIFY.
 SLOW_POLL = ("--poll-interval", "600", "--lease-ttl", "3")
 OUTAGE = 2.0  # seconds the proxy stays closed
@@ -47,7 +47,7 @@ def test_standalone_relay__wakes_on_notify_and_names_its_driver(collector, relay
     relay = relays(f"wake-{driver}", "--driver", driver, *SLOW_POLL)
     _listening(relay)
     _save_and_collect(collector, f"wake {driver}")
-    assert f"({db.driver_version(driver)}), broker amqp://guest:***@" in relay.log()
+    assert f"({dbapi.driver_version(driver)}), broker amqp://guest:***@" in relay.log()
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from cqrs_outbox import store
 from cqrs_outbox.core import contract
 from cqrs_outbox.core.urls import parse_broker_url
-from relay import db as relay_db
-from relay import engine, pika_publisher, store
+from cqrs_outbox.store import dbapi
+from relay import engine, pika_publisher
 from tests.integration.relay import support
 
 pytestmark = [
@@ -49,7 +50,7 @@ class Explained:
     plan: dict
 
 
-class ExplainingDatabase(relay_db.Database):
+class ExplainingDatabase(dbapi.Database):
     """Run every statement once under EXPLAIN ANALYZE (rolled back), then for real."""
 
     explained: list[Explained]
@@ -124,10 +125,10 @@ def frozen_statistics():
 
 def _drain(exchange: str) -> tuple[engine.Stats, list[Explained]]:
     explained: list[Explained] = []
-    opened: list[relay_db.Database] = []
+    opened: list[dbapi.Database] = []
 
-    def connect() -> relay_db.Database:
-        plain = relay_db.connect(support.database_url())
+    def connect() -> dbapi.Database:
+        plain = dbapi.connect(support.database_url())
         db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
         db.explained = explained
         opened.append(db)
@@ -207,7 +208,7 @@ def _kind(sql: str) -> str:
 def test_explaining_database__counts_the_rows_a_full_scan_reads(frozen_statistics):
     """The yardstick itself: a statement that must read the whole backlog is caught."""
     support.write_events(("author", pk, 0) for pk in range(2 * BATCH))
-    plain = relay_db.connect(support.database_url())
+    plain = dbapi.connect(support.database_url())
     db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
     db.explained = []
     try:

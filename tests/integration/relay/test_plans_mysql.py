@@ -3,11 +3,10 @@
 import json
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
-from cqrs_outbox import outbox_db
 from cqrs_outbox.core import contract
-from relay import store_mysql
+from cqrs_outbox.store import dbapi, mysql
 from tests.integration.relay import support
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.mysql]
@@ -28,10 +27,10 @@ def test_claim__each_partition_is_a_range_scan_of_the_pending_index():
     if connection.vendor != "mysql":
         pytest.skip("the plan of MySQL's claim statement")
     support.write_events(("author", pk, 0) for pk in range(200))
-    db = outbox_db.database()
+    db = dbapi.wrap(connections["default"])
     db.rowcount("ANALYZE TABLE cqrs_outbox_event")
     cursors = [(p, 0) for p in range(5)]
-    sql = store_mysql.read_pending_sql("id, partition, routing_key, payload", len(cursors))
+    sql = mysql.read_pending_sql("id, partition, routing_key, payload", len(cursors))
     params = []
     for rank, (partition, after) in enumerate(cursors):
         params += [rank, contract.STATUS_PENDING, partition, after, 10]

@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from cqrs_outbox.core import contract, wire
-from relay import db as relay_db
+from cqrs_outbox.store import dbapi
 from relay import engine
 from relay.publisher import StubPublisher
 
@@ -43,14 +43,14 @@ class Outbox:
     def __init__(self, path):
         self.url = f"sqlite:///{path}"
         path.touch()
-        self.db = relay_db.connect(self.url)
+        self.db = dbapi.connect(self.url)
         self.opened = [self.db]
         for statement in SCHEMA:
             self.db.rowcount(statement)
 
     def connect(self):
         """Open another connection; `close()` closes it (a relay never closes its own)."""
-        db = relay_db.connect(self.url)
+        db = dbapi.connect(self.url)
         self.opened.append(db)
         return db
 

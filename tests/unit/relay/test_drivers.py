@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from relay import db
+from cqrs_outbox.store import dbapi, postgresql
 
 # Run the relay's command line with some driver modules made unimportable, as on a machine
 # where they are not installed (None in sys.modules stops an import).
@@ -49,14 +49,14 @@ def test_unknown_driver__usage_error_listing_the_choices():
 
 
 def test_default_driver__is_psycopg_3_when_both_are_there():
-    installed = db.installed_drivers()
+    installed = postgresql.installed_drivers()
     if installed != ["psycopg", "psycopg2"]:
         pytest.skip(f"this environment has {installed or 'no driver'}, not both")
-    assert db.choose_driver() == "psycopg"
-    assert db.choose_driver("psycopg2") == "psycopg2"
+    assert postgresql.choose_driver() == "psycopg"
+    assert postgresql.choose_driver("psycopg2") == "psycopg2"
 
 
 def test_driver_version__names_the_module_and_its_release():
-    for name in db.installed_drivers():
-        text = db.driver_version(name)
+    for name in postgresql.installed_drivers():
+        text = dbapi.driver_version(name)
         assert text.startswith(name + " ") and text.split()[1][0].isdigit()

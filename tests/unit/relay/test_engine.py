@@ -222,12 +222,12 @@ def test_run_with_seconds__stops_by_itself(outbox, make_relay):
 
 def test_missing_tables__is_a_configuration_error(tmp_path, stub):
     from cqrs_outbox.core.errors import ConfigurationError
-    from relay import db as relay_db
+    from cqrs_outbox.store import dbapi
 
     path = tmp_path / "empty.sqlite3"
     path.touch()
     opened = []
-    relay = engine.Relay(lambda: opened.append(relay_db.connect(f"sqlite:///{path}"))
+    relay = engine.Relay(lambda: opened.append(dbapi.connect(f"sqlite:///{path}"))
                          or opened[-1], stub)
     with pytest.raises(ConfigurationError, match="migrate"):
         relay.start()

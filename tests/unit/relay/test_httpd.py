@@ -8,7 +8,7 @@ import time
 import prometheus_client
 import pytest
 
-from relay import health, httpd
+from cqrs_outbox.core import httpd, probes
 
 IDLE = 500  # connections opened and left without a byte
 
@@ -16,7 +16,7 @@ IDLE = 500  # connections opened and left without a byte
 @pytest.fixture
 def server():
     registry = prometheus_client.CollectorRegistry()
-    probe = health.Server("127.0.0.1", 0, registry, "cqrs_test")
+    probe = probes.Server("127.0.0.1", 0, registry, "cqrs_test")
     yield probe
     probe.close()
 
@@ -61,7 +61,7 @@ def test_server__runs_one_watching_thread_and_a_fixed_pool_of_answering_ones(ser
 
 def test_slow_request__is_cut_after_the_timeout_with_one_log_line(server, monkeypatch, caplog):
     monkeypatch.setattr(httpd, "REQUEST_TIMEOUT", 0.3)
-    caplog.set_level(logging.INFO, logger="relay.httpd")
+    caplog.set_level(logging.INFO, logger="cqrs_outbox.core.httpd")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # and never the rest
         assert _read_all(sock) == b""  # closed by the server
@@ -74,7 +74,7 @@ def test_slow_request__is_cut_after_the_timeout_with_one_log_line(server, monkey
 def test_idle_connection__is_closed_after_the_timeout_without_a_log_line(
         server, monkeypatch, caplog):
     monkeypatch.setattr(httpd, "REQUEST_TIMEOUT", 0.3)
-    caplog.set_level(logging.DEBUG, logger="relay.httpd")
+    caplog.set_level(logging.DEBUG, logger="cqrs_outbox.core.httpd")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         assert _read_all(sock) == b""
     assert caplog.records == []
@@ -101,7 +101,7 @@ def test_more_connections_than_the_limit__the_oldest_is_closed_to_make_room(serv
 ])
 def test_requests__odd_ones_get_a_short_answer_and_one_log_line_at_most(
         server, request_bytes, status, caplog):
-    caplog.set_level(logging.INFO, logger="relay.httpd")
+    caplog.set_level(logging.INFO, logger="cqrs_outbox.core.httpd")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(request_bytes)
         answer = _read_all(sock)
@@ -116,8 +116,8 @@ def test_handler_error__is_a_500_and_one_line_without_a_traceback(monkeypatch, c
     def broken():
         raise RuntimeError("scrape\nbroke")
 
-    probe = health.Server("127.0.0.1", 0, registry, "cqrs_test", before_read=broken)
-    caplog.set_level(logging.INFO, logger="relay.httpd")
+    probe = probes.Server("127.0.0.1", 0, registry, "cqrs_test", before_read=broken)
+    caplog.set_level(logging.INFO, logger="cqrs_outbox.core.httpd")
     try:
         assert _get(probe.port).startswith(b"HTTP/1.1 500")
     finally:
@@ -129,7 +129,7 @@ def test_handler_error__is_a_500_and_one_line_without_a_traceback(monkeypatch, c
 
 def test_close__frees_the_port_and_ends_the_threads():
     registry = prometheus_client.CollectorRegistry()
-    probe = health.Server("127.0.0.1", 0, registry, "cqrs_test")
+    probe = probes.Server("127.0.0.1", 0, registry, "cqrs_test")
     port = probe.port
     probe.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("cqrs-metrics")]

@@ -11,7 +11,8 @@ import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from relay import cli, engine, health, metrics
+from cqrs_outbox.core import probes
+from relay import cli, engine, metrics
 
 
 def _samples(registry):
@@ -105,7 +106,7 @@ def _get(server, path):
 
 @pytest.fixture
 def server(registry):
-    served = health.Server("127.0.0.1", 0, registry, metrics.PREFIX)
+    served = probes.Server("127.0.0.1", 0, registry, metrics.PREFIX)
     yield served
     served.close()
 
@@ -131,9 +132,9 @@ def test_probes__readyz_follows_the_broker_and_healthz_the_loop(outbox, stub, re
 def test_probes__healthz_fails_once_the_loop_stopped_turning(registry, monkeypatch):
     metrics.RelayMetrics("main", registry)
     now = time.time()
-    assert health.liveness(registry, metrics.PREFIX, now).ok
-    monkeypatch.setattr(health.time, "time", lambda: now + health.STALE_AFTER + 5)
-    verdict = health.liveness(registry, metrics.PREFIX, now)
+    assert probes.liveness(registry, metrics.PREFIX, now).ok
+    monkeypatch.setattr(probes.time, "time", lambda: now + probes.STALE_AFTER + 5)
+    verdict = probes.liveness(registry, metrics.PREFIX, now)
     assert not verdict.ok
     assert verdict.reason.startswith("the main loop has not turned for 6")
 
@@ -178,11 +179,11 @@ def test_readiness__not_ready_while_every_publish_is_nacked_ready_once_one_is_co
     thread.start()
     try:
         wait_until(lambda: stub.connects >= 3, what="reconnects after nacks")
-        verdict = health.readiness(registry, metrics.PREFIX)
-        assert verdict == health.Verdict(False, "broker unreachable")
+        verdict = probes.readiness(registry, metrics.PREFIX)
+        assert verdict == probes.Verdict(False, "broker unreachable")
         stub.nacking_connections = 0  # the next connection is confirmed
         wait_until(lambda: outbox.statuses() == ["published"], what="the event published")
-        wait_until(lambda: health.readiness(registry, metrics.PREFIX).ok, what="ready again")
+        wait_until(lambda: probes.readiness(registry, metrics.PREFIX).ok, what="ready again")
     finally:
         relay.stop()
         thread.join(10)
@@ -193,7 +194,7 @@ def test_readiness__not_ready_while_every_publish_is_nacked_ready_once_one_is_co
 def test_relay_metrics__returned_events_per_routing_key_until_replayed(
     outbox, stub, registry, caplog
 ):
-    from relay import store
+    from cqrs_outbox import store
 
     stub.unroutable = {"author"}
     ids = [outbox.add("author", 1), outbox.add("author", 2), outbox.add("publisher", 1)]

@@ -3,9 +3,11 @@
 import datetime
 import sqlite3
 
+from cqrs_outbox import store
+from cqrs_outbox.core import urls
 from cqrs_outbox.core.errors import ConfigurationError, DatabaseUnavailable
-from relay import db as relay_db
-from relay import engine, status, store
+from cqrs_outbox.store import dbapi
+from relay import engine, status
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -57,22 +59,22 @@ def test_status__empty_outbox():
 
 
 def test_translate__connection_errors_are_recoverable_missing_tables_fatal():
-    away = relay_db.translate(sqlite3.OperationalError("disk I/O error"))
-    missing = relay_db.translate(sqlite3.OperationalError("no such table: cqrs_outbox_event"))
+    away = dbapi.translate(sqlite3.OperationalError("disk I/O error"))
+    missing = dbapi.translate(sqlite3.OperationalError("no such table: cqrs_outbox_event"))
     assert isinstance(away, DatabaseUnavailable)
     assert isinstance(missing, ConfigurationError)
-    assert relay_db.translate(ValueError("not a database error")) is None
+    assert dbapi.translate(ValueError("not a database error")) is None
 
 
 def test_describe__masks_the_password_of_a_url():
     url = "postgresql://app:s3cret@db/app"
-    assert "s3cret" not in relay_db.describe(RuntimeError(f"failed for {url}"), url)
+    assert "s3cret" not in urls.describe(RuntimeError(f"failed for {url}"), url)
 
 
 def test_timestamp__sqlite_gets_naive_utc_text_as_django_writes_it(tmp_path):
     path = tmp_path / "x.sqlite3"
     path.touch()
-    db = relay_db.connect(f"sqlite:///{path}")
+    db = dbapi.connect(f"sqlite:///{path}")
     plus_two = datetime.timezone(datetime.timedelta(hours=2))
     local = datetime.datetime(2026, 1, 1, 3, 0, tzinfo=plus_two)
     assert db.timestamp(local) == "2026-01-01 01:00:00.000000"

@@ -8,8 +8,9 @@ import datetime
 
 import pytest
 
+from cqrs_outbox import store
 from cqrs_outbox.core import contract
-from relay import engine, store
+from relay import engine
 from relay.leases import Leases
 from relay.publisher import StubPublisher
 

@@ -3,7 +3,7 @@ tests never make with nothing to write."""
 
 import datetime
 
-from relay import store
+from cqrs_outbox import store
 
 
 def test_settling_or_replaying_no_ids__changes_no_row_and_counts_none(outbox):

@@ -5,7 +5,7 @@ import sys
 import pytest
 from django.core.management import CommandError, call_command
 
-from cqrs_outbox.replica import metrics, rules
+from cqrs_outbox.replica import rules, telemetry
 
 
 @pytest.mark.parametrize(("signal", "revision", "state", "reason"), [
@@ -30,11 +30,11 @@ def test_skip_reason__names_a_redelivery_at_the_held_revision_a_duplicate(
     ("something new", "other"),
 ])
 def test_dead_reason__maps_each_dead_letter_reason_to_a_label_class(reason, label):
-    assert metrics.dead_reason(reason) == label
+    assert telemetry.dead_reason(reason) == label
 
 
 def test_consumer_without_metrics_port__records_nothing():
-    assert type(metrics.observer("q")) is metrics.Observer
+    assert type(telemetry.observer("q")) is telemetry.Observer
 
 
 def test_cqrs_consume__metrics_port_without_prometheus_client_says_what_to_install(

@@ -9,11 +9,10 @@ from django.test.utils import override_settings
 from pika import exceptions as pika_exceptions
 
 from cqrs_outbox import checks as cqrs_checks
-from cqrs_outbox.core import pika_errors
+from cqrs_outbox.core import pika_errors, urls
 from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.core.urls import parse_broker_url, redact, redact_text, scrub
-from relay import db as relay_db
 
 SECRET = "Sup3rSecret"
 
@@ -85,7 +84,7 @@ def test_driver_error__quoting_pieces_of_a_misread_password_is_scrubbed():
     url = f"postgresql://postgres:pa/{SECRET}@127.0.0.1:5432/app"
     # What libpq says when the unencoded `/` makes it read the password as a host.
     error = Exception(f'invalid integer value "pa/{SECRET}@127.0.0.1:5432" for "port"\nmore')
-    text = relay_db.describe(error, url)
+    text = urls.describe(error, url)
     assert SECRET not in text and "\n" not in text
     assert SECRET not in scrub(f"could not translate host name {SECRET}", url)
 

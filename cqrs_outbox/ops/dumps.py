@@ -15,10 +15,10 @@ from typing import TextIO
 
 from django.db import models, router, transaction
 
-from cqrs_outbox import progress
 from cqrs_outbox.core import contract, wire
 from cqrs_outbox.core.errors import ConfigurationError
-from cqrs_outbox.master import serialization, sync
+from cqrs_outbox.master import serialization
+from cqrs_outbox.ops import progress, sync
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,7 @@ class Counts:
 def _data(row: models.Model, alias: str) -> dict:
     # A model's own to_cqrs_dict() is called as django-cqrs's dump calls it; the
     # default one is spared re-reading the row it was just handed.
-    from cqrs_outbox.master.mixins import RawMasterMixin
-
-    if type(row).to_cqrs_dict is not RawMasterMixin.to_cqrs_dict:
+    if serialization.own_dict(type(row)):
         return row.to_cqrs_dict()
     return serialization.instance_data(row, alias, fetch=False)
 

@@ -22,10 +22,9 @@ from typing import Any, TextIO
 from django.db import models, router, transaction
 from django.utils import timezone
 
-from cqrs_outbox import progress
 from cqrs_outbox.core import wire
 from cqrs_outbox.core.errors import ConfigurationError
-from cqrs_outbox.master import sync
+from cqrs_outbox.ops import progress, sync
 
 logger = logging.getLogger(__name__)
 

@@ -1,27 +1,74 @@
-"""Serve `/metrics`, `/healthz` and `/readyz` over HTTP from a background thread.
+"""The probes the relay and the replica share: prometheus-client on demand, and
+`/metrics`, `/healthz` and `/readyz` served over HTTP from a background thread.
 
 The probes read the same numbers Prometheus scrapes: `<prefix>_last_turn_timestamp_seconds`
 (when the main loop last turned) and `<prefix>_broker_up` / `<prefix>_database_up`
 (what the loop saw last). One reading serves the relay, which keeps them in its own
 registry, and the replica workers, whose forked processes write them to files that
-the serving parent sums. The HTTP side is `relay.httpd`: a fixed number of threads,
+the serving parent sums. The HTTP side is `cqrs_outbox.core.httpd`: a fixed number of threads,
 and no client can hold one for long.
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cqrs_outbox.core import httpd
 from cqrs_outbox.core.errors import ConfigurationError
-from relay import httpd, metrics
 
 logger = logging.getLogger(__name__)
 
+INSTALL_HINT = "pip install 'cqrs-outbox[metrics]'"
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def require() -> Any:
+    """Import prometheus_client, or raise ConfigurationError saying what to install."""
+    try:
+        import prometheus_client
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"metrics need prometheus-client, which is not installed: {INSTALL_HINT}"
+        ) from exc
+    return prometheus_client
+
+
+def available() -> bool:
+    """Return whether prometheus-client can be imported."""
+    try:
+        require()
+    except ConfigurationError:
+        return False
+    return True
+
+
+def observe_many(histogram: Any, values: Sequence[float]) -> None:
+    """Observe many values: one increment per bucket touched rather than one per value.
+
+    prometheus-client offers only `observe(value)`, whose cost per call matters at
+    thousands of events a second; this reaches into its histogram's buckets, and falls
+    back to `observe()` per value if a release ever lays them out otherwise.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if not values:
+        return
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = collections.Counter(bisect.bisect_left(bounds, value) for value in values)
+    for index, count in counts.items():
+        buckets[index].inc(count)
+    total.inc(sum(values))
 DEFAULT_ADDR = "127.0.0.1"
 STALE_AFTER = 60.0  # seconds without a turn of the main loop before /healthz fails
 
@@ -84,7 +131,7 @@ class Server:
         self.prefix = prefix
         self.before_read = before_read or (lambda: None)
         self.started = time.time()
-        self._prom = metrics.require()
+        self._prom = require()
         try:
             self._http = httpd.HttpServer(addr, port, lambda _method, path: self.answer(path),
                                           "cqrs-metrics")
@@ -113,11 +160,3 @@ class Server:
     def close(self) -> None:
         """Stop serving and free the port."""
         self._http.close()
-
-
-def serve_relay(port: int, addr: str = DEFAULT_ADDR, database: str = "default",
-                registry: Any = None) -> tuple[metrics.RelayMetrics, Server]:
-    """Return a relay observer and the server publishing what it records."""
-    observer = metrics.RelayMetrics(database, registry)
-    observer.server = Server(addr, port, observer.registry, metrics.PREFIX)
-    return observer, observer.server

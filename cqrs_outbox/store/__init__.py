@@ -1,8 +1,11 @@
-"""Every query on the outbox and lease tables.
+"""The outbox store: every statement on the outbox and lease tables, free of Django.
 
-The drain loop, the Django admin, the management commands and the Celery tasks call
-these functions; none of them writes SQL of its own. Each function takes a
-`relay.db.Database` and leaves transaction control to the caller.
+The master's commit-time flush, the drain loop, the Django admin, the management
+commands and the Celery tasks call these functions; none of them writes SQL of its own.
+Each function takes a `dbapi.Database` and leaves transaction control to the caller.
+What a database writes its own way is asked of its dialect module (`postgresql`,
+`mysql`, `sqlite`: the same names in each), which the handle carries as `db.dialect`.
+Adding a database is adding a dialect module and naming it in `dbapi.DIALECTS`.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cqrs_outbox.core import contract, signing
-from relay import store_mysql
-from relay.db import MYSQL, POSTGRESQL, Database, placeholders
+from cqrs_outbox.store.dbapi import Database, placeholders
 
 OUTBOX_TABLE = contract.OUTBOX_TABLE
 LEASE_TABLE = contract.LEASE_TABLE
@@ -171,7 +173,7 @@ def _insert_sql(db: Database, events: Sequence[contract.NewEvent]) -> tuple[str,
     columns += _SIGNATURE_COLUMNS if signed else ""
     values = "%s, %s, %s, %s, %s, %s, %s, %s" + (", %s, %s" if traced else "")
     values += ", %s" if signed else ""
-    defaults = db.vendor != POSTGRESQL
+    defaults = db.dialect.DEFAULTS_IN_INSERT
     if defaults:
         columns += _DEFAULTED_COLUMNS
         values += _DEFAULTED_VALUES
@@ -197,8 +199,8 @@ def insert_events(db: Database, events: Sequence[contract.NewEvent]) -> list[int
     if not events:
         return []
     sql, params = _insert_sql(db, events)
-    if db.vendor == MYSQL:
-        return store_mysql.insert_returning_ids(db, sql, params, len(events))
+    if not db.dialect.RETURNING:
+        return db.dialect.insert_returning_ids(db, sql, params, len(events))
     rows = db.fetchall(sql + " RETURNING id", params)
     return [int(row[0]) for row in rows]
 
@@ -295,19 +297,6 @@ _PENDING_COLUMNS = (
 # at `limit`; where the statistics say the index is empty, both look nearly free and the
 # ordered scan, needing no sort, is the cheaper. tests/integration/relay/test_plans.py
 # checks this plan on tables whose statistics say empty, drained, or all pending.
-_READ_PENDING_POSTGRESQL = (
-    f"SELECT e.{_PENDING_COLUMNS.replace(', ', ', e.')} "
-    "FROM unnest(%s::int[], %s::bigint[]) AS p(part, after) "
-    f"CROSS JOIN LATERAL (SELECT {_PENDING_COLUMNS} FROM {OUTBOX_TABLE} "
-    "WHERE status = %s AND partition = p.part AND id > p.after "
-    "ORDER BY id LIMIT %s) AS e LIMIT %s"
-)
-_READ_PENDING_ONE = (
-    f"SELECT {_PENDING_COLUMNS} FROM {OUTBOX_TABLE} "
-    "WHERE status = %s AND partition = %s AND id > %s ORDER BY id LIMIT %s"
-)
-
-
 def read_pending(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -> list[Pending]:
     """Return up to `limit` pending rows: for each (partition, after_id), in the order
     given, the partition's pending rows with an id above after_id, in id order.
@@ -316,22 +305,7 @@ def read_pending(db: Database, cursors: Sequence[tuple[int, int]], limit: int) -
     """
     if not cursors or limit < 1:
         return []
-    if db.vendor == "postgresql":
-        parts, afters = [p for p, _ in cursors], [a for _, a in cursors]
-        rows = db.fetchall(
-            _READ_PENDING_POSTGRESQL, (parts, afters, contract.STATUS_PENDING, limit, limit)
-        )
-    elif db.vendor == MYSQL:
-        rows = store_mysql.read_pending(db, _PENDING_COLUMNS, cursors, limit)
-    else:
-        rows = []
-        for partition, after in cursors:
-            wanted = limit - len(rows)
-            if wanted <= 0:
-                break
-            rows.extend(
-                db.fetchall(_READ_PENDING_ONE, (contract.STATUS_PENDING, partition, after, wanted))
-            )
+    rows = db.dialect.read_pending(db, _PENDING_COLUMNS, cursors, limit)
     return [
         Pending(int(i), int(p), k, b, int(a), _aware(t), c, _aware(m), tp, ts, s)
         for i, p, k, b, a, t, c, m, tp, ts, s in rows
@@ -358,9 +332,7 @@ _UNSETTLED = (
 
 
 def _id_filter(db: Database, ids: Sequence[int]) -> tuple[str, list]:
-    if db.vendor == "postgresql":
-        return "id = ANY(%s)", [list(ids)]
-    return f"id IN ({placeholders(ids)})", list(ids)
+    return db.dialect.id_filter(ids)
 
 
 def mark_published(db: Database, ids: Sequence[int], now: datetime.datetime) -> int:
@@ -420,8 +392,8 @@ def mark_refused(
 
     Plan: one primary key probe (see `_UNSETTLED`).
     """
-    if db.vendor == MYSQL:
-        return store_mysql.mark_refused(db, event_id, reason, retry_at, max_attempts, _UNSETTLED)
+    if not db.dialect.RETURNING:
+        return db.dialect.mark_refused(db, event_id, reason, retry_at, max_attempts, _UNSETTLED)
     row = db.fetchone(
         f"UPDATE {OUTBOX_TABLE} SET attempts = attempts + 1, last_error = %s, available_at = %s, "
         "status = CASE WHEN attempts + 1 >= %s THEN %s ELSE status END "
@@ -484,12 +456,7 @@ def _delete_published(db: Database, ids: Sequence[int], before: datetime.datetim
 
 def clock(db: Database) -> datetime.datetime:
     """Return the database's current time (PostgreSQL, MySQL), or this host's (SQLite)."""
-    if db.vendor == MYSQL:
-        return store_mysql.clock(db)
-    if db.vendor != "postgresql":
-        return utcnow()
-    row = db.fetchone("SELECT statement_timestamp()")
-    return _aware(row[0]) if row else utcnow()
+    return db.dialect.clock(db)
 
 
 # Leases. Rows 0..PARTITIONS-1 are the partitions. Rows with a negative partition
@@ -522,9 +489,7 @@ def ensure_partitions(db: Database) -> None:
 
 
 def _lease_row_exists(db: Database) -> str:
-    if db.vendor == MYSQL:
-        return store_mysql.LEASE_ROW_EXISTS
-    return "ON CONFLICT (partition) DO NOTHING"
+    return db.dialect.LEASE_ROW_EXISTS
 
 
 def leases(db: Database) -> list[LeaseRow]:
@@ -559,8 +524,8 @@ def renew_leases(
     """Extend the leases `owner` still holds; return the partitions it still holds."""
     if not partitions:
         return set()
-    if db.vendor == MYSQL:
-        return store_mysql.renew_leases(db, owner, partitions, expires)
+    if not db.dialect.RETURNING:
+        return db.dialect.renew_leases(db, owner, partitions, expires)
     rows = db.fetchall(
         f"UPDATE {LEASE_TABLE} SET expires_at = %s WHERE owner = %s "
         f"AND partition IN ({placeholders(partitions)}) RETURNING partition",
@@ -578,3 +543,15 @@ def release_leases(db: Database, owner: str, partitions: Sequence[int]) -> int:
         f"AND partition IN ({placeholders(partitions)})",
         (owner, *partitions),
     )
+
+
+def notifies(db: Database) -> bool:
+    """Return whether the database can wake the relay with notifications (LISTEN/NOTIFY)."""
+    return db.dialect.NOTIFIES
+
+
+def row_estimate(db: Database, table: str, filtered: bool,
+                 explain: Callable[[], str]) -> int | None:
+    """Return the database's estimate of the rows a query on `table` yields, without
+    running it, or None where it has none. `explain()` returns the query's JSON plan."""
+    return db.dialect.row_estimate(db, table, filtered, explain)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from cqrs_outbox import signing
-from cqrs_outbox.core import signing as primitives
+from cqrs_outbox import keyring
+from cqrs_outbox.core import signing
 from cqrs_outbox.core.errors import ConfigurationError
 
 PRIVATE_MODE = 0o600  # only the owner may read a private key
@@ -14,8 +14,8 @@ PRIVATE_MODE = 0o600  # only the owner may read a private key
 def generate(key_id: str, path: str) -> str:
     """Write a new private key to `path` (mode 0600, never over a file) and return its
     public key."""
-    primitives.check_key_id(key_id)
-    pem, public = primitives.generate()
+    signing.check_key_id(key_id)
+    pem, public = signing.generate()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
     except FileExistsError:
@@ -43,8 +43,8 @@ def show(path: str | None) -> str:
     """Return the line `cqrs_keys show` prints: the public key of a key file, or the key
     id and public key of this master's signing key."""
     if path is not None:
-        return signing.load_signer({"id": "file", "file": path}).public_key()
-    signer = signing.signer()
+        return keyring.load_signer({"id": "file", "file": path}).public_key()
+    signer = keyring.signer()
     if signer is None:
         raise ConfigurationError(
             "CQRS['master']['signing_key'] is not set; give --file PATH of a key file"

@@ -24,9 +24,7 @@ from typing import Any
 
 from django.db import connections
 
-from cqrs_outbox.core import wire
-from relay import health
-from relay import metrics as relay_metrics
+from cqrs_outbox.core import probes, wire
 
 PREFIX = "cqrs_replica"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -34,7 +32,7 @@ TURN_RESOLUTION = 1.0  # seconds; the loop's heartbeat is written at most this o
 LAG_BUCKETS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 )
-BATCH_BUCKETS = relay_metrics.BATCH_BUCKETS
+BATCH_BUCKETS = probes.BATCH_BUCKETS
 # How a dead letter's reason (see consumer.py) maps to the `reason` label.
 DEAD_REASONS = (
     ("bad message", "bad_message"),
@@ -91,7 +89,7 @@ _families: _Families | None = None
 
 
 def _create(registry: Any = None) -> _Families:
-    prom = relay_metrics.require()
+    prom = probes.require()
     registry = registry or prom.REGISTRY
     by_id, why = ["queue", "cqrs_id"], ["queue", "cqrs_id", "reason"]
 
@@ -198,7 +196,7 @@ class ReplicaMetrics(Observer):
             self._counts.clear()
         if self._lags:
             for cqrs_id, lags in self._lags.items():
-                relay_metrics.observe_many(self._child(self.f.lag, cqrs_id), lags)
+                probes.observe_many(self._child(self.f.lag, cqrs_id), lags)
             self._lags.clear()
 
     def connected(self, aliases: set[str]) -> None:
@@ -254,7 +252,7 @@ _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 
 def _forget_dead_workers(path: str) -> None:
     """Drop the live gauges of worker processes that are gone (crashed, restarted)."""
-    relay_metrics.require()
+    probes.require()
     from prometheus_client import multiprocess
 
     for name in glob.glob(os.path.join(path, "gauge_live*.db")):
@@ -275,7 +273,7 @@ def _alive(pid: int) -> bool:
 
 def _multiprocess(path: str) -> Any:
     """Make metrics created from now on (here and in forked workers) write to `path`."""
-    prom = relay_metrics.require()
+    prom = probes.require()
     os.environ[MULTIPROC_ENV] = path
     from prometheus_client import multiprocess, values
 
@@ -289,7 +287,7 @@ def _multiprocess(path: str) -> Any:
 
 
 @contextlib.contextmanager
-def serving(port: int | None, addr: str = health.DEFAULT_ADDR) -> Iterator[None]:
+def serving(port: int | None, addr: str = probes.DEFAULT_ADDR) -> Iterator[None]:
     """Serve the workers' summed metrics and probes on `port` while inside (no-op if None).
 
     The multiprocess directory is this run's own and is removed on the way out.
@@ -298,12 +296,12 @@ def serving(port: int | None, addr: str = health.DEFAULT_ADDR) -> Iterator[None]
     if port is None:
         yield
         return
-    relay_metrics.require()
+    probes.require()
     path = tempfile.mkdtemp(prefix="cqrs-consume-metrics-")
     previous = os.environ.get(MULTIPROC_ENV)
     try:
         registry = _multiprocess(path)
-        server = health.Server(addr, port, registry, PREFIX,
+        server = probes.Server(addr, port, registry, PREFIX,
                                before_read=lambda: _forget_dead_workers(path))
         _enabled = True
         try:

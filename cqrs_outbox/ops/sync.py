@@ -26,10 +26,10 @@ from django.db import (
     transaction,
 )
 
-from cqrs_outbox import progress
 from cqrs_outbox.core import contract, wire
 from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.master import events, locking, outbox
+from cqrs_outbox.ops import progress
 from cqrs_outbox.registry import MasterRegistry
 
 logger = logging.getLogger(__name__)

@@ -9,14 +9,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cqrs_outbox import conf
-from cqrs_outbox.core import wire
+from cqrs_outbox.core import contract, wire
 from cqrs_outbox.core.errors import BadMessage
 from cqrs_outbox.core.escape import one_line
 from cqrs_outbox.registry import ReplicaRegistry
 from cqrs_outbox.replica import broker, signatures, topology, transport
 
 # Dead letters come back with a fresh `expires` of this many seconds, as in django-cqrs.
-RETRY_MESSAGE_TTL = 86400  # seconds
+RETRY_MESSAGE_TTL = contract.RETRY_MESSAGE_TTL
 DROPPED_HEADERS = (transport.REASON_HEADER, transport.FAILED_AT_HEADER)
 ID_CHARS = 100  # characters of an id written per letter
 

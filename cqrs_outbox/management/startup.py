@@ -6,31 +6,21 @@ It goes to stdout, not to a logger, so it shows whatever LOGGING a project has
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django.db import connections
 
 from cqrs_outbox import conf
 from cqrs_outbox.core import contract
 from cqrs_outbox.core.urls import redact, safe_urls
 from cqrs_outbox.registry import MasterRegistry
-from relay import db as relay_db
+from cqrs_outbox.store import dbapi
 from relay import engine
 
 
 def database(alias: str = "default") -> str:
     """Return Django's database `alias` as a URL with the password masked, and its driver."""
     connection = connections[alias]
-    values = connection.settings_dict
-    driver = relay_db.driver_version(connection.Database.__name__.split(".")[0])
-    if connection.vendor == "sqlite":
-        return f"{alias} sqlite:///{values['NAME']} ({driver})"
-    auth = quote(str(values.get("USER") or ""), safe="")
-    if values.get("PASSWORD"):
-        auth += ":" + quote(str(values["PASSWORD"]), safe="")
-    host = values.get("HOST") or "localhost"
-    port = f":{values['PORT']}" if values.get("PORT") else ""
-    url = f"{connection.vendor}://{auth}{'@' if auth else ''}{host}{port}/{values['NAME']}"
+    driver = dbapi.driver_version(connection.Database.__name__.split(".")[0])
+    url = dbapi.url_of(connection)
     return f"{alias} {redact(url)} ({driver})"
 
 

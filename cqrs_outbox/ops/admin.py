@@ -24,12 +24,12 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from cqrs_outbox import outbox_db
+from cqrs_outbox import store
 from cqrs_outbox.core import contract
-from cqrs_outbox.master import admin_mysql, sync
 from cqrs_outbox.models import OutboxEvent
+from cqrs_outbox.ops import sync
 from cqrs_outbox.registry import MasterRegistry
-from relay import store
+from cqrs_outbox.store import dbapi
 
 logger = logging.getLogger(__name__)
 
@@ -64,27 +64,25 @@ class EstimatingPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         qs = self.object_list
-        if not isinstance(qs, models.QuerySet) or _vendor(qs.db) not in ESTIMATES:
+        if not isinstance(qs, models.QuerySet):
             return super().count
         bounded = qs.order_by()[: EXACT_COUNT_LIMIT + 1].count()
         if bounded <= EXACT_COUNT_LIMIT:
             return bounded
+        estimate = estimated_rows(qs)
+        if estimate is None:
+            return super().count
         self.estimated = True
-        return max(ESTIMATES[_vendor(qs.db)](qs), bounded)
+        return max(estimate, bounded)
 
 
-def _vendor(alias: str) -> str:
-    return connections[alias].vendor
-
-
-def planner_rows(qs: models.QuerySet) -> int:
-    """Return PostgreSQL's estimate of how many rows `qs` yields, without running it."""
-    plan = json.loads(qs.order_by().explain(format="json"))
-    return int(plan[0]["Plan"]["Plan Rows"])
-
-
-# How each database estimates a changelist's rows without counting them.
-ESTIMATES = {"postgresql": planner_rows, "mysql": admin_mysql.estimated_rows}
+def estimated_rows(qs: models.QuerySet) -> int | None:
+    """Return the database's estimate of how many rows `qs` yields, without running it,
+    or None where the database has none (SQLite)."""
+    return store.row_estimate(
+        dbapi.wrap(connections[qs.db]), qs.model._meta.db_table, bool(qs.query.where),
+        lambda: qs.order_by().explain(format="json"),
+    )
 
 
 class CQRSIdFilter(admin.SimpleListFilter):
@@ -284,7 +282,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         """Return the figures shown above the list: pending, failed, returned (with
         their routing keys), oldest pending age."""
         alias = router.db_for_read(OutboxEvent)
-        figures = store.summary(outbox_db.database(alias))
+        figures = store.summary(dbapi.wrap(connections[alias]))
         return {
             "pending": figures.pending,
             "failed": figures.failed,
@@ -338,7 +336,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _run_in_chunks(alias: str, operation: Any, ids: list[int]) -> int:
-        db = outbox_db.database(alias)
+        db = dbapi.wrap(connections[alias])
         with transaction.atomic(using=alias):
             return sum(operation(db, chunk) for chunk in chunks(ids))
 
