@@ -78,7 +78,7 @@ test: services
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cqrs_outbox relay tests bench examples noxfile.py
-	$(VENV)/bin/mypy relay cqrs_outbox/core
+	$(VENV)/bin/mypy relay cqrs_outbox/core cqrs_outbox/store
 
 test-postgres: $(STAMP)
 	$(call NOTE,PostgreSQL)

@@ -130,7 +130,7 @@ def _session(name: str, combination: Combination) -> None:
         describe(session, name)
         if combination.full:
             session.run("ruff", "check", "cqrs_outbox", "relay", "tests", "bench", "examples")
-            session.run("mypy", "relay", "cqrs_outbox/core")
+            session.run("mypy", "relay", "cqrs_outbox/core", "cqrs_outbox/store")
             pytest(session, name, "postgres", [*session.posargs])
             pytest(session, f"{name}-sqlite", "sqlite", SQLITE_PASS)
         else:

@@ -32,10 +32,9 @@ from relay.publisher import Message, Outcome, Publisher
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT = 30  # seconds between AMQP heartbeats
-CONNECT_TIMEOUT = 10.0  # seconds to open connection, channel and exchange
+HEARTBEAT = amqp.HEARTBEAT  # seconds between AMQP heartbeats
+CONNECT_TIMEOUT = amqp.CONNECT_TIMEOUT  # seconds to open connection, channel and exchange
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a clean close
-BLOCKED_TIMEOUT = 60.0  # seconds the broker may block publishing before we reconnect
 CONNECTION_NAME = "cqrs-outbox-relay"  # what the broker's tools show for the connection
 
 EXCHANGE_HINT = (
@@ -223,13 +222,7 @@ class PikaPublisher(Publisher):
     # -- connection lifecycle -------------------------------------------------------
 
     def _parameters(self) -> pika.ConnectionParameters:
-        defaults = {
-            "heartbeat": self.heartbeat,
-            "blocked_connection_timeout": BLOCKED_TIMEOUT,
-            "connection_attempts": 1,
-            "socket_timeout": self.connect_timeout,
-            "stack_timeout": self.connect_timeout,
-        }
+        defaults = amqp.connection_defaults(self.heartbeat, self.connect_timeout)
         return amqp.parameters(self.address, defaults, CONNECTION_NAME)
 
     def _check_link(self) -> None:

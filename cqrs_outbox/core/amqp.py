@@ -1,7 +1,8 @@
 """Connections to RabbitMQ nodes with pika, shared by the relay and the replica consumer.
 
-- `parameters()`: pika's connection parameters for one node: the caller's defaults, the
-  URL's query parameters over them (`heartbeat=10`, `connection_attempts=3`, ...), and
+- `parameters()`: pika's connection parameters for one node: `connection_defaults()`
+  (the same for both processes but the heartbeat they choose), the URL's query
+  parameters over them (`heartbeat=10`, `connection_attempts=3`, ...), and
   TLS for `amqps://` (`cacertfile`, `certfile`, `keyfile`, `verify`,
   `server_name_indication`).
 - `Nodes`: a cluster's addresses taken in turn: after a failure the next node is tried.
@@ -24,6 +25,22 @@ import pika.exceptions
 from cqrs_outbox.core import urls
 from cqrs_outbox.core.errors import ConfigurationError
 from cqrs_outbox.core.urls import BrokerAddress
+
+HEARTBEAT = 30  # seconds between AMQP heartbeats
+CONNECT_TIMEOUT = 10.0  # seconds to open the socket, and the connection on it
+BLOCKED_TIMEOUT = 60.0  # seconds the broker may block a connection (an alarm) before we drop it
+
+
+def connection_defaults(heartbeat: int = HEARTBEAT,
+                        timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
+    """Return the connection settings every connection of ours starts from."""
+    return {
+        "heartbeat": heartbeat,
+        "blocked_connection_timeout": BLOCKED_TIMEOUT,
+        "connection_attempts": 1,
+        "socket_timeout": timeout,
+        "stack_timeout": timeout,
+    }
 
 
 def parameters(address: BrokerAddress, defaults: Mapping[str, Any],

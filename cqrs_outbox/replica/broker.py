@@ -30,16 +30,11 @@ from cqrs_outbox.replica.transport import Delivery, Transport
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT = 60  # seconds
-BLOCKED_CONNECTION_TIMEOUT = 30  # seconds
-SOCKET_TIMEOUT = 10  # seconds
+# Twice the relay's: a worker reads its socket between batches, and applying one batch
+# (a slow database, a lock wait) must not cost the connection.
+HEARTBEAT = 2 * amqp.HEARTBEAT  # seconds
 CONNECTION_NAME = "cqrs-outbox-replica"  # what the broker's tools show for the connection
-DEFAULTS = {  # the URL's query parameters beat these
-    "heartbeat": HEARTBEAT,
-    "blocked_connection_timeout": BLOCKED_CONNECTION_TIMEOUT,
-    "socket_timeout": SOCKET_TIMEOUT,
-    "connection_attempts": 1,
-}
+DEFAULTS = amqp.connection_defaults(HEARTBEAT)  # the URL's query parameters beat these
 
 ERRORS = (pika_exceptions.AMQPError, OSError)
 

@@ -10,6 +10,7 @@ LISTEN/NOTIFY, the planner's row estimates, and deferred constraint triggers.
 from __future__ import annotations
 
 import datetime
+import functools
 import importlib
 import importlib.util
 import json
@@ -146,22 +147,26 @@ def id_filter(ids: Sequence[int]) -> tuple[str, list]:
     return "id = ANY(%s)", [list(ids)]
 
 
-_READ_PENDING = (
-    "SELECT {selected} "
-    "FROM unnest(%s::int[], %s::bigint[]) AS p(part, after) "
-    f"CROSS JOIN LATERAL (SELECT {{columns}} FROM {contract.OUTBOX_TABLE} "
-    "WHERE status = %s AND partition = p.part AND id > p.after "
-    "ORDER BY id LIMIT %s) AS e LIMIT %s"
-)
+@functools.lru_cache(maxsize=8)
+def read_pending_sql(columns: str) -> str:
+    """Return the read of pending rows: for each (partition, cursor) of two arrays, that
+    partition's next rows from the pending index, in the order given, `limit` in all.
+    Parameters: partitions, cursors, status, limit per partition, limit."""
+    selected = "e." + columns.replace(", ", ", e.")
+    return (
+        f"SELECT {selected} "
+        "FROM unnest(%s::int[], %s::bigint[]) AS p(part, after) "
+        f"CROSS JOIN LATERAL (SELECT {columns} FROM {contract.OUTBOX_TABLE} "
+        "WHERE status = %s AND partition = p.part AND id > p.after "
+        "ORDER BY id LIMIT %s) AS e LIMIT %s"
+    )
 
 
 def read_pending(db: Database, columns: str, cursors: Sequence[tuple[int, int]],
                  limit: int) -> list:
-    """Return the raw rows of `store.read_pending` in one statement: each partition's
-    pending rows above its cursor, partitions in the order given, `limit` in all."""
+    """Return the raw rows of `store.read_pending` in one statement."""
     parts, afters = [p for p, _ in cursors], [a for _, a in cursors]
-    selected = "e." + columns.replace(", ", ", e.")
-    return db.fetchall(_READ_PENDING.format(selected=selected, columns=columns),
+    return db.fetchall(read_pending_sql(columns),
                        (parts, afters, contract.STATUS_PENDING, limit, limit))
 
 

@@ -5,7 +5,11 @@ from django.test.utils import override_settings
 
 from cqrs_outbox import checks as cqrs_checks
 from cqrs_outbox import conf
+from cqrs_outbox.core import amqp
 from cqrs_outbox.core.errors import ConfigurationError
+from cqrs_outbox.core.urls import parse_broker_url
+from cqrs_outbox.replica import broker
+from relay import pika_publisher
 
 SECRET = "Sup3rSecret"
 
@@ -56,3 +60,16 @@ def test_wrong_type__e004_quotes_the_value_without_any_password(cqrs):
     assert [m.id for m in messages] == ["cqrs_outbox.E004"]
     assert "has the wrong type" in messages[0].msg
     assert SECRET not in f"{messages[0].msg} {messages[0].hint}"
+
+
+def test_connection_defaults__one_set_for_both_processes_the_replica_with_a_longer_heartbeat():
+    """The relay and the replica start from the same settings; only the heartbeat
+    differs, and the URL's query still beats it."""
+    relay_side = pika_publisher.PikaPublisher(parse_broker_url("amqp://h/v"))._parameters()
+    replica_side = amqp.parameters(parse_broker_url("amqp://h/v"), broker.DEFAULTS, "r")
+    for name in ("blocked_connection_timeout", "connection_attempts", "socket_timeout",
+                 "stack_timeout"):
+        assert getattr(relay_side, name) == getattr(replica_side, name), name
+    assert (relay_side.heartbeat, replica_side.heartbeat) == (30, 60)
+    url = parse_broker_url("amqp://h/v?heartbeat=7")
+    assert amqp.parameters(url, broker.DEFAULTS, "r").heartbeat == 7

@@ -22,7 +22,7 @@ from django.db import connection
 from cqrs_outbox import store
 from cqrs_outbox.core import contract
 from cqrs_outbox.core.urls import parse_broker_url
-from cqrs_outbox.store import dbapi
+from cqrs_outbox.store import dbapi, postgresql
 from relay import engine, pika_publisher
 from tests.integration.relay import support
 
@@ -187,7 +187,7 @@ def test_drain__no_statement_reads_more_than_its_batch_on_a_fresh_backlog(
 def _kind(sql: str) -> str:
     """Name the store function a statement comes from, for the failure message."""
     known = {
-        store._READ_PENDING_POSTGRESQL: "read_pending",
+        postgresql.read_pending_sql(store._PENDING_COLUMNS): "read_pending",
         store._PURGE_WINDOW: "purge",
     }
     if sql in known:

@@ -77,3 +77,4 @@ def test_silence__counts_from_the_last_byte_received_and_never_fires_without_hea
     off = amqp.Silence(0)
     time.sleep(0.01)
     assert off.exceeded() is None
+
