@@ -86,7 +86,7 @@ def database_url() -> str:
 @contextlib.contextmanager
 def opened() -> Iterator[dbapi.Database]:
     """Open the bench database as the relay does: autocommit, either server."""
-    db = dbapi.connect(database_url())
+    db = store.connect(database_url())
     try:
         yield db
     finally:

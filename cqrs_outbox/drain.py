@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connections
 
-from cqrs_outbox import conf
+from cqrs_outbox import conf, store
 from cqrs_outbox.store import dbapi
 from relay import engine, metrics, pika_publisher
 
@@ -48,4 +48,4 @@ def capture_step(database: str = "default", observer: metrics.Observer | None = 
 
 
 def _database(alias: str) -> dbapi.Database:
-    return dbapi.wrap(connections[alias])
+    return store.wrap(connections[alias])

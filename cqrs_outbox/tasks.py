@@ -66,7 +66,7 @@ def purge_outbox(database: str = "default") -> int:
     """Delete events published longer ago than `CQRS['relay']['retention']`."""
     settings = conf.get().relay
     with dbapi.translated():
-        db = dbapi.wrap(connections[database])
+        db = store.wrap(connections[database])
         before = store.utcnow() - datetime.timedelta(seconds=settings.retention)
         return engine.purge(db, before, settings.purge_batch_size, PURGE_ROUNDS)
 

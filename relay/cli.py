@@ -133,12 +133,12 @@ class _Connector:
     def __init__(self, url: str, driver: str | None = None) -> None:
         self.url = url
         self.driver = driver
-        self.first: dbapi.Database | None = dbapi.connect(url, driver)
-        self.driver_name = dbapi.driver_version(self.first.driver)
+        self.first: dbapi.Database | None = store.connect(url, driver)
+        self.driver_name = store.driver_version(self.first.driver)
 
     def __call__(self) -> dbapi.Database:
         db, self.first = self.first, None
-        return db or dbapi.connect(self.url, self.driver)
+        return db or store.connect(self.url, self.driver)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--database-url is required (or set {DATABASE_ENV})")
     if args.status:
         with dbapi.translated():
-            summary = store.summary(dbapi.connect(args.database_url, args.driver))
+            summary = store.summary(store.connect(args.database_url, args.driver))
         print(f"database: {redact(args.database_url)}")
         print(status.render(summary))
         return 0
@@ -191,7 +191,7 @@ def _metrics(args: argparse.Namespace) -> metrics.Observer | None:
         return None
     if not 0 < args.metrics_port < 65536:
         raise ConfigurationError("--metrics-port must be a port number (1-65535)")
-    name = dbapi.database_name(args.database_url)
+    name = store.database_name(args.database_url)
     observer, _ = metrics.serve_relay(args.metrics_port, args.metrics_addr, name)
     return observer
 

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from django.db import connections
 
-from cqrs_outbox import conf
+from cqrs_outbox import conf, store
 from cqrs_outbox.core import contract
 from cqrs_outbox.core.urls import redact, safe_urls
 from cqrs_outbox.registry import MasterRegistry
-from cqrs_outbox.store import dbapi
 from relay import engine
 
 
 def database(alias: str = "default") -> str:
     """Return Django's database `alias` as a URL with the password masked, and its driver."""
     connection = connections[alias]
-    driver = dbapi.driver_version(connection.Database.__name__.split(".")[0])
-    url = dbapi.url_of(connection)
+    driver = store.driver_version(connection.Database.__name__.split(".")[0])
+    url = store.url_of(connection)
     return f"{alias} {redact(url)} ({driver})"
 
 

@@ -34,9 +34,8 @@ from django.db.models import F
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
-from cqrs_outbox import conf
+from cqrs_outbox import conf, store
 from cqrs_outbox.master import locking, signals, tracker
-from cqrs_outbox.store import dbapi
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +132,7 @@ def _can_return(queryset: models.QuerySet, alias: str) -> bool:
     connection = connections[alias]
     opts = queryset.model._meta
     return (
-        getattr(dbapi.dialect_of(connection), "UPDATE_RETURNING", False)
+        getattr(store.dialect_of(connection), "UPDATE_RETURNING", False)
         and connection.features.can_return_rows_from_bulk_insert  # SQLite 3.35+
         and _own_update(queryset)
         and not queryset.query.annotations

@@ -33,7 +33,6 @@ from django.db import connections, models, transaction
 from cqrs_outbox import conf, store, tracing
 from cqrs_outbox.core import contract
 from cqrs_outbox.master import events, serialization
-from cqrs_outbox.store import dbapi
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ def _commits_in_insert(conn: Any) -> bool:
     # psycopg 3 with client-side binding (Django's default) sends "INSERT ...; COMMIT"
     # as one query and, finding the server idle afterwards, sends no COMMIT of its own:
     # the event INSERT then costs no round trip. Other drivers commit on their own.
-    dialect = dbapi.dialect_of(conn)
+    dialect = store.dialect_of(conn)
     if dialect is None or not dialect.COMMIT_WITH_INSERT:
         return False
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
@@ -339,7 +338,7 @@ def _flush(alias: str, pending: Pending, commit: bool = False) -> list[int]:
 
 
 def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: bool) -> list[int]:
-    db = dbapi.wrap(connections[alias])
+    db = store.wrap(connections[alias])
     fresh = []
     for entry, event in built:
         if entry.event_id is None or not store.rewrite_event(db, entry.event_id, event):

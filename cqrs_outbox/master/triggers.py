@@ -36,8 +36,9 @@ from typing import Any
 
 from django.db import connections, models
 
+from cqrs_outbox import store
 from cqrs_outbox.core import contract
-from cqrs_outbox.store import dbapi, ddl
+from cqrs_outbox.store import ddl
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ NOT_SUPPORTED = ("The database capture has no triggers for {vendor!r}: use Postg
 
 
 def _dialect(using: str) -> Any:
-    dialect = dbapi.dialect_of(connections[using])
+    dialect = store.dialect_of(connections[using])
     if dialect is None:
         raise ValueError(NOT_SUPPORTED.format(vendor=connections[using].display_name))
     return dialect
@@ -106,7 +107,7 @@ def sync(using: str = "default", **kwargs: object) -> None:
 
     connection = connections[using]
     chosen_all = outside.models_in_database_mode()
-    dialect = dbapi.dialect_of(connection)
+    dialect = store.dialect_of(connection)
     if dialect is None:
         if chosen_all:
             logger.warning("CQRS capture mode 'database' has no triggers for %s: writes "

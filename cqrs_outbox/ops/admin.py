@@ -29,7 +29,6 @@ from cqrs_outbox.core import contract
 from cqrs_outbox.models import OutboxEvent
 from cqrs_outbox.ops import sync
 from cqrs_outbox.registry import MasterRegistry
-from cqrs_outbox.store import dbapi
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def estimated_rows(qs: models.QuerySet) -> int | None:
     """Return the database's estimate of how many rows `qs` yields, without running it,
     or None where the database has none (SQLite)."""
     return store.row_estimate(
-        dbapi.wrap(connections[qs.db]), qs.model._meta.db_table, bool(qs.query.where),
+        store.wrap(connections[qs.db]), qs.model._meta.db_table, bool(qs.query.where),
         lambda: qs.order_by().explain(format="json"),
     )
 
@@ -282,7 +281,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         """Return the figures shown above the list: pending, failed, returned (with
         their routing keys), oldest pending age."""
         alias = router.db_for_read(OutboxEvent)
-        figures = store.summary(dbapi.wrap(connections[alias]))
+        figures = store.summary(store.wrap(connections[alias]))
         return {
             "pending": figures.pending,
             "failed": figures.failed,
@@ -336,7 +335,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _run_in_chunks(alias: str, operation: Any, ids: list[int]) -> int:
-        db = dbapi.wrap(connections[alias])
+        db = store.wrap(connections[alias])
         with transaction.atomic(using=alias):
             return sum(operation(db, chunk) for chunk in chunks(ids))
 

@@ -5,17 +5,24 @@ commands and the Celery tasks call these functions; none of them writes SQL of i
 Each function takes a `dbapi.Database` and leaves transaction control to the caller.
 What a database writes its own way is asked of its dialect module (`postgresql`,
 `mysql`, `sqlite`: the same names in each), which the handle carries as `db.dialect`.
-Adding a database is adding a dialect module and naming it in `dbapi.DIALECTS`.
+Adding a database is adding a dialect module and naming it in `DIALECTS`.
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 from cqrs_outbox.core import contract, signing
+from cqrs_outbox.core.errors import ConfigurationError
+from cqrs_outbox.core.urls import redact
+from cqrs_outbox.store import mysql, postgresql, sqlite
 from cqrs_outbox.store.dbapi import Database, placeholders
 
 OUTBOX_TABLE = contract.OUTBOX_TABLE
@@ -555,3 +562,90 @@ def row_estimate(db: Database, table: str, filtered: bool,
     """Return the database's estimate of the rows a query on `table` yields, without
     running it, or None where it has none. `explain()` returns the query's JSON plan."""
     return db.dialect.row_estimate(db, table, filtered, explain)
+
+# -- the handle: which database, how to reach it -------------------------------------------
+
+DIALECTS = {dialect.NAME: dialect for dialect in (postgresql, mysql, sqlite)}
+
+
+def connect(url: str, driver: str | None = None) -> Database:
+    """Open a `postgresql://`, `mysql://` or `sqlite:///path` URL in autocommit mode.
+
+    The scheme picks the database and its driver. `driver` picks the PostgreSQL module
+    (`psycopg` or `psycopg2`); None takes the first one installed, psycopg 3 first.
+    MySQL and MariaDB go through mysqlclient. Raises ConfigurationError for a URL or
+    driver it cannot use and DatabaseUnavailable when the database cannot be reached;
+    neither message carries the password.
+    """
+    scheme = urlsplit(url).scheme
+    for dialect in DIALECTS.values():
+        if scheme in dialect.SCHEMES:
+            connection, module = dialect.open_url(url, driver)
+            return Database(connection=connection, dialect=dialect,
+                            paramstyle="qmark" if dialect is sqlite else "format",
+                            driver=module)
+    raise ConfigurationError(
+        "database URL must start with postgresql://, mysql:// or sqlite:///, "
+        f"got {redact(url)!r}"
+    )
+
+
+def wrap(connection: Any) -> Database:
+    """Return a `Database` over a Django database connection (its cursors take `%s`),
+    connecting it first."""
+    connection.ensure_connection()
+    dialect = dialect_of(connection)
+    if dialect is None:
+        raise ConfigurationError(
+            f"the outbox store speaks {', '.join(DIALECTS)}, not {connection.vendor!r}")
+    driver = connection.Database.__name__.split(".")[0]
+    return Database(connection=connection, dialect=dialect, driver=driver)
+
+
+def dialect_of(connection: Any) -> ModuleType | None:
+    """Return the dialect module of a Django connection, or None for another database."""
+    return DIALECTS.get(connection.vendor)
+
+
+def url_of(connection: Any) -> str:
+    """Return a Django connection's database as a URL, password included: redact it
+    before showing it."""
+    vendor, settings = connection.vendor, connection.settings_dict
+    if vendor == sqlite.NAME:
+        return f"sqlite:///{settings['NAME']}"
+    auth = quote(str(settings.get("USER") or ""), safe="")
+    if settings.get("PASSWORD"):
+        auth += ":" + quote(str(settings["PASSWORD"]), safe="")
+    host = settings.get("HOST") or "localhost"
+    port = f":{settings['PORT']}" if settings.get("PORT") else ""
+    return f"{vendor}://{auth}{'@' if auth else ''}{host}{port}/{settings['NAME']}"
+
+
+def database_name(url: str) -> str:
+    """Return the database a URL (or libpq keyword string) names, for a metric label.
+
+    Only the name: never the host, user or any password the URL carries.
+    """
+    if "://" in url:
+        # Before any query, after the last `@`: an unencoded password cannot end up here.
+        place = url.partition("?")[0].partition("://")[2].rpartition("@")[2]
+        path = place.partition("/")[2]
+        name = unquote(path.rsplit("/", 1)[-1]) if path else ""
+    else:
+        found = re.search(r"\bdbname\s*=\s*'?([^'\s]*)", url)
+        name = found.group(1) if found else ""
+    return redact(name) or "default"
+
+
+def driver_version(module: str) -> str:
+    """Return `module` and its installed version, e.g. `psycopg 3.2.3`, for start-up lines."""
+    if module in (sqlite.NAME, sqlite.MODULE):
+        return f"sqlite3 {sqlite.VERSION}"
+    if module == mysql.MODULE:
+        module = mysql.DISTRIBUTION
+    for distribution in (postgresql.DRIVERS.get(module, module), module, f"{module}-binary"):
+        try:
+            return f"{module} {importlib.metadata.version(distribution)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return module

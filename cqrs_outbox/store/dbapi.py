@@ -1,28 +1,21 @@
 """A thin database handle the store runs its SQL through: DB-API, any of our dialects.
 
 `Database` wraps a connection (psycopg 3, psycopg2, sqlite3, mysqlclient, or Django's
-wrapper of one) with the dialect module that speaks to it, chosen once from the vendor:
-`postgresql`, `mysql` or `sqlite`. `connect()` opens a URL; `wrap()` takes a Django
-connection, without importing Django.
+wrapper of one) with the dialect module that speaks to it (`postgresql`, `mysql` or
+`sqlite`), chosen once when the handle is made: `cqrs_outbox.store.connect()` opens a
+URL, `cqrs_outbox.store.wrap()` takes a Django connection.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import re
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
 from cqrs_outbox.core.errors import ConfigurationError, DatabaseUnavailable
-from cqrs_outbox.core.urls import describe, redact
-from cqrs_outbox.store import mysql, postgresql, sqlite
-
-DIALECTS = {dialect.NAME: dialect for dialect in (postgresql, mysql, sqlite)}
+from cqrs_outbox.core.urls import describe
 
 # DB-API error classes by name, so any driver and Django's wrappers are recognised
 # without importing them. A schema error means the tables are missing: retrying cannot
@@ -42,16 +35,14 @@ class Database:
     """
 
     connection: Any
-    vendor: str
+    dialect: ModuleType
     paramstyle: str = "format"
     driver: str = ""
-    dialect: ModuleType = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if self.vendor not in DIALECTS:
-            raise ConfigurationError(
-                f"the outbox store speaks {', '.join(DIALECTS)}, not {self.vendor!r}")
-        self.dialect = DIALECTS[self.vendor]
+    @property
+    def vendor(self) -> str:
+        """Return Django's name of the database: 'postgresql', 'mysql' or 'sqlite'."""
+        return str(self.dialect.NAME)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement and return its cursor (the caller reads or closes it)."""
@@ -117,85 +108,6 @@ class Database:
 def placeholders(values: Iterable[Any]) -> str:
     """Return `%s, %s, ...` for an IN list of `values`."""
     return ", ".join("%s" for _ in values)
-
-
-def driver_version(module: str) -> str:
-    """Return `module` and its installed version, e.g. `psycopg 3.2.3`, for start-up lines."""
-    if module in (sqlite.NAME, sqlite.MODULE):
-        return f"sqlite3 {sqlite3.sqlite_version}"
-    if module == mysql.MODULE:
-        module = mysql.DISTRIBUTION
-    for distribution in (postgresql.DRIVERS.get(module, module), module, f"{module}-binary"):
-        try:
-            return f"{module} {importlib.metadata.version(distribution)}"
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return module
-
-
-def connect(url: str, driver: str | None = None) -> Database:
-    """Open a `postgresql://`, `mysql://` or `sqlite:///path` URL in autocommit mode.
-
-    The scheme picks the database and its driver. `driver` picks the PostgreSQL module
-    (`psycopg` or `psycopg2`); None takes the first one installed, psycopg 3 first.
-    MySQL and MariaDB go through mysqlclient. Raises ConfigurationError for a URL or
-    driver it cannot use and DatabaseUnavailable when the database cannot be reached;
-    neither message carries the password.
-    """
-    scheme = urlsplit(url).scheme
-    for dialect in DIALECTS.values():
-        if scheme in dialect.SCHEMES:
-            connection, module = dialect.open_url(url, driver)
-            return Database(connection=connection, vendor=dialect.NAME,
-                            paramstyle="qmark" if dialect is sqlite else "format",
-                            driver=module)
-    raise ConfigurationError(
-        "database URL must start with postgresql://, mysql:// or sqlite:///, "
-        f"got {redact(url)!r}"
-    )
-
-
-def wrap(connection: Any) -> Database:
-    """Return a `Database` over a Django database connection (its cursors take `%s`),
-    connecting it first."""
-    connection.ensure_connection()
-    driver = connection.Database.__name__.split(".")[0]
-    return Database(connection=connection, vendor=connection.vendor, driver=driver)
-
-
-def dialect_of(connection: Any) -> ModuleType | None:
-    """Return the dialect module of a Django connection, or None for another database."""
-    return DIALECTS.get(connection.vendor)
-
-
-def url_of(connection: Any) -> str:
-    """Return a Django connection's database as a URL, password included: redact it
-    before showing it."""
-    vendor, settings = connection.vendor, connection.settings_dict
-    if vendor == sqlite.NAME:
-        return f"sqlite:///{settings['NAME']}"
-    auth = quote(str(settings.get("USER") or ""), safe="")
-    if settings.get("PASSWORD"):
-        auth += ":" + quote(str(settings["PASSWORD"]), safe="")
-    host = settings.get("HOST") or "localhost"
-    port = f":{settings['PORT']}" if settings.get("PORT") else ""
-    return f"{vendor}://{auth}{'@' if auth else ''}{host}{port}/{settings['NAME']}"
-
-
-def database_name(url: str) -> str:
-    """Return the database a URL (or libpq keyword string) names, for a metric label.
-
-    Only the name: never the host, user or any password the URL carries.
-    """
-    if "://" in url:
-        # Before any query, after the last `@`: an unencoded password cannot end up here.
-        place = url.partition("?")[0].partition("://")[2].rpartition("@")[2]
-        path = place.partition("/")[2]
-        name = unquote(path.rsplit("/", 1)[-1]) if path else ""
-    else:
-        found = re.search(r"\bdbname\s*=\s*'?([^'\s]*)", url)
-        name = found.group(1) if found else ""
-    return redact(name) or "default"
 
 
 def is_database_error(exc: BaseException) -> bool:

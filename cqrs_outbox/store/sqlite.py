@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 NAME = "sqlite"
 SCHEMES = ("sqlite",)
 MODULE = "sqlite3"
+VERSION = sqlite3.sqlite_version  # of the SQLite library the module runs
 RETURNING = True  # SQLite 3.35+
 DEFAULTS_IN_INSERT = True  # the outbox's defaulted columns are given in the INSERT
 UPDATE_RETURNING = True

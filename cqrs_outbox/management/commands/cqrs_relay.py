@@ -64,7 +64,7 @@ class Command(_common.CQRSCommand):
 
     def _status(self, database: str) -> None:
         with dbapi.translated():
-            summary = store.summary(dbapi.wrap(connections[database]))
+            summary = store.summary(store.wrap(connections[database]))
         self.stdout.write(f"database: {database}")
         self.stdout.write(status.render(summary))
         from cqrs_outbox.master import outside

@@ -13,8 +13,8 @@ from django.db import connections
 from django.urls import reverse
 from prometheus_client import CollectorRegistry
 
+from cqrs_outbox import store
 from cqrs_outbox.models import OutboxEvent
-from cqrs_outbox.store import dbapi
 from relay import metrics
 from tests.acceptance.ops.conftest import PG
 from tests.support.waiting import wait_until
@@ -43,7 +43,7 @@ def _status(services):
 def _returned_gauge():
     registry = CollectorRegistry()
     observer = metrics.RelayMetrics("default", registry)
-    observer.sample(dbapi.wrap(connections["default"]))
+    observer.sample(store.wrap(connections["default"]))
     return {
         sample.labels["routing_key"]: sample.value
         for family in registry.collect()

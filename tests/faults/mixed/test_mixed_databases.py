@@ -22,8 +22,8 @@ import uuid
 import pika
 import pytest
 
+from cqrs_outbox import store
 from cqrs_outbox.replica.topology import DELAY_SUFFIX
-from cqrs_outbox.store import dbapi
 from tests.integration.relay import support
 from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import wait_until
@@ -65,7 +65,7 @@ def _url(kind: str, name: str) -> str:
 
 
 def _admin(kind: str, sql: str) -> None:
-    db = dbapi.connect(_url(kind, "mysql" if kind == "mariadb" else "postgres"))
+    db = store.connect(_url(kind, "mysql" if kind == "mariadb" else "postgres"))
     try:
         db.rowcount(sql)
     finally:
@@ -108,7 +108,7 @@ class Side:
         assert done.returncode == 0, out
 
     def rows(self, table: str) -> set:
-        db = dbapi.connect(_url(self.kind, self.name))
+        db = store.connect(_url(self.kind, self.name))
         try:
             return set(db.fetchall(f"SELECT id, name, cqrs_revision FROM {table}"))
         finally:

@@ -6,7 +6,6 @@ from django.db import connections, transaction
 from cqrs_outbox import store
 from cqrs_outbox.core import contract, wire
 from cqrs_outbox.models import OutboxEvent
-from cqrs_outbox.store import dbapi
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +22,7 @@ def test_payload_of_16_mib__read_back_exactly():
         partition=contract.partition_for("big", 1), routing_key="big", payload=payload,
     )
     with transaction.atomic():
-        [event_id] = store.insert_events(dbapi.wrap(connections["default"]), [event])
+        [event_id] = store.insert_events(store.wrap(connections["default"]), [event])
     stored = OutboxEvent.objects.get(pk=event_id).payload
     assert len(stored) == len(payload)
     assert stored == payload

@@ -87,9 +87,7 @@ def write_events(keys: Iterable[tuple[str, Any, int]], chunk: int = 1000) -> lis
     """Insert pending events for (cqrs_id, pk, revision) and commit; return their ids."""
     from django.db import connections
 
-    from cqrs_outbox.store import dbapi
-
-    db = dbapi.wrap(connections["default"])
+    db = store.wrap(connections["default"])
     ids: list[int] = []
     batch: list[contract.NewEvent] = []
     for cqrs_id, pk, revision in keys:
@@ -250,9 +248,8 @@ def leases_by_owner() -> dict[str, set[int]]:
     from django.db import connections
 
     from cqrs_outbox import store
-    from cqrs_outbox.store import dbapi
 
-    db = dbapi.wrap(connections["default"])
+    db = store.wrap(connections["default"])
     now = store.clock(db)
     held: dict[str, set[int]] = {}
     for row in store.leases(db):

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from cqrs_outbox import store
 from cqrs_outbox.models import OutboxEvent
-from cqrs_outbox.store import dbapi, postgresql
+from cqrs_outbox.store import postgresql
 from tests.integration.relay import support
 from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import wait_until
@@ -47,7 +48,7 @@ def test_standalone_relay__wakes_on_notify_and_names_its_driver(collector, relay
     relay = relays(f"wake-{driver}", "--driver", driver, *SLOW_POLL)
     _listening(relay)
     _save_and_collect(collector, f"wake {driver}")
-    assert f"({dbapi.driver_version(driver)}), broker amqp://guest:***@" in relay.log()
+    assert f"({store.driver_version(driver)}), broker amqp://guest:***@" in relay.log()
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

@@ -128,7 +128,7 @@ def _drain(exchange: str) -> tuple[engine.Stats, list[Explained]]:
     opened: list[dbapi.Database] = []
 
     def connect() -> dbapi.Database:
-        plain = dbapi.connect(support.database_url())
+        plain = store.connect(support.database_url())
         db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
         db.explained = explained
         opened.append(db)
@@ -208,7 +208,7 @@ def _kind(sql: str) -> str:
 def test_explaining_database__counts_the_rows_a_full_scan_reads(frozen_statistics):
     """The yardstick itself: a statement that must read the whole backlog is caught."""
     support.write_events(("author", pk, 0) for pk in range(2 * BATCH))
-    plain = dbapi.connect(support.database_url())
+    plain = store.connect(support.database_url())
     db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
     db.explained = []
     try:

@@ -5,8 +5,9 @@ import json
 import pytest
 from django.db import connection, connections
 
+from cqrs_outbox import store
 from cqrs_outbox.core import contract
-from cqrs_outbox.store import dbapi, mysql
+from cqrs_outbox.store import mysql
 from tests.integration.relay import support
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.mysql]
@@ -27,7 +28,7 @@ def test_claim__each_partition_is_a_range_scan_of_the_pending_index():
     if connection.vendor != "mysql":
         pytest.skip("the plan of MySQL's claim statement")
     support.write_events(("author", pk, 0) for pk in range(200))
-    db = dbapi.wrap(connections["default"])
+    db = store.wrap(connections["default"])
     db.rowcount("ANALYZE TABLE cqrs_outbox_event")
     cursors = [(p, 0) for p in range(5)]
     sql = mysql.read_pending_sql("id, partition, routing_key, payload", len(cursors))

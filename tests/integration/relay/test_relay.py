@@ -241,7 +241,7 @@ def test_purge__deletes_in_batches_of_the_size_asked_oldest_first(settings):
 
     from django.db import connections
 
-    from cqrs_outbox.store import dbapi
+    from cqrs_outbox import store
     from relay import engine
 
     ids = support.write_events([("author", i, 0) for i in range(5)])
@@ -249,7 +249,7 @@ def test_purge__deletes_in_batches_of_the_size_asked_oldest_first(settings):
         status="published", published_at="2000-01-01T00:00:00Z"
     )
     before = datetime.datetime(2001, 1, 1, tzinfo=datetime.timezone.utc)
-    assert engine.purge(dbapi.wrap(connections["default"]), before, batch_size=2, rounds=1) == 2
+    assert engine.purge(store.wrap(connections["default"]), before, batch_size=2, rounds=1) == 2
     assert sorted(OutboxEvent.objects.values_list("id", flat=True)) == ids[2:]
-    assert engine.purge(dbapi.wrap(connections["default"]), before, batch_size=2, rounds=5) == 3
+    assert engine.purge(store.wrap(connections["default"]), before, batch_size=2, rounds=5) == 3
     assert not OutboxEvent.objects.exists()

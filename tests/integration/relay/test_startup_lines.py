@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from cqrs_outbox.store import dbapi
+from cqrs_outbox import store
 from tests.integration.relay import support
 from tests.support.waiting import wait_until
 
@@ -63,7 +63,7 @@ def _env(**extra):
 
 def _database():
     s = connection.settings_dict
-    driver = dbapi.driver_version(connection.Database.__name__.split(".")[0])
+    driver = store.driver_version(connection.Database.__name__.split(".")[0])
     return f"default postgresql://{s['USER']}:***@{s['HOST']}:{s['PORT']}/{s['NAME']} ({driver})"
 
 

@@ -9,8 +9,8 @@ import logging
 
 import pytest
 
+from cqrs_outbox import store
 from cqrs_outbox.core import contract, wire
-from cqrs_outbox.store import dbapi
 from relay import engine
 from relay.publisher import StubPublisher
 
@@ -43,14 +43,14 @@ class Outbox:
     def __init__(self, path):
         self.url = f"sqlite:///{path}"
         path.touch()
-        self.db = dbapi.connect(self.url)
+        self.db = store.connect(self.url)
         self.opened = [self.db]
         for statement in SCHEMA:
             self.db.rowcount(statement)
 
     def connect(self):
         """Open another connection; `close()` closes it (a relay never closes its own)."""
-        db = dbapi.connect(self.url)
+        db = store.connect(self.url)
         self.opened.append(db)
         return db
 

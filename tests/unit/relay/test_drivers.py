@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from cqrs_outbox.store import dbapi, postgresql
+from cqrs_outbox import store
+from cqrs_outbox.store import postgresql
 
 # Run the relay's command line with some driver modules made unimportable, as on a machine
 # where they are not installed (None in sys.modules stops an import).
@@ -58,5 +59,5 @@ def test_default_driver__is_psycopg_3_when_both_are_there():
 
 def test_driver_version__names_the_module_and_its_release():
     for name in postgresql.installed_drivers():
-        text = dbapi.driver_version(name)
+        text = store.driver_version(name)
         assert text.startswith(name + " ") and text.split()[1][0].isdigit()

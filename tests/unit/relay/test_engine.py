@@ -221,13 +221,13 @@ def test_run_with_seconds__stops_by_itself(outbox, make_relay):
 
 
 def test_missing_tables__is_a_configuration_error(tmp_path, stub):
+    from cqrs_outbox import store
     from cqrs_outbox.core.errors import ConfigurationError
-    from cqrs_outbox.store import dbapi
 
     path = tmp_path / "empty.sqlite3"
     path.touch()
     opened = []
-    relay = engine.Relay(lambda: opened.append(dbapi.connect(f"sqlite:///{path}"))
+    relay = engine.Relay(lambda: opened.append(store.connect(f"sqlite:///{path}"))
                          or opened[-1], stub)
     with pytest.raises(ConfigurationError, match="migrate"):
         relay.start()

@@ -74,7 +74,7 @@ def test_describe__masks_the_password_of_a_url():
 def test_timestamp__sqlite_gets_naive_utc_text_as_django_writes_it(tmp_path):
     path = tmp_path / "x.sqlite3"
     path.touch()
-    db = dbapi.connect(f"sqlite:///{path}")
+    db = store.connect(f"sqlite:///{path}")
     plus_two = datetime.timezone(datetime.timedelta(hours=2))
     local = datetime.datetime(2026, 1, 1, 3, 0, tzinfo=plus_two)
     assert db.timestamp(local) == "2026-01-01 01:00:00.000000"
