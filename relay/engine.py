@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cqrs_outbox import store
-from cqrs_outbox.core import backoff
+from cqrs_outbox.core import backoff, outages
 from cqrs_outbox.core.errors import (
     BrokerUnavailable,
     DatabaseUnavailable,
@@ -117,25 +117,21 @@ def default_owner() -> str:
 
 
 class Health:
-    """Track outages so each change of state is logged once, not each retry."""
+    """Track outages of the broker and the database, each logged once, not each retry."""
 
     def __init__(self) -> None:
-        self._down: dict[str, tuple[float, int]] = {}  # what -> (since, tries)
+        self._outages: dict[str, outages.Outage] = {}
 
     def down(self, what: str, error: Exception) -> float:
         """Record a failed try; return how long to back off."""
-        since, tries = self._down.get(what, (time.monotonic(), 0))
-        if not tries:
-            logger.warning("%s unavailable, retrying with back-off: %s", what, error)
-        self._down[what] = (since, tries + 1)
+        outage = self._outages.setdefault(what, outages.Outage(logger, what))
+        tries = outage.failed(f"retrying with back-off: {error}")
         return backoff.jittered(tries, BACKOFF_FIRST, BACKOFF_MAX)
 
     def up(self) -> None:
         """Record that a turn of the loop went through."""
-        for what, (since, tries) in self._down.items():
-            elapsed = time.monotonic() - since
-            logger.warning("%s available again after %.1fs (%d tries)", what, elapsed, tries)
-        self._down.clear()
+        for outage in self._outages.values():
+            outage.recovered()
 
 
 class Relay:

@@ -22,7 +22,7 @@ from typing import Any
 from django.db import DatabaseError, connections, router
 
 from cqrs_outbox import conf, tracing
-from cqrs_outbox.core import backoff, wire
+from cqrs_outbox.core import backoff, outages, wire
 from cqrs_outbox.core.errors import (
     BadMessage,
     BrokerUnavailable,
@@ -116,7 +116,7 @@ class Consumer:
         self._last_batch = time.monotonic()
         self._batches_done = 0
         self.applied = 0
-        self._outage = batchlog.Repeats(logger)
+        self._outage = outages.Outage(logger, "broker or database")
         self._report = batchlog.BatchReport(logger)
         self._gate = signatures.Gate(self.settings, self.names.queue)
         self._queue_described = False
@@ -145,7 +145,7 @@ class Consumer:
                 failures = 1 if self._batches_done > done_before else failures + 1
                 self.observer.down(exc)
                 delay = backoff.jittered(failures - 1, BACKOFF_BASE, BACKOFF_MAX)
-                self._outage.failed("%s; reconnecting in %.1fs", one_line(exc), delay)
+                self._outage.failed(f"{one_line(exc)}; reconnecting in {delay:.1f}s")
                 connections.close_all()
                 self.stopping.wait(delay)
         connections.close_all()  # this thread's connections: nobody else can close them
@@ -227,7 +227,7 @@ class Consumer:
             self._forward(verdicts[delivery.tag])
         self.transport.ack(batch[-1].tag)
         self._batches_done += 1
-        self._outage.recovered("Applying events")
+        self._outage.recovered()
         self._report.finish(len(batch), self.applied - applied_before,
                             (time.monotonic() - started) * 1000)
         self._progress()

@@ -129,7 +129,7 @@ def _drain(exchange: str) -> tuple[engine.Stats, list[Explained]]:
 
     def connect() -> dbapi.Database:
         plain = store.connect(support.database_url())
-        db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
+        db = ExplainingDatabase(plain.connection, plain.dialect, plain.paramstyle)
         db.explained = explained
         opened.append(db)
         return db
@@ -209,7 +209,7 @@ def test_explaining_database__counts_the_rows_a_full_scan_reads(frozen_statistic
     """The yardstick itself: a statement that must read the whole backlog is caught."""
     support.write_events(("author", pk, 0) for pk in range(2 * BATCH))
     plain = store.connect(support.database_url())
-    db = ExplainingDatabase(plain.connection, plain.vendor, plain.paramstyle)
+    db = ExplainingDatabase(plain.connection, plain.dialect, plain.paramstyle)
     db.explained = []
     try:
         db.fetchall(f"SELECT count(*) FROM {T} WHERE payload LIKE %s", ("%author%",))
