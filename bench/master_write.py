@@ -18,7 +18,7 @@ rows per transaction; "bulk", `bulk_create` of 100 (`cqrs.bulk_create` on master
 The driver is the one Django finds: psycopg 3 when installed, else psycopg2.
 
     python bench/master_write.py [--rows 100] [--rounds 9] [--delay-ms 0.5] [--signing]
-                                 [--database postgres|mariadb]
+                                 [--database postgres|mariadb] [--writers 8]
 
 `--database mariadb` runs all three columns on MariaDB (127.0.0.1:3306, root; the test
 settings' MYSQL_HOST and MYSQL_TCP_PORT), through mysqlclient, at REPEATABLE READ.
@@ -34,6 +34,13 @@ rows, plain Django against ours without and with the triggers (microseconds per 
 plain, serialisation at commit included); and a raw-SQL UPDATE of 10,000 rows with
 `cqrs_relay` and `cqrs_consume` running as processes, timed from its commit until the
 replica table holds every new value.
+
+"concurrent", run by default after the others: `--writers` (8) processes per column, each
+making bare `create()`s in autocommit at once, as a busy site's workers do; group
+commit and lock waits only show with several writers. Plain Django, ours and
+django-cqrs alternate by round as above, on loopback only (the delaying proxy is one
+process and would be the bottleneck of eight writers); the figure is all the
+processes' creates per second, with outbox/django-cqrs and outbox/plain.
 
 Short rounds, many of them: on a shared machine the load changes by the second, and
 fine alternation lets every column meet the same load.
@@ -116,6 +123,83 @@ class Peer:
     def stop(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(30)
+
+
+class Crowd:
+    """Writer processes of one or more columns, each column's given a command at once.
+
+    With several writers the database shows what one writer never meets: commits that
+    share a WAL flush (group commit) and waits on the same locks, sequences and pages.
+    Each column's processes are started once and stay connected, so a round times the
+    writes alone: the clock runs from handing every process its command until the last
+    has answered, and the rate is all of their rows over that time.
+    """
+
+    def __init__(self, db_name: str, exchange: str, count: int) -> None:
+        env = dict(os.environ, CQRS_TEST_DB_NAME=db_name, PYTHONPATH=str(ROOT))
+        self.ours = [subprocess.Popen([sys.executable, str(ROOT / "bench" / "writer.py")],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True, env=env, cwd=ROOT) for _ in range(count)]
+        self.peers: list[Peer] = []
+        try:
+            for proc in self.ours:
+                if proc.stdout.readline().strip() != "ready":
+                    raise RuntimeError("a writer process did not start")
+            self.peers = [Peer(db_name, exchange) for _ in range(count)]
+        except BaseException:
+            self.stop()
+            raise
+
+    def run(self, column: str, scenario: str, rows: int, port: str) -> float:
+        """Have every process of `column` write `rows` rows; return rows/s over them all."""
+        if column == "django-cqrs":
+            procs, line = [peer.proc for peer in self.peers], f"{scenario} {rows} {port}\n"
+        else:
+            procs, line = self.ours, f"{column} {scenario} {rows}\n"
+        start = time.perf_counter()
+        for proc in procs:
+            proc.stdin.write(line)
+            proc.stdin.flush()
+        for proc in procs:
+            float(proc.stdout.readline())  # its own rate; it also says it is done
+        return len(procs) * rows / (time.perf_counter() - start)
+
+    def stop(self) -> None:
+        for proc in self.ours:
+            proc.stdin.close()
+        for proc in self.ours:
+            proc.wait(30)
+        for peer in self.peers:
+            peer.stop()
+
+
+CONCURRENT = "concurrent"  # the scenario name of the several-writers case
+CONCURRENT_SCENARIO = "autocommit"  # what each of its writers does
+
+
+def _concurrent(crowd: Crowd, writers: int, rows: int, rounds: int, port: str) -> None:
+    """Print creates/s of `writers` processes per column, and the ratios."""
+    columns = ("plain", "outbox", "django-cqrs")
+    _use_port(port)
+    before = (models.Plain.objects.count(), models.Author.objects.count())
+    for column in columns:  # warm up: first connections, first pages of each table
+        crowd.run(column, CONCURRENT_SCENARIO, min(rows, 20), port)
+    found: dict = {c: [] for c in columns}
+    for _ in range(rounds):
+        for column in columns:
+            found[column].append(crowd.run(column, CONCURRENT_SCENARIO, rows, port))
+    # The writers wrote where this process reads: every row of every round is there.
+    wanted = writers * (min(rows, 20) + rows * rounds)
+    written = (models.Plain.objects.count() - before[0],
+               models.Author.objects.count() - before[1])
+    if written != (wanted, wanted):
+        raise RuntimeError(f"expected {wanted} rows from the writers, found {written}")
+    rates = {c: statistics.median(v) for c, v in found.items()}
+    print(f"{CONCURRENT:11} {'loopback':8} plain {rates['plain']:7.0f}  outbox "
+          f"{rates['outbox']:7.0f}  django-cqrs {rates['django-cqrs']:7.0f} creates/s   "
+          f"outbox/django-cqrs {rates['outbox'] / rates['django-cqrs']:.2f}   outbox/plain "
+          f"{rates['outbox'] / rates['plain']:.2f}   ({writers} writer processes, bare "
+          f"create() in autocommit, {rows} rows each a round; {_load()})")
 
 
 class Proxy:
@@ -403,7 +487,12 @@ def main() -> None:
                         help="rows per round and column (x10 for bulk)")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--delay-ms", type=float, default=0.5, help="round trip to add")
-    parser.add_argument("--scenarios", default=",".join(scenarios.SCENARIOS))
+    parser.add_argument("--scenarios", default=",".join((*scenarios.SCENARIOS, CONCURRENT)),
+                        help="comma-separated, of " + ", ".join((*scenarios.SCENARIOS,
+                                                                 CONCURRENT)))
+    parser.add_argument("--writers", type=int, default=8,
+                        help="writer processes per column in the 'concurrent' scenario "
+                             "(default %(default)s)")
     parser.add_argument("--signing", action="store_true",
                         help="add a column with signed events and print the signing cost")
     parser.add_argument("--capture", action="store_true",
@@ -413,6 +502,8 @@ def main() -> None:
                         default=os.environ["CQRS_TEST_DB"],
                         help="where all columns write (default postgres)")
     args = parser.parse_args()
+    if args.writers < 1:
+        parser.error("--writers must be at least 1")
     global COLUMNS
     if args.signing:
         COLUMNS = (*COLUMNS, SIGNED)
@@ -435,6 +526,13 @@ def main() -> None:
         if args.signing:
             _signing_cost()
         for scenario in args.scenarios.split(","):
+            if scenario == CONCURRENT:
+                crowd = Crowd(db["NAME"], exchange, args.writers)
+                try:
+                    _concurrent(crowd, args.writers, args.rows, args.rounds, direct)
+                finally:
+                    crowd.stop()
+                continue
             _measure(peer, scenario, min(args.rows, 200), 1, direct)  # warm up
             for link, port in (("loopback", direct), ("+delay", proxy.port)):
                 _report(scenario, link, _measure(peer, scenario, args.rows, args.rounds, port))

@@ -17,12 +17,17 @@ migrations configured it.
    drain, to show whether it stays flat.
 3. Raw rate: the same bodies published with pika alone, in AMQP transactions of 500, to
    the same exchange, routing key and queues. The ratio of the two is the relay's cost.
+   Then the broker's own ceiling: the same bodies on one pika connection with publisher
+   confirms pipelined, `--window` (2,000) published and unconfirmed at any moment, timed
+   as the relay is, from the first confirmation to the last. relay/ceiling says how
+   much of what RabbitMQ can take the relay uses (the target is 0.9 on 1,000,000).
 4. Memory: the relay's resident set, sampled while it drains the largest backlog.
 
 The queues are purged between rounds and deleted at the end, with the databases. The
 load average is printed before and after: the machine may be shared.
 
     python bench/relay.py [--sizes 100000,1000000] [--database postgres|mariadb]
+                          [--window 2000] [--no-latency]
 
 On MariaDB (`--database mariadb`) the relay polls, as it has no LISTEN, and there is no
 autovacuum to count.
@@ -65,6 +70,7 @@ from tests.testproject.master.models import Author  # noqa: E402
 
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 TX_BATCH = 500  # messages per AMQP transaction in the raw baseline
+WINDOW = 2000  # unconfirmed messages in flight in the broker's ceiling run (--window)
 BULK = 5000  # rows per bulk_create call when writing the backlog
 BODY_CHUNK = 20000  # bodies read per query for the raw baseline
 REPLICAS = 2  # replica queues bound to the exchange, as in a mixed fleet
@@ -221,25 +227,31 @@ class Raw:
     tenths: tuple[float, float, float]  # first, middle and last tenth, bodies per second
 
 
-def raw_rate(broker: Broker, first: int, last: int) -> Raw:
-    """Publish the bodies of events first..last with pika in transactions of 500."""
+def event_bodies(first: int, last: int) -> list[bytes]:
+    """Return the bodies of events first..last, in id order, as the relay sends them."""
     bodies: list[bytes] = []
     with opened() as db:
         for start in range(first, last + 1, BODY_CHUNK):
             rows = db.fetchall(f"SELECT payload FROM {T} WHERE id BETWEEN %s AND %s "
                                "ORDER BY id", (start, min(last, start + BODY_CHUNK - 1)))
             bodies += [row[0].encode() for row in rows]
+    return bodies
+
+
+def _properties(i: int) -> pika.BasicProperties:
+    return pika.BasicProperties(content_type=wire.CONTENT_TYPE,
+                                delivery_mode=wire.DELIVERY_MODE_PERSISTENT, message_id=str(i))
+
+
+def raw_rate(broker: Broker, bodies: list[bytes]) -> Raw:
+    """Publish `bodies` with pika in transactions of 500."""
     marks = {round(len(bodies) * p) for p in (0.1, 0.45, 0.55, 0.9)}
     stamps = [time.perf_counter()]
     with broker.channel() as channel:
         channel.tx_select()
         for i, body in enumerate(bodies, 1):
-            properties = pika.BasicProperties(
-                content_type=wire.CONTENT_TYPE,
-                delivery_mode=wire.DELIVERY_MODE_PERSISTENT,
-                message_id=str(i),
-            )
-            channel.basic_publish(broker.exchange, "author", body, properties, mandatory=True)
+            channel.basic_publish(broker.exchange, "author", body, _properties(i),
+                                  mandatory=True)
             if i % TX_BATCH == 0:
                 channel.tx_commit()
             if i in marks:
@@ -253,15 +265,149 @@ def raw_rate(broker: Broker, first: int, last: int) -> Raw:
 
 
 @dataclass(frozen=True)
+class Ceiling:
+    rate: float  # bodies per second, first ack to last, as the relay's rate is counted
+    tenths: tuple[float, float, float]  # first, middle and last tenth, bodies per second
+    in_flight: int  # the most messages published and not yet confirmed at once
+
+
+class _Pipeline:
+    """Publish bodies on one connection with up to `window` unconfirmed at a time.
+
+    Why the asynchronous adapter: BlockingConnection's `confirm_delivery()` makes every
+    `basic_publish` wait for that message's own ack before it returns, so no more than one
+    message is ever unconfirmed and each pays a round trip and the broker's disk sync.
+    A SelectConnection sends and reads on one I/O loop: `basic_publish` only appends the
+    frames to the outgoing buffer, and the acks come back as callbacks while more are
+    written. After every ack frame (RabbitMQ acks runs of tags with multiple=True) the
+    window is topped up again, so `window` messages stay published and unconfirmed while
+    the broker routes, persists and confirms the earlier ones: what the broker can take
+    when the client never makes it wait. Returned (unroutable) or nacked messages fail
+    the run, so the figure only counts messages both queues hold.
+    """
+
+    def __init__(self, exchange: str, bodies: list[bytes], window: int) -> None:
+        self.exchange = exchange
+        self.bodies = bodies
+        self.window = window
+        self.sent = 0  # messages published; their delivery tags are 1..sent
+        self.floor = 0  # every tag up to here is confirmed
+        self.above: set[int] = set()  # tags above the floor confirmed one by one
+        self.in_flight = 0  # the most published and unconfirmed at once
+        self.stamps: list[tuple[int, float]] = []  # (confirmed so far, when), per ack frame
+        self.error: str | None = None
+        self.channel: pika.channel.Channel | None = None
+        self.connection = pika.SelectConnection(
+            pika.URLParameters(BROKER_URL), on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error, on_close_callback=self._on_closed)
+
+    def run(self) -> list[tuple[int, float]]:
+        self.connection.ioloop.start()
+        if self.error is not None:
+            raise SystemExit(f"the ceiling run failed: {self.error}")
+        return self.stamps
+
+    @property
+    def confirmed(self) -> int:
+        return self.floor + len(self.above)
+
+    def _on_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, channel: pika.channel.Channel) -> None:
+        self.channel = channel
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=self._start)
+
+    def _start(self, _frame: object) -> None:
+        self.stamps.append((0, time.perf_counter()))
+        self._top_up()
+
+    def _top_up(self) -> None:
+        assert self.channel is not None
+        confirmed, total = self.confirmed, len(self.bodies)
+        while self.sent < total and self.sent - confirmed < self.window:
+            self.channel.basic_publish(self.exchange, "author", self.bodies[self.sent],
+                                       _properties(self.sent + 1), mandatory=True)
+            self.sent += 1
+        self.in_flight = max(self.in_flight, self.sent - confirmed)
+
+    def _on_confirm(self, frame: pika.frame.Method) -> None:
+        method = frame.method
+        if isinstance(method, pika.spec.Basic.Nack):
+            self._fail(f"the broker nacked message {method.delivery_tag}")
+            return
+        if method.multiple:
+            self.floor = max(self.floor, method.delivery_tag)
+            if self.above:
+                self.above = {tag for tag in self.above if tag > self.floor}
+        else:
+            self.above.add(method.delivery_tag)
+        while self.floor + 1 in self.above:
+            self.floor += 1
+            self.above.discard(self.floor)
+        self.stamps.append((self.confirmed, time.perf_counter()))
+        if self.confirmed == len(self.bodies):
+            self.connection.close()
+        else:
+            self._top_up()
+
+    def _on_return(self, _channel: object, method: object, properties: pika.BasicProperties,
+                   _body: bytes) -> None:
+        self._fail(f"message {properties.message_id} was returned: {method.reply_text}")
+
+    def _fail(self, error: str) -> None:
+        if self.error is None:
+            self.error = error
+        if not (self.connection.is_closing or self.connection.is_closed):
+            self.connection.close()
+
+    def _on_open_error(self, _connection: object, error: BaseException) -> None:
+        self.error = f"cannot connect: {error!r}"
+        self.connection.ioloop.stop()
+
+    def _on_closed(self, _connection: object, reason: BaseException) -> None:
+        if self.error is None and self.confirmed < len(self.bodies):
+            self.error = f"the connection closed: {reason!r}"
+        self.connection.ioloop.stop()
+
+
+def ceiling_rate(broker: Broker, bodies: list[bytes], window: int) -> Ceiling:
+    """Publish `bodies` with confirms pipelined `window` deep: the broker's own ceiling."""
+    pipeline = _Pipeline(broker.exchange, bodies, window)
+    stamps = pipeline.run()
+    count = len(bodies)
+
+    def when(rank: float) -> float:  # the first ack frame that confirmed this many
+        wanted = round(count * rank)
+        return next(t for done, t in stamps if done >= wanted)
+
+    # As the relay's rate is counted: from the first confirmation to the last, over the
+    # messages confirmed after the first (from the start when one ack confirmed them all).
+    (first_done, first_at), (_, last_at) = stamps[1], stamps[-1]
+    if first_done == count:
+        first_done, first_at = stamps[0]
+    tenth = count / 10
+    return Ceiling(
+        (count - first_done) / max(last_at - first_at, 1e-6),
+        (tenth / max(when(0.1) - stamps[0][1], 1e-6),
+         tenth / max(when(0.55) - when(0.45), 1e-6),
+         tenth / max(last_at - when(0.9), 1e-6)),
+        pipeline.in_flight,
+    )
+
+
+@dataclass(frozen=True)
 class Round:
     events: int
     body_bytes: int
     write_rate: float
     drain: Drain
     raw: Raw
+    ceiling: Ceiling
 
 
-def one_round(broker: Broker, events: int) -> Round:
+def one_round(broker: Broker, events: int, window: int) -> Round:
     first, last, write_rate = backlog(events)
     body = round(float(scalar(f"SELECT AVG(LENGTH(payload)) FROM {T} "  # type: ignore[arg-type]
                               "WHERE id BETWEEN %s AND %s", (first, last))))
@@ -270,9 +416,15 @@ def one_round(broker: Broker, events: int) -> Round:
         raise SystemExit(f"expected {REPLICAS * events} messages queued, "
                          f"found {broker.depth()}")
     broker.purge()
-    raw = raw_rate(broker, first, last)
+    bodies = event_bodies(first, last)
+    raw = raw_rate(broker, bodies)
     broker.purge()
-    return Round(events, body, write_rate, result, raw)
+    ceiling = ceiling_rate(broker, bodies, window)
+    if broker.depth() != REPLICAS * events:
+        raise SystemExit(f"ceiling run: expected {REPLICAS * events} messages queued, "
+                         f"found {broker.depth()}")
+    broker.purge()
+    return Round(events, body, write_rate, result, raw, ceiling)
 
 
 class LatencyProbe:
@@ -374,11 +526,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000",
                         help="backlog sizes to drain, comma-separated")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency run")
+    parser.add_argument("--window", type=int, default=WINDOW,
+                        help="unconfirmed messages in flight in the broker's ceiling run "
+                             "(default %(default)s)")
     parser.add_argument("--database", choices=databases.DATABASES,
                         default=os.environ["CQRS_TEST_DB"],
                         help="the master's database (default postgres)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    if args.window < 1:
+        parser.error("--window must be at least 1")
     state = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     broker = Broker()
     try:
@@ -390,21 +547,27 @@ def main() -> None:
             wake = "NOTIFY" if connection.vendor == "postgresql" else "polling"
             print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms  "
                   f"({n} events at {LATENCY_RATE}/s, {wake}; target 20 / 100 ms)")
-        print(f"{'backlog':>9} {'body B':>6} {'relay/s':>8} {'raw/s':>8} {'ratio':>6}   "
+        print(f"{'backlog':>9} {'body B':>6} {'relay/s':>8} {'raw/s':>8} {'ratio':>6} "
+              f"{'ceiling/s':>9} {'/ceiling':>8}   "
               f"{'relay first/middle/last':>23} {'last/first':>10}   "
-              f"{'raw first/middle/last':>21} {'last/first':>10} {'RSS MB':>6} "
-              f"{'autovac':>7} {'load':>14}")
+              f"{'raw first/middle/last':>21} {'last/first':>10}   "
+              f"{'ceiling first/middle/last':>25} {'last/first':>10} {'inflight':>8} "
+              f"{'RSS MB':>6} {'autovac':>7} {'load':>14}")
         for size in sizes:
-            r = one_round(broker, size)
-            d = r.drain
+            r = one_round(broker, size, args.window)
+            d, c = r.drain, r.ceiling
             print(f"{r.events:>9} {r.body_bytes:>6} {d.rate:>8.0f} {r.raw.rate:>8.0f} "
-                  f"{d.rate / r.raw.rate:>6.2f}   {_tenths(d.tenths):>23} "
-                  f"{d.tenths[2] / d.tenths[0]:>10.2f}   {_tenths(r.raw.tenths):>21} "
-                  f"{r.raw.tenths[2] / r.raw.tenths[0]:>10.2f} "
-                  f"{d.peak_rss:>6.1f} {d.autovacuums:>7} {_load():>14}", flush=True)
-        print(f"targets: ratio >= 1.0 on the largest backlog, last/first >= 0.8; "
-              f"raw: AMQP transactions of {TX_BATCH}; {REPLICAS} durable queues, uncapped; "
-              f"backlog written with bulk_create of {BULK}, never analysed by hand")
+                  f"{d.rate / r.raw.rate:>6.2f} {c.rate:>9.0f} {d.rate / c.rate:>8.2f}   "
+                  f"{_tenths(d.tenths):>23} {d.tenths[2] / d.tenths[0]:>10.2f}   "
+                  f"{_tenths(r.raw.tenths):>21} {r.raw.tenths[2] / r.raw.tenths[0]:>10.2f}   "
+                  f"{_tenths(c.tenths):>25} {c.tenths[2] / c.tenths[0]:>10.2f} "
+                  f"{c.in_flight:>8} {d.peak_rss:>6.1f} {d.autovacuums:>7} {_load():>14}",
+                  flush=True)
+        print(f"targets: ratio >= 1.0 and relay/ceiling >= 0.9 on the largest backlog, "
+              f"last/first >= 0.8; raw: AMQP transactions of {TX_BATCH}; ceiling: one "
+              f"connection, publisher confirms pipelined {args.window} deep; {REPLICAS} "
+              f"durable queues, uncapped; backlog written with bulk_create of {BULK}, never "
+              f"analysed by hand")
     finally:
         broker.close()
         teardown_databases(state, verbosity=0)

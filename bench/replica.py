@@ -1,13 +1,21 @@
 """Events applied per second: our `cqrs_consume` against django-cqrs's, on PostgreSQL.
 
-The same events (rows x revisions SAVEs, as a master sends them) are queued twice, once
-for each consumer, each consumer runs as one worker process with its own database,
+The same events (rows x revisions SAVEs, as a master sends them) are queued once for
+each consumer, each consumer runs with its own database (ours with `--workers` worker
+processes, django-cqrs's with one),
 and the clock runs from the first message taken off its queue until its database holds
 every row at its last revision. Then 200,000 events are queued for our worker alone,
 and its peak resident memory is read while it drains them: the prefetch window bounds
 it, not the queue.
 
+Beside each of our two rates, the raw consume ceiling: the same events, queued alike on
+a durable queue of their own, drained by pika alone with a prefetch window of 1,000 and
+an ack with multiple=True every `--ack-every` (100) messages, doing no work. Our rate
+over it is the share of what a Python consumer could take off RabbitMQ that ours
+reaches (targets: 0.4 with `--workers 2`, 0.25 with one worker).
+
     python bench/replica.py [--rows 4000] [--revisions 5] [--big 200000] [--signatures]
+                            [--workers 1] [--ack-every 100]
 
 `--signatures` first prints what checking a signature costs per event, next to what
 the worker spends parsing and validating the same body anyway.
@@ -32,6 +40,7 @@ import psycopg2
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from cqrs_outbox.conf import DEFAULT_PREFETCH_COUNT  # noqa: E402
 
 BROKER_URL = os.environ.get("CQRS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 PG = {
@@ -141,18 +150,124 @@ def drain(broker: Broker, queue: str, total: int, done: callable, proc: subproce
           ) -> tuple[float, int]:
     """Time a consumer from its first taken message until `done()`; return (s, peak KiB)."""
     deadline = time.monotonic() + TIMEOUT
-    peak = 0
+    peak, tree = 0, Tree(proc.pid)
     while broker.count(queue) >= total:
         assert proc.poll() is None and time.monotonic() < deadline, "consumer did not start"
         time.sleep(POLL)
     start = time.perf_counter()
     while not done():
         assert proc.poll() is None and time.monotonic() < deadline, "consumer did not finish"
-        peak = max(peak, rss(proc.pid)[1])
+        peak = max(peak, tree.peak())
         time.sleep(POLL)
     elapsed = time.perf_counter() - start
-    peak = max(peak, rss(proc.pid)[1])
+    peak = max(peak, tree.peak())
     return elapsed, peak
+
+
+class Tree:
+    """A process and its descendants (with `-w 2` the workers are children of the
+    command's process): the largest peak resident memory among them, in KiB. The
+    descendants are looked up at most once a second, to keep /proc scans off the clock."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.pids = [pid]
+        self.scanned = 0.0
+
+    def peak(self) -> int:
+        if time.monotonic() - self.scanned > 1.0:
+            self.pids, self.scanned = self._descendants(), time.monotonic()
+        peak = 0
+        for pid in self.pids:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                peak = max(peak, rss(pid)[1])
+        return peak
+
+    def _descendants(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+                children.setdefault(ppid, []).append(int(stat.parent.name))
+        found, todo = [], [self.pid]
+        while todo:
+            found.append(todo.pop())
+            todo += children.get(found[-1], [])
+        return found
+
+
+RAW_PREFETCH = 1000  # the raw consume ceiling's prefetch window
+
+
+def raw_consume(queue: str, total: int, ack_every: int) -> float:
+    """Drain `total` messages from `queue` with pika alone, doing no work with them: a
+    prefetch window of RAW_PREFETCH, one ack with multiple=True every `ack_every`
+    messages. Return the seconds from the first delivery to the last ack.
+
+    The asynchronous adapter, as the relay's publisher uses: deliveries are handed to the
+    callback as the I/O loop reads them, with none of the blocking adapter's buffering
+    and dispatch in between; what is left is pika's frame decoding, the broker's
+    delivery and the ack traffic, the least any consumer in Python pays per message.
+    """
+    state = {"seen": 0, "first": 0.0, "last": 0.0, "error": ""}
+
+    def on_open(conn: pika.SelectConnection) -> None:
+        conn.channel(on_open_callback=on_channel)
+
+    def on_channel(channel: pika.channel.Channel) -> None:
+        channel.basic_qos(prefetch_count=RAW_PREFETCH,
+                          callback=lambda _frame: channel.basic_consume(queue, on_message))
+
+    def on_message(channel: pika.channel.Channel, method: pika.spec.Basic.Deliver,
+                   _properties: pika.BasicProperties, _body: bytes) -> None:
+        state["seen"] += 1
+        if state["seen"] == 1:
+            state["first"] = time.perf_counter()
+        if state["seen"] % ack_every == 0 or state["seen"] == total:
+            channel.basic_ack(method.delivery_tag, multiple=True)
+        if state["seen"] == total:
+            state["last"] = time.perf_counter()
+            connection.close()
+
+    def on_open_error(_conn: object, error: BaseException) -> None:
+        state["error"] = f"cannot connect: {error!r}"
+        connection.ioloop.stop()
+
+    def on_closed(_conn: object, reason: BaseException) -> None:
+        if state["seen"] < total and not state["error"]:
+            state["error"] = f"the connection closed after {state['seen']}: {reason!r}"
+        connection.ioloop.stop()
+
+    def too_long() -> None:
+        state["error"] = f"only {state['seen']} of {total} messages in {TIMEOUT} s"
+        connection.close()
+
+    connection = pika.SelectConnection(pika.URLParameters(BROKER_URL), on_open_callback=on_open,
+                                       on_open_error_callback=on_open_error,
+                                       on_close_callback=on_closed)
+    connection.ioloop.call_later(TIMEOUT, too_long)
+    connection.ioloop.start()
+    assert not state["error"], f"raw consume ceiling: {state['error']}"
+    return state["last"] - state["first"]
+
+
+def ceiling_line(broker: Broker, queue: str, total: int, ours_s: float,
+                 args: argparse.Namespace) -> str:
+    """Drain `queue` with the raw consumer; return its line, with our rate's ratio to it."""
+    seconds = raw_consume(queue, total, args.ack_every)
+    assert broker.count(queue) == 0, "the raw consumer left messages on its queue"
+    target = {1: 0.25, 2: 0.4}.get(args.workers)
+    ratio = seconds / ours_s  # (total / ours_s) / (total / seconds)
+    return (f"raw pika consume ceiling: {total / seconds:8.0f} events/s ({seconds:6.2f} s, "
+            f"prefetch {RAW_PREFETCH}, ack every {args.ack_every} with multiple, no work); "
+            f"cqrs-outbox/ceiling {ratio:.2f}"
+            + (f" (target {target} with -w {args.workers}: "
+               f"{'met' if ratio >= target else 'NOT met'})" if target else "")
+            + f" ({_load()})")
+
+
+def _load() -> str:
+    return "load " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -199,9 +314,16 @@ def main() -> None:
     parser.add_argument("--revisions", type=int, default=5)
     parser.add_argument("--big", type=int, default=200000, help="events queued for the RSS run")
     parser.add_argument("--skip-theirs", action="store_true")
+    parser.add_argument("--workers", "-w", type=int, default=1,
+                        help="worker processes of our cqrs_consume (its -w; default 1)")
+    parser.add_argument("--ack-every", type=int, default=100,
+                        help="messages per multiple ack of the raw consume ceiling "
+                             "(default %(default)s)")
     parser.add_argument("--signatures", action="store_true",
                         help="print the signature check's cost per event first")
     args = parser.parse_args()
+    if args.workers < 1 or args.ack_every < 1:
+        parser.error("--workers and --ack-every must be at least 1")
     if args.signatures:
         verification_cost()
     broker = Broker()
@@ -248,18 +370,24 @@ def compare(broker: Broker, ours: str, theirs: str, args: argparse.Namespace) ->
     """Print events/s of both consumers on the same events, and the ratio."""
     total = args.rows * args.revisions
     variants = [] if args.skip_theirs else [False, True]
+    raw = f"bench_raw_{RUN}"
     queues = {q: total for q in [broker.queue(f"bench_ours_{RUN}")]
-              + [broker.queue(f"bench_dj{int(p)}_{RUN}") for p in variants]}
+              + [broker.queue(f"bench_dj{int(p)}_{RUN}") for p in variants]
+              + [broker.queue(raw)]}
     broker.fill(args.rows, args.revisions, queues)
     names = list(queues)
     for name in names:
         broker.unbind(name)
-    our_s, our_peak = run_ours(broker, names[0], ours, args.rows, args.revisions)
-    print(f"{total} events ({args.rows} rows x {args.revisions} revisions, SAVE), one worker "
-          f"each, PostgreSQL {sql(ours, 'SHOW server_version')[0][0].split()[0]}")
+    our_s, our_peak = run_ours(broker, names[0], ours, args.rows, args.revisions,
+                               ("-w", str(args.workers)))
+    print(f"{total} events ({args.rows} rows x {args.revisions} revisions, SAVE), "
+          f"{_workers(args.workers)} for cqrs-outbox"
+          f"{'' if args.skip_theirs else ', one for django-cqrs'}, PostgreSQL "
+          f"{sql(ours, 'SHOW server_version')[0][0].split()[0]}")
     print(f"cqrs-outbox  cqrs_consume: {total / our_s:8.0f} events/s ({our_s:6.2f} s, "
-          f"peak RSS {our_peak / 1024:.1f} MiB)")
-    for persistent, name in zip(variants, names[1:], strict=True):
+          f"peak RSS {our_peak / 1024:.1f} MiB; {_load()})")
+    print(ceiling_line(broker, raw, total, our_s, args))
+    for persistent, name in zip(variants, names[1:-1], strict=True):
         sql(theirs, "TRUNCATE peer_replica_authorref", autocommit=True)
         their_s, _ = run_theirs(broker, name, theirs, args.rows, args.revisions, persistent)
         label = "persistent connections" if persistent else "CONN_MAX_AGE=0, Django's default"
@@ -270,14 +398,23 @@ def compare(broker: Broker, ours: str, theirs: str, args: argparse.Namespace) ->
 def memory(broker: Broker, ours: str, args: argparse.Namespace) -> None:
     """Print our worker's peak resident memory while it drains `args.big` queued events."""
     rows = args.big // args.revisions
-    queue = broker.queue(f"bench_big_{RUN}")
-    broker.fill(rows, args.revisions, {queue: rows * args.revisions})
-    broker.unbind(queue)
-    sql(ours, "TRUNCATE replica_authorref", autocommit=True)
-    seconds, peak = run_ours(broker, queue, ours, rows, args.revisions)
     total = rows * args.revisions
+    queue, raw = broker.queue(f"bench_big_{RUN}"), broker.queue(f"bench_bigraw_{RUN}")
+    broker.fill(rows, args.revisions, {queue: total, raw: total})
+    broker.unbind(queue)
+    broker.unbind(raw)
+    sql(ours, "TRUNCATE replica_authorref", autocommit=True)
+    seconds, peak = run_ours(broker, queue, ours, rows, args.revisions,
+                             ("-w", str(args.workers)))
     print(f"cqrs-outbox  with {total} queued: {total / seconds:8.0f} events/s, "
-          f"worker peak RSS {peak / 1024:.1f} MiB (prefetch window 1000)")
+          f"worker peak RSS {peak / 1024:.1f} MiB (prefetch window {DEFAULT_PREFETCH_COUNT}"
+          f"{' unless BENCH_EXTRA sets one' if EXTRA else ''}), "
+          f"{_workers(args.workers)} ({_load()})")
+    print(ceiling_line(broker, raw, total, seconds, args))
+
+
+def _workers(count: int) -> str:
+    return "one worker" if count == 1 else f"{count} workers"
 
 
 if __name__ == "__main__":
