@@ -307,3 +307,45 @@ def test_saves_count__a_rolled_back_transactions_saves_do_not_count_in_the_next(
         assert author.cqrs_saves_count == 0
         author.save()
         assert author.cqrs_saves_count == 1
+
+
+# -- the end of a transaction ------------------------------------------------------------
+
+
+def test_connection_closed_inside_a_transaction__the_next_transaction_writes_its_event(
+        outbox_rows):
+    """A connection closed inside an atomic block ends its transaction with neither
+    commit() nor rollback(): the server rolls it back, and Django empties the on_commit
+    list. The queue's marker went with that list, so the next transaction, at the same
+    (outermost) level, must register a marker of its own: its SAVE is written, the
+    closed transaction's is not."""
+    with transaction.atomic():
+        models.Author.objects.create(name="Lost")
+        connection.close()
+    with transaction.atomic():
+        kept = models.Author.objects.create(name="Kept")
+    assert list(models.Author.objects.values_list("name", flat=True)) == ["Kept"]
+    rows = outbox_rows()
+    assert _saves_and_deletes(rows) == [("SAVE", str(kept.pk), 0)]
+    assert rows[0]["body"]["instance_data"]["name"] == "Kept"
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback"])
+def test_the_queue_keeps_no_saved_instance_past_its_transaction(outbox_rows, ending):
+    """Once its transaction commits or rolls back, the connection's queue holds no
+    reference to an instance saved in it: what it remembers for `cqrs_saves_count`
+    does not grow for the life of the connection."""
+    import gc
+    import weakref
+
+    with transaction.atomic():
+        author = models.Author.objects.create(name="Ann")
+        author.save()
+        assert author.cqrs_saves_count == 2
+        if ending == "rollback":
+            transaction.set_rollback(True)
+    gone = weakref.ref(author)
+    del author
+    gc.collect()
+    assert gone() is None
+    assert len(outbox_rows()) == (1 if ending == "commit" else 0)
