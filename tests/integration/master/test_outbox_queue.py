@@ -309,6 +309,73 @@ def test_saves_count__a_rolled_back_transactions_saves_do_not_count_in_the_next(
         assert author.cqrs_saves_count == 1
 
 
+
+def _in_a_fresh_thread(work):
+    # Run `work` on connections new to the queue, whose transactions are numbered from 0
+    # on every database; return what it returned, or raise what it raised.
+    import threading
+
+    from django.db import connections
+
+    done = {}
+
+    def run():
+        try:
+            done["result"] = work()
+        except Exception as exc:  # noqa: BLE001 - raised again in the test's thread
+            done["error"] = exc
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    if "error" in done:
+        raise done["error"]
+    return done["result"]
+
+
+def _copy_to_other(author):
+    author.pk, author._state.adding = None, True
+    with transaction.atomic(using="other"):
+        author.save(using="other")
+        return author.cqrs_saves_count
+
+
+def test_saves_count__an_instance_saved_on_one_database_then_another_starts_afresh():
+    """An instance saved in a transaction on one database, then copied to another in a
+    transaction there, has saved once in each: its count does not carry over, though
+    each connection numbers its transactions on its own (from 0 in a new thread)."""
+
+    def work():
+        author = models.Author(name="Ann")
+        with transaction.atomic():
+            author.save()
+            counts = [author.cqrs_saves_count]
+        return [*counts, author.cqrs_saves_count, _copy_to_other(author)]
+
+    assert _in_a_fresh_thread(work) == [1, 0, 1]
+    assert models.Author.objects.using("other").get().name == "Ann"
+
+
+def test_saves_count__a_save_outside_a_transaction_forgets_a_rolled_back_count():
+    """A save outside any transaction counts nothing and forgets the count a rolled-back
+    transaction left on the instance: copied to another database afterwards, it has
+    saved once there."""
+
+    def work():
+        author = models.Author(name="Ann")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            author.save()
+            raise RuntimeError("roll back")
+        author.pk, author._state.adding = None, True
+        author.save()
+        return [author.cqrs_saves_count, _copy_to_other(author)]
+
+    assert _in_a_fresh_thread(work) == [0, 1]
+    assert [a.name for a in models.Author.objects.all()] == ["Ann"]
+    assert models.Author.objects.using("other").get().name == "Ann"
+
 # -- the end of a transaction ------------------------------------------------------------
 
 
