@@ -251,3 +251,26 @@ def test_server_side_binding__the_insert_goes_alone_and_row_and_event_commit(out
     [row] = outbox_rows()
     assert (row["instance_pk"], row["revision"]) == (str(author.pk), 0)
     assert row["body"]["instance_data"]["name"] == "bound twice"
+
+
+@pytest.mark.postgres
+def test_connection_lost_before_commit__event_build_error_and_the_next_write_reconnects(
+    outbox_rows,
+):
+    """The server ends the connection before COMMIT: the event cannot be read at flush
+    (EventBuildError), nor can the transaction be rolled back, so the connection is
+    closed. Nothing was committed, the error is the build's, and the next write opens a
+    new connection and commits its row and its event."""
+    conn = connections["default"]
+    with pytest.raises(EventBuildError), transaction.atomic():
+        models.Fragile.objects.create(name="lost")
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            [pid] = cursor.fetchone()
+        with connections["other"].cursor() as cursor:
+            # With a timeout, the call waits until that backend has exited.
+            cursor.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])
+            assert cursor.fetchone() == (True,)
+    models.Fragile.objects.create(name="next")
+    assert list(models.Fragile.objects.values_list("name", flat=True)) == ["next"]
+    assert [r["body"]["instance_data"]["name"] for r in outbox_rows()] == ["next"]
