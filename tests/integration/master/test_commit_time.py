@@ -228,3 +228,49 @@ def test_new_event_row__bookkeeping_columns_filled_by_the_database(outbox_rows):
     [row] = outbox_rows()
     assert (row["status"], row["attempts"], row["last_error"]) == ("pending", 0, "")
     assert row["available_at"] is not None and row["created_at"] is not None
+
+
+@pytest.mark.postgres
+def test_server_side_binding__the_insert_goes_alone_and_row_and_event_commit(outbox_rows):
+    """With psycopg 3's server-side binding (OPTIONS server_side_binding=True) a query
+    cannot carry two statements, so the event INSERT must not carry the COMMIT: the
+    transaction commits, with the row and its one event."""
+    conn = connections["default"]
+    options = conn.settings_dict["OPTIONS"]
+    conn.close()
+    options["server_side_binding"] = True
+    try:
+        with transaction.atomic():
+            author = models.Author.objects.create(name="bound")
+            author.name = "bound twice"
+            author.save()
+    finally:
+        options.pop("server_side_binding")
+        conn.close()
+    assert list(models.Author.objects.values_list("name", flat=True)) == ["bound twice"]
+    [row] = outbox_rows()
+    assert (row["instance_pk"], row["revision"]) == (str(author.pk), 0)
+    assert row["body"]["instance_data"]["name"] == "bound twice"
+
+
+@pytest.mark.postgres
+def test_connection_lost_before_commit__event_build_error_and_the_next_write_reconnects(
+    outbox_rows,
+):
+    """The server ends the connection before COMMIT: the event cannot be read at flush
+    (EventBuildError), nor can the transaction be rolled back, so the connection is
+    closed. Nothing was committed, the error is the build's, and the next write opens a
+    new connection and commits its row and its event."""
+    conn = connections["default"]
+    with pytest.raises(EventBuildError), transaction.atomic():
+        models.Fragile.objects.create(name="lost")
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            [pid] = cursor.fetchone()
+        with connections["other"].cursor() as cursor:
+            # With a timeout, the call waits until that backend has exited.
+            cursor.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])
+            assert cursor.fetchone() == (True,)
+    models.Fragile.objects.create(name="next")
+    assert list(models.Fragile.objects.values_list("name", flat=True)) == ["next"]
+    assert [r["body"]["instance_data"]["name"] for r in outbox_rows()] == ["next"]

@@ -307,3 +307,112 @@ def test_saves_count__a_rolled_back_transactions_saves_do_not_count_in_the_next(
         assert author.cqrs_saves_count == 0
         author.save()
         assert author.cqrs_saves_count == 1
+
+
+
+def _in_a_fresh_thread(work):
+    # Run `work` on connections new to the queue, whose transactions are numbered from 0
+    # on every database; return what it returned, or raise what it raised.
+    import threading
+
+    from django.db import connections
+
+    done = {}
+
+    def run():
+        try:
+            done["result"] = work()
+        except Exception as exc:  # noqa: BLE001 - raised again in the test's thread
+            done["error"] = exc
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    if "error" in done:
+        raise done["error"]
+    return done["result"]
+
+
+def _copy_to_other(author):
+    author.pk, author._state.adding = None, True
+    with transaction.atomic(using="other"):
+        author.save(using="other")
+        return author.cqrs_saves_count
+
+
+def test_saves_count__an_instance_saved_on_one_database_then_another_starts_afresh():
+    """An instance saved in a transaction on one database, then copied to another in a
+    transaction there, has saved once in each: its count does not carry over, though
+    each connection numbers its transactions on its own (from 0 in a new thread)."""
+
+    def work():
+        author = models.Author(name="Ann")
+        with transaction.atomic():
+            author.save()
+            counts = [author.cqrs_saves_count]
+        return [*counts, author.cqrs_saves_count, _copy_to_other(author)]
+
+    assert _in_a_fresh_thread(work) == [1, 0, 1]
+    assert models.Author.objects.using("other").get().name == "Ann"
+
+
+def test_saves_count__a_save_outside_a_transaction_forgets_a_rolled_back_count():
+    """A save outside any transaction counts nothing and forgets the count a rolled-back
+    transaction left on the instance: copied to another database afterwards, it has
+    saved once there."""
+
+    def work():
+        author = models.Author(name="Ann")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            author.save()
+            raise RuntimeError("roll back")
+        author.pk, author._state.adding = None, True
+        author.save()
+        return [author.cqrs_saves_count, _copy_to_other(author)]
+
+    assert _in_a_fresh_thread(work) == [0, 1]
+    assert [a.name for a in models.Author.objects.all()] == ["Ann"]
+    assert models.Author.objects.using("other").get().name == "Ann"
+
+# -- the end of a transaction ------------------------------------------------------------
+
+
+def test_connection_closed_inside_a_transaction__the_next_transaction_writes_its_event(
+        outbox_rows):
+    """A connection closed inside an atomic block ends its transaction with neither
+    commit() nor rollback(): the server rolls it back, and Django empties the on_commit
+    list. The queue's marker went with that list, so the next transaction, at the same
+    (outermost) level, must register a marker of its own: its SAVE is written, the
+    closed transaction's is not."""
+    with transaction.atomic():
+        models.Author.objects.create(name="Lost")
+        connection.close()
+    with transaction.atomic():
+        kept = models.Author.objects.create(name="Kept")
+    assert list(models.Author.objects.values_list("name", flat=True)) == ["Kept"]
+    rows = outbox_rows()
+    assert _saves_and_deletes(rows) == [("SAVE", str(kept.pk), 0)]
+    assert rows[0]["body"]["instance_data"]["name"] == "Kept"
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback"])
+def test_the_queue_keeps_no_saved_instance_past_its_transaction(outbox_rows, ending):
+    """Once its transaction commits or rolls back, the connection's queue holds no
+    reference to an instance saved in it: what it remembers for `cqrs_saves_count`
+    does not grow for the life of the connection."""
+    import gc
+    import weakref
+
+    with transaction.atomic():
+        author = models.Author.objects.create(name="Ann")
+        author.save()
+        assert author.cqrs_saves_count == 2
+        if ending == "rollback":
+            transaction.set_rollback(True)
+    gone = weakref.ref(author)
+    del author
+    gc.collect()
+    assert gone() is None
+    assert len(outbox_rows()) == (1 if ending == "commit" else 0)
