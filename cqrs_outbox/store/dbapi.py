@@ -47,9 +47,8 @@ class Database:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement and return its cursor (the caller reads or closes it)."""
         cursor = self.connection.cursor()
-        parameter = self.dialect.parameter
         cursor.execute(self.dialect.prepare(sql, self.paramstyle),
-                       tuple(parameter(p) for p in params))
+                       self.dialect.parameters(params))
         return cursor
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list:

@@ -125,9 +125,9 @@ def prepare(sql: str, paramstyle: str) -> str:
     return quote_identifiers(sql)
 
 
-def parameter(value: Any) -> Any:
-    """Return one statement parameter as MySQL takes it: datetimes as naive UTC."""
-    return timestamp(value) if isinstance(value, datetime.datetime) else value
+def parameters(params: Sequence[Any]) -> tuple:
+    """Return a statement's parameters as MySQL takes them: datetimes as naive UTC."""
+    return tuple(timestamp(p) if isinstance(p, datetime.datetime) else p for p in params)
 
 
 def timestamp(value: datetime.datetime) -> Any:

@@ -59,9 +59,9 @@ def prepare(sql: str, paramstyle: str) -> str:
     return sql.replace("%s", "?") if paramstyle == "qmark" else sql
 
 
-def parameter(value: Any) -> Any:
-    """Return one statement parameter in the form this database takes (as it is)."""
-    return value
+def parameters(params: Sequence[Any]) -> tuple:
+    """Return a statement's parameters in the form this database takes (as they are)."""
+    return tuple(params)
 
 
 def timestamp(value: datetime.datetime) -> Any:
