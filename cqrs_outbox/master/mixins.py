@@ -10,7 +10,7 @@ from django.db.models.expressions import Combinable
 
 from cqrs_outbox import conf
 from cqrs_outbox.core import contract, wire
-from cqrs_outbox.master import locking, outbox, serialization, signals, tracker
+from cqrs_outbox.master import locking, onetrip, outbox, serialization, signals, tracker
 from cqrs_outbox.master.managers import MasterManager
 from cqrs_outbox.master.metas import MasterMeta
 
@@ -45,7 +45,7 @@ class RawMasterMixin(models.Model):
         """Save the row and queue its event, written just before the transaction commits."""
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         outbox.count_save(using, self)
-        with transaction.atomic(using=using, savepoint=False):
+        with onetrip.transaction_for(using):
             self._prepare_cqrs_save(using, kwargs)
             try:
                 super().save(*args, **kwargs)

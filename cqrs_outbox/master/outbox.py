@@ -32,7 +32,7 @@ from django.db import connections, models, transaction
 
 from cqrs_outbox import conf, store, tracing
 from cqrs_outbox.core import contract
-from cqrs_outbox.master import events, serialization
+from cqrs_outbox.master import events, onetrip, serialization
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,8 @@ def _commits_in_insert(conn: Any) -> bool:
     # psycopg 3 with client-side binding (Django's default) sends "INSERT ...; COMMIT"
     # as one query and, finding the server idle afterwards, sends no COMMIT of its own:
     # the event INSERT then costs no round trip. Other drivers commit on their own.
+    if onetrip.active(conn):
+        return True  # the driver is in autocommit: the COMMIT is ours to send
     dialect = store.dialect_of(conn)
     if dialect is None or not dialect.COMMIT_WITH_INSERT:
         return False

@@ -37,6 +37,7 @@ RETURNING = False  # the store asks this module for the rows a statement changed
 DEFAULTS_IN_INSERT = True  # the outbox's defaulted columns are given in the INSERT
 UPDATE_RETURNING = False
 COMMIT_WITH_INSERT = False
+BEGIN_WITH_STATEMENT = False
 NOTIFIES = False
 OUTBOX_TABLE = contract.OUTBOX_TABLE
 LEASE_TABLE = contract.LEASE_TABLE

@@ -32,8 +32,12 @@ RETURNING = True  # UPDATE and INSERT return rows
 DEFAULTS_IN_INSERT = False  # the outbox's defaulted columns are filled by the server
 UPDATE_RETURNING = True  # a model's UPDATE can hand back the rows it changed
 COMMIT_WITH_INSERT = True  # psycopg 3 may send "INSERT ...; COMMIT" as one query
+# A transaction can open in the same query as its first statement ("BEGIN; INSERT ...")
+# and close in the same query as its last, with the driver left in autocommit.
+BEGIN_WITH_STATEMENT = True
 NOTIFIES = True  # LISTEN/NOTIFY wakes the relay
 LEASE_ROW_EXISTS = "ON CONFLICT (partition) DO NOTHING"
+IDLE = 0  # libpq's PQTRANS_IDLE: no transaction open
 
 # Drivers by module name, in the order the relay prefers them when the user names none:
 # psycopg 3 first, as Django does. The value is the distribution to report.
@@ -140,6 +144,28 @@ def literal_quoter(db: Database) -> Callable[[Any], bytes] | None:
     from psycopg.adapt import Transformer
 
     return Transformer.from_context(db.raw).as_literal
+
+
+def in_transaction(raw: Any) -> bool:
+    """Return whether the server holds a transaction open on this driver connection, as
+    libpq last heard it (no request): both drivers answer from the same status."""
+    return raw.info.transaction_status != IDLE
+
+
+def past_begin(cursor: Any) -> None:
+    """Move a driver cursor that ran "BEGIN; <statement>" on to the statement's result.
+
+    psycopg 3 keeps the result of each statement of a query and starts at the first;
+    psycopg2 keeps only the last one.
+    """
+    if _of_psycopg3(type(cursor)):
+        cursor.nextset()
+
+
+@functools.lru_cache(maxsize=16)
+def _of_psycopg3(cursor_class: type) -> bool:
+    # Django's cursor classes subclass the driver's.
+    return any(cls.__module__.partition(".")[0] == "psycopg" for cls in cursor_class.__mro__)
 
 
 def id_filter(ids: Sequence[int]) -> tuple[str, list]:

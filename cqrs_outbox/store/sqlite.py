@@ -30,6 +30,7 @@ RETURNING = True  # SQLite 3.35+
 DEFAULTS_IN_INSERT = True  # the outbox's defaulted columns are given in the INSERT
 UPDATE_RETURNING = True
 COMMIT_WITH_INSERT = False
+BEGIN_WITH_STATEMENT = False
 NOTIFIES = False
 LEASE_ROW_EXISTS = "ON CONFLICT (partition) DO NOTHING"
 BUSY_TIMEOUT = 5.0  # seconds SQLite waits for another writer's lock
