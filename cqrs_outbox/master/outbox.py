@@ -136,6 +136,10 @@ def _hook(conn: Any, pending: Pending, alias: str) -> None:
         pending.finish()
 
     def rollback_dropping_events() -> None:
+        # Forgotten, not only left stale by `serial`: another database's connection
+        # numbers its transactions on its own, and one of its numbers can match.
+        for instance in pending.saved:
+            instance.__dict__.pop(SAVES_ATTR, None)
         pending.finish()
         rollback()
 

@@ -376,6 +376,24 @@ def test_saves_count__a_save_outside_a_transaction_forgets_a_rolled_back_count()
     assert [a.name for a in models.Author.objects.all()] == ["Ann"]
     assert models.Author.objects.using("other").get().name == "Ann"
 
+
+def test_saves_count__a_rolled_back_count_does_not_carry_to_another_databases_transaction():
+    """A rollback forgets the count its transaction left on an instance, as a commit
+    does: saved in a transaction on one database that rolls back, then in a transaction
+    on another whose number is the same (0 on both in a new thread), it has saved once
+    there, not twice."""
+
+    def work():
+        author = models.Author(name="Ann")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            author.save()
+            raise RuntimeError("roll back")
+        return [author.cqrs_saves_count, _copy_to_other(author)]
+
+    assert _in_a_fresh_thread(work) == [0, 1]
+    assert not models.Author.objects.exists()
+    assert models.Author.objects.using("other").get().name == "Ann"
+
 # -- the end of a transaction ------------------------------------------------------------
 
 

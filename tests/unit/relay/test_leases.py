@@ -1,7 +1,16 @@
 """Partition leases: fair shares, take-over after expiry, release, lost leases."""
 
+import datetime
+
+import pytest
+
+from cqrs_outbox import store
 from cqrs_outbox.core import contract
 from relay.leases import Leases
+
+NOW = datetime.datetime(2030, 6, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+MICROSECOND = datetime.timedelta(microseconds=1)
+TTL = datetime.timedelta(seconds=30)
 
 
 def _expire(outbox, owner):
@@ -72,3 +81,50 @@ def test_safe__only_right_after_a_renewal(outbox):
     assert not a.safe() and a.due()
     a.tick(outbox.db)
     assert a.safe() and not a.due()
+
+
+# -- expiry at exactly now: a lease whose expires_at is now has expired -----------------
+
+
+def _expires(outbox, owner, moment):
+    outbox.db.rowcount(
+        "UPDATE cqrs_outbox_lease SET expires_at = %s WHERE owner = %s",
+        (outbox.db.timestamp(moment), owner),
+    )
+
+
+@pytest.mark.parametrize("expiry, free", [(NOW, True), (NOW + MICROSECOND, False)],
+                         ids=["expiring-now", "expiring-a-microsecond-later"])
+def test_lease_row__free_exactly_at_its_expiry_and_held_a_microsecond_before(
+        outbox, expiry, free):
+    """A lease expires at its expires_at, inclusive: at that very moment another relay may
+    take it, and the lease table's rows read as free; one microsecond before, it is still
+    its owner's. The UPDATE of take_lease and LeaseRow.free, which picks the partitions a
+    relay tries and counts the live relays, apply the same rule."""
+    store.ensure_partitions(outbox.db)
+    assert store.take_lease(outbox.db, 3, "a", "t1", NOW - MICROSECOND, expiry) is True
+    assert store.take_lease(outbox.db, -1, "a", "", NOW - MICROSECOND, expiry) is True
+    rows = {row.partition: row for row in store.leases(outbox.db)}
+    assert rows[3].expires_at == rows[-1].expires_at == expiry
+    assert rows[3].free(NOW) is free and rows[-1].free(NOW) is free
+    assert store.take_lease(outbox.db, 3, "b", "t2", NOW, NOW + TTL) is free
+    assert dict(outbox.leases())[3] == ("b" if free else "a")
+
+
+@pytest.mark.parametrize("expiry, taken", [(NOW, True), (NOW + MICROSECOND, False)],
+                         ids=["expiring-now", "expiring-a-microsecond-later"])
+def test_relay_whose_leases_expire_exactly_now__is_gone_for_the_next_relay_to_tick(
+        outbox, monkeypatch, expiry, taken):
+    """Relay a's membership and partitions expiring exactly at the database's now: relay
+    b, ticking at that moment, counts itself alone and takes every partition. Expiring a
+    microsecond later: a still counts and holds them all, and b gets none yet."""
+    monkeypatch.setattr(store, "clock", lambda db: NOW)
+    monkeypatch.setattr(store, "utcnow", lambda: NOW)
+    a, b = Leases("a", ttl=30), Leases("b", ttl=30)
+    a.tick(outbox.db)
+    assert len(a.held) == contract.PARTITIONS
+    _expires(outbox, "a", expiry)
+    b.tick(outbox.db)
+    owner = "b" if taken else "a"
+    assert {o for _, o in outbox.leases()} == {owner}
+    assert sorted(b.held) == (list(range(contract.PARTITIONS)) if taken else [])
