@@ -162,10 +162,16 @@ def past_begin(cursor: Any) -> None:
         cursor.nextset()
 
 
-@functools.lru_cache(maxsize=16)
+_PSYCOPG3_CURSORS: dict[type, bool] = {}
+
+
 def _of_psycopg3(cursor_class: type) -> bool:
     # Django's cursor classes subclass the driver's.
-    return any(cls.__module__.partition(".")[0] == "psycopg" for cls in cursor_class.__mro__)
+    found = _PSYCOPG3_CURSORS.get(cursor_class)
+    if found is None:
+        found = _PSYCOPG3_CURSORS[cursor_class] = any(
+            cls.__module__.partition(".")[0] == "psycopg" for cls in cursor_class.__mro__)
+    return found
 
 
 def id_filter(ids: Sequence[int]) -> tuple[str, list]:
