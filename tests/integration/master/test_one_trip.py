@@ -9,6 +9,7 @@ matrix. test_round_trips.py counts the requests.
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import pytest
@@ -277,3 +278,60 @@ def test_behind_pgbouncer_transaction_pooling__each_save_holds_the_server_only_w
         "Ann", "from another client"]
     assert sorted(_names(outbox_rows)) == ["Ann", "from another client"]
     assert models.Tracked.objects.count() == 0
+
+
+def test_save_with_no_event__its_row_is_committed_all_the_same(outbox_rows):
+    """A master that publishes nothing (CQRS_PRODUCE = False) has no event INSERT to
+    carry the COMMIT: the block sends it alone, and the row is there for everyone."""
+    models.Silent.objects.create(name="quiet")
+    assert _idle_in_autocommit()
+    elsewhere = store.connect(store.url_of(connections["default"]))
+    try:
+        assert elsewhere.fetchall(
+            f"SELECT name FROM {models.Silent._meta.db_table}") == [("quiet",)]
+    finally:
+        elsewhere.close()
+    assert outbox_rows() == []
+
+
+def test_executemany_first__begin_goes_alone_and_every_row_joins_the_transaction(
+    outbox_rows, handler,
+):
+    """A receiver's executemany() is the first statement: it cannot carry the BEGIN, which
+    is sent before it, so its rows roll back with the save."""
+    table = models.Plain._meta.db_table
+
+    def insert_many(sender, instance, **kwargs):
+        with connections["default"].cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {table} (name, cqrs_revision, cqrs_updated) VALUES (%s, 0, now())",
+                [("x",), ("y",)])
+
+    def fail(sender, instance, **kwargs):
+        raise RuntimeError("receiver failed")
+
+    handler(pre_save, insert_many, models.Author)
+    handler(post_save, fail, models.Author)
+    with pytest.raises(RuntimeError, match="receiver failed"):
+        models.Author.objects.create(name="lost")
+    assert _idle_in_autocommit()
+    assert models.Plain.objects.count() == 0 and models.Author.objects.count() == 0
+    assert outbox_rows() == []
+
+
+def test_composed_query_first__begin_goes_alone(outbox_rows, handler):
+    """A receiver's first statement is the driver's composed SQL object, not a string: the
+    BEGIN goes before it instead of being glued on, and its result is read as usual."""
+    composed = importlib.import_module(connections["default"].Database.__name__ + ".sql")
+    seen = []
+
+    def select(sender, instance, **kwargs):
+        with connections["default"].cursor() as cursor:
+            cursor.execute(composed.SQL("SELECT {}").format(composed.Literal(7)))
+            seen.append(cursor.fetchone())
+
+    handler(pre_save, select, models.Author)
+    models.Author.objects.create(name="Ann")
+    assert seen == [(7,)]
+    assert _names(outbox_rows) == ["Ann"]
+    assert _idle_in_autocommit()
