@@ -175,28 +175,54 @@ def test_on_commit_callback__runs_after_the_commit_in_autocommit(outbox_rows, ha
     assert _idle_in_autocommit()
 
 
-def test_inside_atomic__the_usual_transaction(outbox_rows):
+def _note_one_trip(handler) -> list[bool]:
+    seen: list[bool] = []
+
+    def note(sender, instance, **kwargs):
+        seen.append(onetrip.active(connections["default"]))
+
+    handler(post_save, note, models.Author)
+    return seen
+
+
+def test_outside_atomic__the_save_runs_in_a_one_trip_transaction(outbox_rows, handler):
+    """The bare save is the one-trip kind while it runs, and only then."""
+    seen = _note_one_trip(handler)
+    models.Author.objects.create(name="Ann")
+    assert seen == [True]
+    assert not onetrip.active(connections["default"])
+
+
+def test_inside_atomic__the_usual_transaction(outbox_rows, handler):
     """Inside the caller's atomic() the save is part of the caller's transaction, which
     the driver opens as usual: rolled back, it takes the save with it."""
+    seen = _note_one_trip(handler)
     with pytest.raises(RuntimeError), transaction.atomic():
         models.Author.objects.create(name="lost")
-        assert not onetrip.active(connections["default"])
         raise RuntimeError("roll back")
+    assert seen == [False]
     assert models.Author.objects.count() == 0 and outbox_rows() == []
     assert _idle_in_autocommit()
 
 
-def test_server_side_binding__a_transaction_the_usual_way(outbox_rows):
+def test_server_side_binding__a_transaction_the_usual_way(outbox_rows, handler):
     """psycopg 3's server-side binding cannot send two statements in one query, so the
-    save opens its transaction as atomic() does."""
+    save opens its transaction as atomic() does, and commits its row and event."""
     conn = connections["default"]
+    if conn.Database.__name__ != "psycopg":
+        pytest.skip("server-side binding is psycopg 3's")
+    seen = _note_one_trip(handler)
     options = conn.settings_dict["OPTIONS"]
-    assert onetrip._allowed(conn)
+    conn.close()
     options["server_side_binding"] = True
     try:
-        assert not onetrip._allowed(conn)
+        models.Author.objects.create(name="bound")
     finally:
         options.pop("server_side_binding")
+        conn.close()
+    assert seen == [False]
+    assert _names(outbox_rows) == ["bound"]
+    assert list(models.Author.objects.values_list("name", flat=True)) == ["bound"]
 
 
 def test_connection_closed_by_a_receiver__nothing_committed_and_the_next_save_reconnects(
