@@ -96,7 +96,7 @@ TARGETS = {  # scenario: (column, baseline, minimum ratio) from the project's go
     "autocommit": ("outbox", "django-cqrs", 1.0),
     "tx10": ("outbox", "plain", 0.8),
     "tx10-update": ("outbox", "plain", 0.8),
-    "bulk": ("outbox", "plain", 0.5),
+    "bulk": ("outbox", "plain", 0.6),
 }
 
 

@@ -186,8 +186,10 @@ def _note_one_trip(handler) -> list[bool]:
 
 
 def test_outside_atomic__the_save_runs_in_a_one_trip_transaction(outbox_rows, handler):
-    """The bare save is the one-trip kind while it runs, and only then."""
+    """The bare save is the one-trip kind while it runs, and only then, also as the first
+    statement of a new connection (whose setup switches autocommit on)."""
     seen = _note_one_trip(handler)
+    connections["default"].close()
     models.Author.objects.create(name="Ann")
     assert seen == [True]
     assert not onetrip.active(connections["default"])
@@ -237,6 +239,10 @@ def test_connection_closed_by_a_receiver__nothing_committed_and_the_next_save_re
     handler(post_save, close, models.Author)
     with pytest.raises(Exception):  # noqa: B017,PT011 - the driver's error for a closed connection
         models.Author.objects.create(name="lost")
+    conn = connections["default"]
+    assert not [name for name in ("_set_autocommit", "_commit", "_rollback")
+                if name in conn.__dict__]
+    assert not conn.execute_wrappers and not onetrip.active(conn)
     models.Author.objects.create(name="next")
     assert _names(outbox_rows) == ["next"]
     assert list(models.Author.objects.values_list("name", flat=True)) == ["next"]
@@ -361,3 +367,79 @@ def test_composed_query_first__begin_goes_alone(outbox_rows, handler):
     assert seen == [(7,)]
     assert _names(outbox_rows) == ["Ann"]
     assert _idle_in_autocommit()
+
+
+def test_statements_sent__one_begin_glued_to_the_first_and_results_handed_back(
+    outbox_rows, handler,
+):
+    """Seen from below the block's wrapper: of a save's statements only the first carries
+    "BEGIN; ", and a receiver's execute() returns what the driver's does outside a save."""
+    sent: list[str] = []
+
+    def observe(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connections["default"].cursor() as cursor:
+        outside = cursor.execute("SELECT 1")
+    returned = []
+
+    def select(sender, instance, **kwargs):
+        # Inside the block's wrapper, so it sees what goes to the driver.
+        connections["default"].execute_wrappers.append(observe)
+        with connections["default"].cursor() as cursor:
+            returned.append(cursor.execute("SELECT 2"))
+
+    handler(pre_save, select, models.Author)
+    try:
+        models.Author.objects.create(name="Ann")
+    finally:
+        connections["default"].execute_wrappers.remove(observe)
+    assert len(sent) >= 3  # the SELECT, the INSERT, the event INSERT with its COMMIT
+    assert sent[0] == "BEGIN; SELECT 2"
+    assert not [sql for sql in sent[1:] if "BEGIN" in sql]
+    assert sent[-1].rstrip().endswith("; COMMIT")
+    assert [type(r) for r in returned] == [type(outside)]
+    assert _names(outbox_rows) == ["Ann"]
+
+
+def test_block_failing_to_open__the_connection_is_left_as_it_was(monkeypatch):
+    """If atomic() itself cannot start (here made to fail), nothing of the block stays
+    on the connection: the next save is an ordinary one-trip save."""
+    conn = connections["default"]
+    real_enter = transaction.Atomic.__enter__
+
+    def refuse(self):
+        raise RuntimeError("cannot open")
+
+    monkeypatch.setattr(transaction.Atomic, "__enter__", refuse)
+    with pytest.raises(RuntimeError, match="cannot open"):
+        models.Author.objects.create(name="never")
+    monkeypatch.setattr(transaction.Atomic, "__enter__", real_enter)
+    assert not [name for name in ("_set_autocommit", "_commit", "_rollback")
+                if name in conn.__dict__]
+    assert not conn.execute_wrappers and not onetrip.active(conn)
+    models.Author.objects.create(name="next")
+    assert list(models.Author.objects.values_list("name", flat=True)) == ["next"]
+
+
+def test_django_closing_the_connection_in_the_block__nothing_of_it_stays_behind(
+    outbox_rows, handler,
+):
+    """A receiver closes the connection through Django inside the save: Django then ends
+    the block quietly, without a rollback or switching autocommit back on, as it does
+    for any atomic(); the row is gone with the connection. The block still takes its
+    methods and its wrapper off the connection, and the next save commits as usual."""
+    def close(sender, instance, **kwargs):
+        if instance.name == "lost":
+            connections["default"].close()
+
+    handler(post_save, close, models.Author)
+    models.Author.objects.create(name="lost")
+    conn = connections["default"]
+    assert not [name for name in ("_set_autocommit", "_commit", "_rollback")
+                if name in conn.__dict__]
+    assert not conn.execute_wrappers and not onetrip.active(conn)
+    models.Author.objects.create(name="next")
+    assert _names(outbox_rows) == ["next"]
+    assert list(models.Author.objects.values_list("name", flat=True)) == ["next"]
