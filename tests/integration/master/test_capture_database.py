@@ -8,10 +8,12 @@ the revision raised. ORM writes leave no record: their own events cover them.
 
 import io
 import json
+import logging
+import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F
 
 from cqrs_outbox.master import outside, triggers
@@ -150,6 +152,103 @@ def test_deleted_outside_and_created_again__delete_then_save(net, outbox_rows):
     assert _events(outbox_rows, before) == [
         ("SAVE", str(pk), 0), ("DELETE", str(pk), 1), ("SAVE", str(pk), 2)]
     assert outbox_rows()[-1]["body"]["instance_data"]["name"] == "new"
+    shelf.refresh_from_db()
+    assert (shelf.name, shelf.cqrs_revision) == ("new", 2)
+
+
+def test_deleted_outside_then_created_and_saved_again__the_save_rises_above_the_new_life(
+        net, outbox_rows):
+    """When the new life has already climbed past the old one's DELETE (three ORM saves
+    before the step runs), the captured SAVE goes one above the newest revision the ORM
+    sent, never back to the old life's: replicas would otherwise keep the ORM's state."""
+    shelf = models.Shelf.objects.create(name="old")
+    pk = shelf.pk
+    _raw("DELETE FROM {table} WHERE id = %s", [pk])
+    again = models.Shelf.objects.create(pk=pk, name="new")
+    for size in (1, 2, 3):
+        again.size = size
+        again.save()
+    before = len(outbox_rows())
+    assert outside.process() == 1
+    assert _events(outbox_rows, before) == [("DELETE", str(pk), 1), ("SAVE", str(pk), 4)]
+    assert outbox_rows()[-1]["body"]["instance_data"]["size"] == 3
+    again.refresh_from_db()
+    assert again.cqrs_revision == 4
+
+
+def test_more_records_than_a_batch__taken_a_batch_per_transaction(net, outbox_rows):
+    """One step takes at most BATCH records (1,000), oldest first; the next takes the
+    rest, and every row gets its event."""
+    models.Shelf.objects.bulk_create([models.Shelf(name=str(i)) for i in range(outside.BATCH + 1)])
+    _raw("UPDATE {table} SET size = 7")
+    assert CapturedChange.objects.count() == outside.BATCH + 1
+    before = len(outbox_rows())
+    assert outside.process() == 1000
+    assert CapturedChange.objects.count() == 1
+    assert outside.process() == 1
+    assert outside.process() == 0
+    sent = outbox_rows()[before:]
+    assert len({r["instance_pk"] for r in sent}) == outside.BATCH + 1
+    assert {r["body"]["instance_data"]["size"] for r in sent} == {7}
+
+
+def test_records_of_an_unknown_cqrs_id__dropped_with_an_error_the_rest_still_sent(
+        net, outbox_rows, caplog):
+    """A record no master model claims (a model renamed since its trigger was installed)
+    is logged, naming its table, and dropped; the records after it in the same batch still
+    become events."""
+    shelf = models.Shelf.objects.create(name="a")
+    CapturedChange.objects.create(cqrs_id="gone_model", table_name="old_table",
+                                  instance_pk="1", kind="U")
+    _raw("UPDATE {table} SET size = 5 WHERE id = %s", [shelf.pk])
+    before = len(outbox_rows())
+    with caplog.at_level(logging.ERROR, logger=outside.__name__):
+        assert outside.process() == 2
+    assert _events(outbox_rows, before) == [("SAVE", str(shelf.pk), 1)]
+    assert _captured() == []
+    (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "'gone_model'" in error.getMessage() and "old_table" in error.getMessage()
+
+
+def test_a_second_step_while_one_holds_the_records__skips_them_instead_of_waiting(
+        net, outbox_rows):
+    """Two relays running the step at once: the second passes over the records the first
+    has locked (SKIP LOCKED) instead of queueing behind it, and each record becomes one
+    event. A lock wait would fail the step here after two seconds."""
+    if not connection.features.has_select_for_update_skip_locked:
+        pytest.skip("the database has no SKIP LOCKED; its steps queue one behind another")
+    shelf = models.Shelf.objects.create(name="a")
+    _raw("UPDATE {table} SET size = 6 WHERE id = %s", [shelf.pk])
+    held, release, errors = threading.Event(), threading.Event(), []
+
+    def first_step():
+        try:
+            with transaction.atomic():
+                assert len(list(CapturedChange.objects.select_for_update())) == 1
+                held.set()
+                release.wait(30)
+        except Exception as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            held.set()
+            connections.close_all()
+
+    thread = threading.Thread(target=first_step)
+    thread.start()
+    try:
+        assert held.wait(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'" if connection.vendor == "postgresql"
+                           else "SET SESSION innodb_lock_wait_timeout = 2")
+        before = len(outbox_rows())
+        assert outside.process() == 0
+        assert len(outbox_rows()) == before
+    finally:
+        release.set()
+        thread.join()
+    assert errors == []
+    assert outside.process() == 1
+    assert _events(outbox_rows, before) == [("SAVE", str(shelf.pk), 1)]
 
 
 def test_capture_off__turns_the_triggers_off(net, settings, outbox_rows):
@@ -205,6 +304,23 @@ def test_step_counts_and_warns_once_per_table(net, caplog, monkeypatch):
     warnings = [r for r in caplog.records if "outside the ORM" in r.getMessage()]
     assert len(warnings) == 1
     assert models.Shelf._meta.db_table in warnings[0].getMessage()
+
+
+def test_the_warning_about_a_table__again_after_exactly_its_interval(net, caplog, monkeypatch):
+    """A table's warning comes back once WARN_INTERVAL (60 s) has passed, not a moment
+    before."""
+    clock = [1000.0]
+    monkeypatch.setattr(outside, "_warned", {})
+    monkeypatch.setattr(outside.time, "monotonic", lambda: clock[0])
+    shelf = models.Shelf.objects.create(name="a")
+    warned = []
+    for at in (1000.0, 1059.999, 1060.0, 1119.999):
+        clock[0] = at
+        caplog.clear()
+        _raw("UPDATE {table} SET size = size + 1 WHERE id = %s", [shelf.pk])
+        assert outside.process() == 1
+        warned.append(any("outside the ORM" in r.getMessage() for r in caplog.records))
+    assert warned == [True, False, True, False]
 
 
 def test_save_of_an_instance_whose_row_was_deleted__inserts_it_again_as_a_new_life(
