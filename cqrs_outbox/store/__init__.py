@@ -167,10 +167,12 @@ _DEFAULTED_COLUMNS = ", status, attempts, available_at, last_error, created_at"
 _DEFAULTED_VALUES = ", %s, 0, %s, '', %s"
 
 
-# From this many events on, psycopg 3 gets the INSERT with its values written in: its
-# client-side binding parses the statement for placeholders in Python, which for a VALUES
-# list of thousands of rows costs more than building the rows.
-LITERAL_FROM = 64
+# Above this many parameters, psycopg 3 gets the INSERT with its values written in. Its
+# client-side binding parses a statement for placeholders in Python and keeps the parse
+# only for statements of at most 50 parameters (and 4 kB); past that it parses every
+# INSERT anew, which costs twice what quoting the values ourselves does (measured: 38
+# against 19 microseconds of CPU per event at ten events, 31 against 10 at 64).
+LITERAL_PAST = 50
 
 
 def _insert_sql(db: Database, events: Sequence[contract.NewEvent]) -> tuple[str, list]:
@@ -221,7 +223,7 @@ def insert_events_and_commit(db: Database, events: Sequence[contract.NewEvent]) 
     the COMMIT fails (a deferred constraint), the driver raises its error.
     """
     sql, params = _insert_sql(db, events)
-    quote = db.literal_quoter() if len(events) >= LITERAL_FROM else None
+    quote = db.literal_quoter() if len(params) > LITERAL_PAST else None
     if quote is not None:
         db.execute_literal(_with_literals(sql, params, quote) + "; COMMIT")
         return

@@ -48,6 +48,25 @@ def test_ten_saves_in_one_transaction__one_insert_into_the_outbox(outbox_rows):
     assert {r["revision"] for r in rows} == {1}
 
 
+HOSTILE_NAMES = ["O'Brien", "back\\slash\\", "%s and %(x)s", "$$ dollar $$", "ünï ✓ 😀",
+                 "'); COMMIT; DROP TABLE x; --", "tab\tline\nend", "E'\\x00'"]
+
+
+@pytest.mark.parametrize("count", [6, 7, 64])
+def test_events_of_many_saves__carry_every_value_exactly(outbox_rows, count):
+    """Past 50 parameters (seven events or more) psycopg 3 gets the event INSERT with its
+    values quoted in; either way each event carries the saved text byte for byte, quotes,
+    backslashes, placeholders and all, and the one INSERT commits with the rows."""
+    names = [HOSTILE_NAMES[i % len(HOSTILE_NAMES)] + f" #{i}" for i in range(count)]
+    with CaptureQueriesContext(connections["default"]) as ctx, transaction.atomic():
+        for name in names:
+            models.Author.objects.create(name=name)
+    assert len(_outbox_inserts(ctx.captured_queries)) == 1
+    rows = outbox_rows()
+    assert [r["body"]["instance_data"]["name"] for r in rows] == names
+    assert sorted(models.Author.objects.values_list("name", flat=True)) == sorted(names)
+
+
 def test_bulk_create_and_saves_share_the_one_insert(outbox_rows):
     with CaptureQueriesContext(connections["default"]) as ctx, transaction.atomic():
         models.Author.cqrs.bulk_create([models.Author(name=f"b{i}") for i in range(3)])
