@@ -6,12 +6,13 @@ serialised as it is at that moment, and all events go into the outbox in one
 multi-row INSERT, on the same connection and inside the same transaction. A serializer
 therefore sees rows written after the save, as django-cqrs's serializers do.
 
-How the flush is reached: the first time a connection queues an event, its `commit`
-and `rollback` methods are wrapped (attributes of that `DatabaseWrapper` instance, set
-once). Django ends every transaction through these two methods: the outermost
+How the flush is reached: the first time a connection queues an event, its `commit`,
+`rollback` and `close` methods are wrapped (attributes of that `DatabaseWrapper`
+instance, set once). Django ends every transaction through the first two: the outermost
 `atomic()` calls `commit()` on exit, and so does `transaction.commit()` with
 autocommit off. The wrapper flushes, then commits; if the flush fails it rolls back
-and raises, so no committed change is left without its event. On psycopg 3 the
+and raises, so no committed change is left without its event. A connection closed
+inside an atomic block ends its transaction too, and its queue is forgotten. On psycopg 3 the
 INSERT carries the COMMIT in the same query (see `_commits_in_insert`).
 
 Which queued instances still stand is decided as Django decides its `on_commit`
@@ -103,7 +104,14 @@ class Pending:
         return self._alive
 
     def finish(self) -> None:
-        """Forget everything: the transaction ended."""
+        """Forget everything: the transaction ended.
+
+        The instances saved in it forget their save counts too, not only go stale by
+        `serial`: another database's connection numbers its transactions on its own, and
+        one of its numbers can match.
+        """
+        for instance in self.saved:
+            instance.__dict__.pop(SAVES_ATTR, None)
         self.entries.clear()
         self.saved.clear()
         self.marker = self.marker_sids = None
@@ -121,7 +129,7 @@ def state(alias: str) -> Pending:
 
 
 def _hook(conn: Any, pending: Pending, alias: str) -> None:
-    commit, rollback = conn.commit, conn.rollback
+    commit, rollback, close = conn.commit, conn.rollback, conn.close
 
     def commit_with_events() -> None:
         if pending.entries:
@@ -131,20 +139,22 @@ def _hook(conn: Any, pending: Pending, alias: str) -> None:
                 _abandon(conn)
                 raise
         commit()
-        for instance in pending.saved:
-            instance.__dict__.pop(SAVES_ATTR, None)
         pending.finish()
 
     def rollback_dropping_events() -> None:
-        # Forgotten, not only left stale by `serial`: another database's connection
-        # numbers its transactions on its own, and one of its numbers can match.
-        for instance in pending.saved:
-            instance.__dict__.pop(SAVES_ATTR, None)
         pending.finish()
         rollback()
 
+    def close_ending_transaction() -> None:
+        # Closed inside an atomic block, the connection takes its transaction with it (the
+        # server rolls it back) with neither commit() nor rollback().
+        if conn.in_atomic_block:
+            pending.finish()
+        close()
+
     conn.commit = commit_with_events
     conn.rollback = rollback_dropping_events
+    conn.close = close_ending_transaction
 
 
 def _commits_in_insert(conn: Any) -> bool:

@@ -415,6 +415,27 @@ def test_connection_closed_inside_a_transaction__the_next_transaction_writes_its
     assert rows[0]["body"]["instance_data"]["name"] == "Kept"
 
 
+def test_saves_count__a_connection_closed_inside_a_transaction_ends_its_count(outbox_rows):
+    """A connection closed inside an atomic block ends its transaction (the server rolls
+    it back): the saves made in it count no more, and the next transaction on the
+    reconnected connection counts its own from 0, as after a rollback."""
+    author = models.Author.objects.create(name="Ann")
+    with transaction.atomic():
+        author.save()
+        author.save()
+        assert author.cqrs_saves_count == 2
+        connection.close()
+    assert author.cqrs_saves_count == 0
+    with transaction.atomic():
+        assert author.cqrs_saves_count == 0
+        author.name = "Bob"
+        author.save()
+        assert (author.cqrs_saves_count, author.is_initial_cqrs_save) == (1, True)
+    assert [(r["signal_type"], r["revision"]) for r in outbox_rows()] == [
+        ("SAVE", 0), ("SAVE", 1)]
+    assert outbox_rows()[-1]["body"]["instance_data"]["name"] == "Bob"
+
+
 @pytest.mark.parametrize("ending", ["commit", "rollback"])
 def test_the_queue_keeps_no_saved_instance_past_its_transaction(outbox_rows, ending):
     """Once its transaction commits or rolls back, the connection's queue holds no
