@@ -233,12 +233,13 @@ def test_a_second_step_while_one_holds_the_records__skips_them_instead_of_waitin
             held.set()
             connections.close_all()
 
+    postgres = connection.vendor == "postgresql"
     thread = threading.Thread(target=first_step)
     thread.start()
     try:
         assert held.wait(30)
         with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '2s'" if connection.vendor == "postgresql"
+            cursor.execute("SET lock_timeout = '2s'" if postgres
                            else "SET SESSION innodb_lock_wait_timeout = 2")
         before = len(outbox_rows())
         assert outside.process() == 0
@@ -246,6 +247,9 @@ def test_a_second_step_while_one_holds_the_records__skips_them_instead_of_waitin
     finally:
         release.set()
         thread.join()
+        with connection.cursor() as cursor:  # the connection outlives the test
+            cursor.execute("SET lock_timeout = DEFAULT" if postgres
+                           else "SET SESSION innodb_lock_wait_timeout = DEFAULT")
     assert errors == []
     assert outside.process() == 1
     assert _events(outbox_rows, before) == [("SAVE", str(shelf.pk), 1)]
