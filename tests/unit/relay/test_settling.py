@@ -196,9 +196,20 @@ def test_purge__keeps_an_event_published_exactly_at_the_cut_off(outbox):
     at_cut = outbox.add("author", 2)
     store.mark_published(outbox.db, [older], NOW - datetime.timedelta(microseconds=1))
     store.mark_published(outbox.db, [at_cut], NOW)
-    deleted, _ = store.purge_published(outbox.db, NOW, 100)
-    assert deleted == 1
+    # A window of exactly those two: the walk ends at the event published at the cut-off
+    # (nothing to go on after), rather than counting it purgeable and going on past it.
+    assert store.purge_published(outbox.db, NOW, 2) == (1, None)
     assert [r["id"] for r in outbox.rows()] == [at_cut]
     assert store.purge_published(outbox.db, NOW + datetime.timedelta(microseconds=1), 100)[0] \
         == 1
+    assert outbox.rows() == []
+
+
+def test_purge__a_full_window_of_old_events_goes_on_after_its_last(outbox):
+    """A window filled with events published before the cut-off is deleted whole, and the
+    walk goes on after its last id; the next window ends it."""
+    events = [outbox.add("author", pk) for pk in (1, 2, 3)]
+    store.mark_published(outbox.db, events, NOW - SECOND)
+    assert store.purge_published(outbox.db, NOW, 2) == (2, events[1])
+    assert store.purge_published(outbox.db, NOW, 2, after=events[1]) == (1, None)
     assert outbox.rows() == []
