@@ -213,3 +213,15 @@ def test_purge__a_full_window_of_old_events_goes_on_after_its_last(outbox):
     assert store.purge_published(outbox.db, NOW, 2) == (2, events[1])
     assert store.purge_published(outbox.db, NOW, 2, after=events[1]) == (1, None)
     assert outbox.rows() == []
+
+
+def test_purge__the_walk_ends_at_an_event_still_pending(outbox):
+    """The walk stops at the first event still pending (later ids are newer, and are
+    purged once it is published), even when old published events follow it."""
+    first, waiting, after = (outbox.add("author", pk) for pk in (1, 2, 3))
+    store.mark_published(outbox.db, [first, after], NOW - SECOND)
+    assert store.purge_published(outbox.db, NOW, 3) == (1, None)
+    assert [r["id"] for r in outbox.rows()] == [waiting, after]
+    store.mark_published(outbox.db, [waiting], NOW - SECOND)
+    assert store.purge_published(outbox.db, NOW, 3) == (2, None)
+    assert outbox.rows() == []
