@@ -142,6 +142,36 @@ def test_guard__drops_rows_of_a_partition_lost_after_the_batch_was_read(outbox, 
     assert outbox.statuses() == ["pending"]
 
 
+def test_database_lost_and_back__leases_renewed_before_the_next_batch(outbox, stub):
+    """After losing its database, a relay trusts none of its leases until it has renewed
+    them: a partition another relay took meanwhile (a standby promoted without our last
+    renewal, say) is not published from, though our own clock says the lease is fresh."""
+    from cqrs_outbox.core.errors import DatabaseUnavailable
+
+    taken = contract.partition_for("author", 1)
+    cut = []
+
+    def before_turn():
+        if cut:
+            cut.clear()
+            outbox.db.rowcount("UPDATE cqrs_outbox_lease SET owner = 'other', token = 'x' "
+                               "WHERE partition = %s", (taken,))
+            raise DatabaseUnavailable("connection to the database lost")
+        return 0
+
+    relay = engine.Relay(outbox.connect, stub, engine.Config(poll_interval=0.05),
+                         before_turn=before_turn)
+    relay.leases.tick(outbox.connect())
+    assert taken in relay.leases.held
+    event = outbox.add("author", 1)
+    cut.append(True)
+    relay.run(once=True)
+    assert stub.sent_in_order == []
+    assert outbox.statuses() == ["pending"]
+    assert dict(outbox.leases())[taken] == "other"
+    assert [r["id"] for r in outbox.rows()] == [event]
+
+
 class NacksOnce(StubPublisher):
     """A stub broker that nacks its `nacked` routing keys in the first flight only."""
 
