@@ -217,3 +217,17 @@ def test_relay_metrics__returned_events_per_routing_key_until_replayed(
     relay.observer.sample(db)
     assert (gauge, (("database", "main"), ("routing_key", "author"))) not in _samples(registry)
     assert store.summary(db).returned == 0
+
+
+def test_stopped_relay__lets_go_of_its_metrics_endpoint(outbox, stub, registry):
+    """Once the relay stops, its metrics endpoint is closed: the port takes no more
+    connections and can be served again (a Celery worker builds a relay per task)."""
+    import socket
+
+    observer, served = metrics.serve_relay(0, addr="127.0.0.1", registry=registry)
+    port = served.port
+    assert _get(served, "/metrics")[0] == 200
+    engine.Relay(outbox.connect, stub, engine.Config(poll_interval=0.05),
+                 observer=observer).run(once=True)
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass

@@ -172,6 +172,51 @@ def test_database_lost_and_back__leases_renewed_before_the_next_batch(outbox, st
     assert [r["id"] for r in outbox.rows()] == [event]
 
 
+def test_guard__renews_mid_drain_but_moves_no_partition(outbox, make_relay):
+    """The guard renews what the relay holds while batches fly, and gives up nothing: a
+    newcomer's share is handed over between drains, when no row of it is in flight, so
+    the newcomer never publishes a row's next revision ahead of ours still unconfirmed."""
+    relay = make_relay()
+    db = outbox.connect()
+    relay.leases.tick(db)
+    assert len(relay.leases.held) == contract.PARTITIONS
+    newcomer = Leases("b", relay.leases.ttl)
+    newcomer.tick(outbox.connect())
+    assert newcomer.held == {}  # a member now, waiting for its share
+    event = outbox.add("author", 1)
+    batch = relay._read_batch(db, {})
+    relay.leases.forget()  # the guard must renew now
+    kept = relay._guard(db, batch)
+    assert [r.id for r in kept.rows] == [event]
+    assert len(relay.leases.held) == contract.PARTITIONS
+    assert set(dict(outbox.leases()).values()) >= {relay.owner}
+    assert relay.leases.safe()
+
+
+def test_relay__closes_its_own_alarm_and_leaves_one_it_was_given(outbox, make_relay, stub):
+    """A relay closes the wake-up pipe it made (one per run of a Celery task: no file
+    descriptors pile up) and leaves open one it was given, which its owner may still ring
+    or hand to the next relay."""
+    import os
+
+    from relay.wake import Alarm
+
+    given = Alarm()
+    try:
+        engine.Relay(outbox.connect, stub, engine.Config(poll_interval=0.05),
+                     alarm=given).run(once=True)
+        os.fstat(given.fileno())  # still open
+        given.ring()
+        assert given.sleep(5) == [] and given.rung
+    finally:
+        given.close()
+    own = make_relay()
+    fd = own.alarm.fileno()
+    own.run(once=True)
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
 class NacksOnce(StubPublisher):
     """A stub broker that nacks its `nacked` routing keys in the first flight only."""
 
