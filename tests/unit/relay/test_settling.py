@@ -217,6 +217,25 @@ def test_relay__closes_its_own_alarm_and_leaves_one_it_was_given(outbox, make_re
         os.fstat(fd)
 
 
+class CountsIdle(StubPublisher):
+    """A stub broker that counts the housekeeping turns the relay gives it."""
+
+    idles = 0
+
+    def idle(self):
+        self.idles += 1
+
+
+def test_idle_relay__gives_the_publisher_its_housekeeping_turns(outbox, make_relay):
+    """With nothing to send, the relay hands the publisher a turn after every sleep: the
+    AMQP publisher answers the broker's heartbeats there, without which the broker drops
+    an idle relay's connection after two missed beats."""
+    broker = CountsIdle()
+    make_relay(broker).run(seconds=0.3)
+    assert broker.idles >= 1
+    assert broker.sent_in_order == []
+
+
 class NacksOnce(StubPublisher):
     """A stub broker that nacks its `nacked` routing keys in the first flight only."""
 
@@ -253,8 +272,10 @@ def test_refusal__is_due_again_after_the_backoff_doubled_per_attempt(
     event = outbox.add("author", 1)
     outbox.db.rowcount("UPDATE cqrs_outbox_event SET attempts = %s", (attempts,))
     before = store.utcnow()
-    make_relay(max_attempts=10).run(once=True)
+    stats = make_relay(max_attempts=10).run(once=True)
     after = store.utcnow()
+    # One refusal counted (the figure the relay prints when it stops), none failed.
+    assert (stats.refused, stats.failed, stats.published) == (1, 0, 0)
     row = _row(outbox, event)
     assert (row["status"], row["attempts"]) == ("pending", attempts + 1)
     delay = datetime.timedelta(seconds=first * 2**attempts)
