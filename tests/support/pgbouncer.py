@@ -95,6 +95,8 @@ class PgBouncer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()  # left open, it is a ResourceWarning at collection
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
