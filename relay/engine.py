@@ -1,10 +1,10 @@
 """The drain loop: read pending events of our partitions, publish, confirm, mark.
 
 The partition leases make the events this relay's to publish; reading them takes no
-lock. One thread, pipelined: up to `Config.in_flight` batches are on the broker at once.
-When batch N is confirmed the relay sends batch N+2 (read earlier), marks batch N
-published and reads batch N+3, while the broker persists batch N+1: the broker never
-waits for the relay. Batches are marked in the order they were sent, each only after
+lock. One thread, pipelined: up to `Config.in_flight` batches (four) are on the broker
+at once. When the oldest is confirmed the relay sends the next one (read earlier), marks
+the confirmed one published and reads another, while the broker persists the batches
+still in flight: the broker never waits for the relay. Batches are marked in the order they were sent, each only after
 the broker confirmed it; anything unconfirmed when a process dies or a connection
 breaks is published again later, so delivery is at-least-once and per-row order holds.
 """
@@ -66,7 +66,7 @@ class Config:
     retention: float = 7 * 86400  # seconds published events are kept
     purge_batch_size: int = 5000  # events per purge statement
     listen: bool = True  # wake on PostgreSQL notifications
-    in_flight: int = 2  # batches published and not yet confirmed, at most
+    in_flight: int = 4  # batches published and not yet confirmed, at most
     owner: str = ""  # this relay's name in the lease table; generated when empty
 
 

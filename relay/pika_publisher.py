@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT = amqp.HEARTBEAT  # seconds between AMQP heartbeats
 CONNECT_TIMEOUT = amqp.CONNECT_TIMEOUT  # seconds to open connection, channel and exchange
 CLOSE_TIMEOUT = 2.0  # seconds to wait for a clean close
+WRITE_CHUNK = 128 * 1024  # bytes per write to the socket when a batch is sent
 CONNECTION_NAME = "cqrs-outbox-relay"  # what the broker's tools show for the connection
 
 EXCHANGE_HINT = (
@@ -135,6 +136,7 @@ class PikaPublisher(Publisher):
         self._flights.append(flight)
         for message in messages:
             self._publish(flight, message)
+        self._coalesce()
         self._pump(lambda: False, 0)  # one turn of the loop writes the batch to the socket
         self._check_link()
         self._raise_error()
@@ -199,6 +201,31 @@ class PikaPublisher(Publisher):
         flight.members.add(message.event_id)
         flight.waiting.add(self._next_tag)
         self._next_tag += 1
+
+    def _coalesce(self) -> None:
+        """Join the frames pika queued for this batch into a few large writes.
+
+        pika queues each frame of a message (method, header, body) as a buffer of its own
+        and sends each with a system call of its own: three per message. Joined into
+        chunks of WRITE_CHUNK bytes, a batch of 500 costs a few calls, and the broker
+        reads full segments. The buffer queue is pika's transport's own; where a pika
+        version keeps it elsewhere, nothing is joined and pika writes as it always did.
+        """
+        transport = getattr(self._connection, "_transport", None)
+        buffers = getattr(transport, "_tx_buffers", None)
+        if buffers is None or len(buffers) < 2:
+            return
+        chunks, chunk, size = [], [], 0
+        for data in buffers:
+            chunk.append(data)
+            size += len(data)
+            if size >= WRITE_CHUNK:
+                chunks.append(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            chunks.append(b"".join(chunk))
+        buffers.clear()
+        buffers.extend(chunks)
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method

@@ -55,3 +55,29 @@ def test_many_batches_in_flight__answered_in_order_with_nothing_left_over(
     assert publisher.wait(0.1) == Outcome()  # nothing left in flight: answered at once
     received = collector.collect([m.event_id for b in batches for m in b])
     assert [r.event_id for r in received] == [m.event_id for b in batches for m in b]
+
+
+def test_a_batch_goes_to_the_socket_in_a_few_writes__not_three_per_message(
+    publisher, collector, monkeypatch
+):
+    """pika queues method, header and body of each message as buffers of their own; the
+    publisher joins a batch's into chunks, so 300 messages take a few system calls, and
+    every message still arrives whole and in order."""
+    transport = type(publisher._connection._transport)
+    sends = []
+    real_send = transport._sigint_safe_send
+
+    def counting_send(sock, data):
+        sends.append(len(data))
+        return real_send(sock, data)
+
+    monkeypatch.setattr(transport, "_sigint_safe_send", staticmethod(counting_send))
+    batch = [Message(5000 + n, "author", f'{{"n": {n}, "pad": "{"x" * 300}"}}')
+             for n in range(300)]
+    publisher.send(batch)
+    outcome = _verdict(publisher)
+    assert outcome == Outcome()
+    assert 1 <= len(sends) <= 4, sends  # 900 frames, about 100 kB
+    received = collector.collect([m.event_id for m in batch])
+    assert [r.event_id for r in received] == [m.event_id for m in batch]
+    assert [r.body for r in received] == [m.body.encode() for m in batch]

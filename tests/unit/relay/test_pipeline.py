@@ -55,7 +55,7 @@ def test_two_in_flight__each_batch_is_marked_only_after_its_own_verdict_and_in_o
 ):
     broker = WatchedBroker(outbox)
     ids = _add(outbox, 12)
-    stats = make_relay(publisher=broker, batch_size=2).run(once=True)
+    stats = make_relay(publisher=broker, batch_size=2, in_flight=2).run(once=True)
     assert broker.most_in_flight == 2
     assert [i for batch in broker.sent for i in batch] == ids  # each sent once, in order
     for k, published in enumerate(broker.published_at_wait):
@@ -83,7 +83,7 @@ def test_nack_in_the_first_of_two_in_flight__second_is_settled_from_its_own_conf
     refused = _add(outbox, 1, queue="full_queue")[0]
     first_kept, *second = _add(outbox, 3)
     rest = _add(outbox, 2)
-    stats = make_relay(publisher=broker, batch_size=2, max_attempts=1).run(once=True)
+    stats = make_relay(publisher=broker, batch_size=2, max_attempts=1, in_flight=2).run(once=True)
     rows = _by_id(outbox)
     assert broker.sent[:2] == [[refused, first_kept], second]  # both out before the nack
     assert rows[refused]["status"] == "pending" and rows[refused]["attempts"] == 0
@@ -105,7 +105,7 @@ def test_return_in_the_second_of_two_in_flight__is_recorded_for_that_event_only(
     first = _add(outbox, 2)
     lost = _add(outbox, 1, queue="nowhere")[0]
     kept = _add(outbox, 1)[0]
-    stats = make_relay(publisher=broker, batch_size=2).run(once=True)
+    stats = make_relay(publisher=broker, batch_size=2, in_flight=2).run(once=True)
     rows = _by_id(outbox)
     assert broker.sent == [first, [lost, kept]]
     assert broker.most_in_flight == 2
@@ -130,7 +130,7 @@ def test_confirm_timeout_with_two_in_flight__marks_neither_and_publishes_both_ag
     broker = StalledBroker(outbox)
     broker.silent = True
     ids = _add(outbox, 4)
-    stats = make_relay(publisher=broker, batch_size=2).run(once=True)
+    stats = make_relay(publisher=broker, batch_size=2, in_flight=2).run(once=True)
     assert broker.sent == [ids[:2], ids[2:], ids[:2], ids[2:]]  # both again, in order
     assert broker.published_at_wait[0] == set()  # nothing marked while it was silent
     assert [m.event_id for m in broker.messages] == ids
@@ -149,7 +149,7 @@ def test_too_large_with_two_in_flight__searched_one_at_a_time_with_one_in_flight
     outbox.db.rowcount(
         "UPDATE cqrs_outbox_event SET payload = %s WHERE id = %s", ("x" * 1000, big)
     )
-    make_relay(publisher=broker, batch_size=2, max_attempts=1).run(once=True)
+    make_relay(publisher=broker, batch_size=2, max_attempts=1, in_flight=2).run(once=True)
     rows = _by_id(outbox)
     assert broker.sent[:2] == [ids[:2], ids[2:4]]  # the rejection closes both
     # Then each of the four events that were in flight goes out alone.
@@ -166,7 +166,7 @@ def test_stop_with_two_in_flight_on_a_silent_broker__ends_marking_nothing(
     broker = WatchedBroker(outbox)
     broker.silent = True
     _add(outbox, 4)
-    relay = make_relay(publisher=broker, batch_size=2)
+    relay = make_relay(publisher=broker, batch_size=2, in_flight=2)
     thread = threading.Thread(target=relay.run)
     thread.start()
     wait_until(lambda: len(broker.sent) == 2, what="two batches in flight")
@@ -175,3 +175,16 @@ def test_stop_with_two_in_flight_on_a_silent_broker__ends_marking_nothing(
     assert not thread.is_alive()
     assert set(outbox.statuses()) == {"pending"}  # unconfirmed: published again later
     assert {owner for _, owner in outbox.leases()} == {""}
+
+
+def test_default_depth__four_batches_on_the_broker_before_the_first_verdict(
+    outbox, make_relay
+):
+    """Four batches in flight by default: the broker persists the later ones while the
+    relay marks the oldest, and each is still marked only after its own verdict."""
+    broker = WatchedBroker(outbox)
+    ids = _add(outbox, 12)
+    stats = make_relay(publisher=broker, batch_size=2).run(once=True)
+    assert broker.most_in_flight == 4
+    assert [i for batch in broker.sent for i in batch] == ids
+    assert stats.published == len(ids)
