@@ -4,9 +4,10 @@ The partition leases make the events this relay's to publish; reading them takes
 lock. One thread, pipelined: up to `Config.in_flight` batches (four) are on the broker
 at once. When the oldest is confirmed the relay sends the next one (read earlier), marks
 the confirmed one published and reads another, while the broker persists the batches
-still in flight: the broker never waits for the relay. Batches are marked in the order they were sent, each only after
-the broker confirmed it; anything unconfirmed when a process dies or a connection
-breaks is published again later, so delivery is at-least-once and per-row order holds.
+still in flight: the broker never waits for the relay. Batches are marked in the order
+they were sent, each only after the broker confirmed it; anything unconfirmed when a
+process dies or a connection breaks is published again later, so delivery is
+at-least-once and per-row order holds.
 """
 
 from __future__ import annotations

@@ -90,12 +90,16 @@ def apply(batch: list[tuple[wire.Envelope, Any]]) -> list[EventResult]:
     """
     outcomes: list[EventResult | None] = [None] * len(batch)
     groups: dict[str, list[_Item]] = defaultdict(list)
+    ways: dict[Any, mapping.Writes] = {}  # how each model's rows are written, per batch
     for index, (envelope, model) in enumerate(batch):
         if model.CQRS_NO_DB_OPERATIONS:
             outcomes[index] = _call_handler(model, envelope)
             continue
         try:
-            change = mapping.prepare(model, envelope.signal_type, envelope.instance_data)
+            if model not in ways:
+                ways[model] = mapping.Writes.of(model)
+            change = mapping.prepare(model, envelope.signal_type, envelope.instance_data,
+                                     ways[model])
         except Exception as exc:  # any failure to read one event is that event's fault
             if isinstance(exc, BadMessage):
                 # django-cqrs's manager logs this at ERROR; so does ours when called.

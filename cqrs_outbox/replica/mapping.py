@@ -11,7 +11,6 @@ overrides `cqrs_create` / `cqrs_update` gets them as sent, as django-cqrs hands 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 from dataclasses import dataclass
@@ -93,15 +92,37 @@ def check_revision(model: type[models.Model], revision: int) -> None:
     _check_fits(model, wire.REVISION_KEY, f"instance_data.{wire.REVISION_KEY}", revision)
 
 
-def prepare(model: type[models.Model], signal_type: str, instance_data: dict) -> Change:
-    """Map one SAVE, SYNC or DELETE for `model`; raise BadMessage if it cannot apply."""
+@dataclass(frozen=True)
+class Writes:
+    """How a model's rows are written, asked once per batch: whether the mixin's own
+    handlers write them (so values are converted and checked here), and the database's
+    name and the non-finite numbers its float columns store."""
+
+    own: bool
+    database: str
+    storable: frozenset
+
+    @classmethod
+    def of(cls, model: type[models.Model]) -> Writes:
+        """Ask now: a hook patched later is seen by the next batch."""
+        database, storable = queries.float_tokens(router.db_for_write(model))
+        return cls(handlers.default_writes(model), database, storable)
+
+
+def prepare(model: type[models.Model], signal_type: str, instance_data: dict,
+            writes: Writes | None = None) -> Change:
+    """Map one SAVE, SYNC or DELETE for `model`; raise BadMessage if it cannot apply.
+
+    `writes` is `Writes.of(model)`, asked once for a batch of events; without it, it is
+    asked for this event.
+    """
     revision = wire.revision(instance_data)
     check_revision(model, revision)
+    updated = updated_at(instance_data)
     if signal_type == wire.SIGNAL_DELETE:
-        change = _prepare_delete(model, instance_data, revision)
-    else:
-        change = _prepare_save(model, signal_type, instance_data, revision)
-    return dataclasses.replace(change, updated=updated_at(instance_data))
+        return _prepare_delete(model, instance_data, revision, updated)
+    return _prepare_save(model, signal_type, instance_data, revision, updated,
+                         writes or Writes.of(model))
 
 
 def updated_at(instance_data: dict) -> datetime.datetime | None:
@@ -187,7 +208,7 @@ def map_previous_data(model: type[models.Model], previous: dict | None) -> dict 
 
 
 def _prepare_save(model: type[models.Model], signal_type: str, instance_data: dict,
-                  revision: int) -> Change:
+                  revision: int, updated: datetime.datetime | None, writes: Writes) -> Change:
     facts = fields(model)
     mapped = map_save_data(model, instance_data)
     if facts.pk_name not in mapped:
@@ -195,28 +216,29 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
     pk = _convert(facts.by_name[facts.pk_name], facts.pk_name, mapped[facts.pk_name])
     _check_fits(model, facts.pk_name, f"instance_data.{facts.pk_name}", pk)
     if model.CQRS_CUSTOM_SERIALIZATION:
-        return Change(signal_type, pk, revision, mapped)
+        return Change(signal_type, pk, revision, mapped, updated=updated)
     mapped = {k: v for k, v in mapped.items() if k in facts.by_name}
     missing = facts.required.difference(mapped)
     if missing:
         raise BadMessage(
             f"instance_data lacks {', '.join(sorted(missing))}, required by {model.__name__}"
         )
-    if not handlers.default_writes(model):
+    if not writes.own:
         # The model's own hooks write the row: they get the values as sent, as in
         # django-cqrs (nested data included), and decide what fits.
-        return Change(signal_type, pk, revision, mapped)
+        return Change(signal_type, pk, revision, mapped, updated=updated)
     values = {}
-    database, storable = queries.float_tokens(router.db_for_write(model))
+    database, storable = writes.database, writes.storable
     for name, value in mapped.items():
         nonfinite.check(facts.by_name[name], f"instance_data.{name}", value, database, storable)
         value = _convert(facts.by_name[name], name, value)
         _check_fits(model, name, f"instance_data.{name}", value)
         values[facts.attnames[name]] = value
-    return Change(signal_type, pk, revision, mapped, values)
+    return Change(signal_type, pk, revision, mapped, values, updated)
 
 
-def _prepare_delete(model: type[models.Model], data: dict, revision: int) -> Change:
+def _prepare_delete(model: type[models.Model], data: dict, revision: int,
+                    updated: datetime.datetime | None) -> Change:
     facts = fields(model)
     if wire.DELETE_PK_KEY not in data:
         raise BadMessage(f"instance_data.{wire.DELETE_PK_KEY} (the deleted primary key) is missing")
@@ -227,7 +249,7 @@ def _prepare_delete(model: type[models.Model], data: dict, revision: int) -> Cha
         wire.REVISION_KEY: revision,
         wire.UPDATED_KEY: data[wire.UPDATED_KEY],
     }
-    return Change(wire.SIGNAL_DELETE, pk, revision, mapped)
+    return Change(wire.SIGNAL_DELETE, pk, revision, mapped, updated=updated)
 
 
 def _check_fits(model: type[models.Model], name: str, key: str, value: Any) -> None:

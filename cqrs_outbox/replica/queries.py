@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connections, models
 from django.utils import timezone
 
+from cqrs_outbox import store
 from cqrs_outbox.models import Tombstone
 from cqrs_outbox.replica import queries_mysql
 
@@ -68,13 +69,32 @@ def set_statement_timeout(alias: str, milliseconds: int) -> None:
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(milliseconds)])
 
 
+# Primary key fields whose values PostgreSQL hands back as the very objects the field's
+# to_python gives (int, str, UUID): a read of them needs none of Django's converters, so
+# its keys match the events' own.
+PLAIN_KEYS = (
+    models.AutoField, models.BigAutoField, models.SmallAutoField, models.IntegerField,
+    models.BigIntegerField, models.SmallIntegerField, models.PositiveIntegerField,
+    models.PositiveBigIntegerField, models.PositiveSmallIntegerField, models.CharField,
+    models.TextField, models.UUIDField,
+)
+
+
 def revisions(model: type[models.Model], alias: str, pks: list) -> dict:
     """Return {pk: (cqrs_revision, cqrs_updated)} of the rows of `model` among `pks`."""
     if not pks:
         return {}
-    rows = model._default_manager.using(alias).filter(pk__in=pks).order_by()
-    return {pk: (revision, aware(updated))
-            for pk, revision, updated in rows.values_list("pk", "cqrs_revision", "cqrs_updated")}
+    connection = connections[alias]
+    pk = model._meta.pk
+    if connection.vendor == "postgresql" and type(pk) in PLAIN_KEYS:
+        fields = [pk, model._meta.get_field("cqrs_revision"),
+                  model._meta.get_field("cqrs_updated")]
+        found = _by_array(connection, model._meta.db_table, fields, pk,
+                          [pk.get_db_prep_value(v, connection) for v in pks])
+    else:
+        rows = model._default_manager.using(alias).filter(pk__in=pks).order_by()
+        found = rows.values_list("pk", "cqrs_revision", "cqrs_updated")
+    return {key: (revision, aware(updated)) for key, revision, updated in found}
 
 
 def tombstones(alias: str, cqrs_id: str, keys: list[str]) -> dict[str, tuple]:
@@ -82,9 +102,34 @@ def tombstones(alias: str, cqrs_id: str, keys: list[str]) -> dict[str, tuple]:
     `cqrs_id` among `keys`."""
     if not keys:
         return {}
-    rows = Tombstone.objects.using(alias).filter(cqrs_id=cqrs_id, instance_pk__in=keys)
-    return {key: (revision, aware(updated)) for key, revision, updated
-            in rows.order_by().values_list("instance_pk", "revision", "updated")}
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
+        meta = Tombstone._meta
+        key_field = meta.get_field("instance_pk")
+        fields = [key_field, meta.get_field("revision"), meta.get_field("updated")]
+        found = _by_array(connection, meta.db_table, fields, key_field, keys,
+                          (meta.get_field("cqrs_id"), cqrs_id))
+    else:
+        rows = Tombstone.objects.using(alias).filter(cqrs_id=cqrs_id, instance_pk__in=keys)
+        found = rows.order_by().values_list("instance_pk", "revision", "updated")
+    return {key: (revision, aware(updated)) for key, revision, updated in found}
+
+
+def _by_array(connection: Any, table: str, fields: list, key: Any, values: list,
+              equal: tuple | None = None) -> list:
+    """Read `fields` of the rows of `table` whose `key` is among `values`, passed as one
+    array (PostgreSQL): one parameter, where `__in` takes one per value and the driver
+    parses each long statement anew."""
+    qn = connection.ops.quote_name
+    where = f"{qn(key.column)} = ANY(%s::{key.cast_db_type(connection)}[])"
+    params: list = [values]
+    if equal is not None:
+        where = f"{qn(equal[0].column)} = %s AND {where}"
+        params.insert(0, equal[1])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(qn(f.column) for f in fields)} "
+                       f"FROM {qn(table)} WHERE {where}", params)
+        return cursor.fetchall()
 
 
 def aware(value: Any) -> Any:
@@ -153,7 +198,12 @@ def upsert(model: type[models.Model], alias: str, rows: list[dict], update: list
 
 
 def _insert_rows(model: type[models.Model], alias: str, rows: list[dict], tail: str) -> None:
-    """INSERT `rows` in chunks, each statement ending with `tail` (a conflict clause)."""
+    """INSERT `rows` in chunks, each statement ending with `tail` (a conflict clause).
+
+    On psycopg 3 a chunk of more than `store.LITERAL_PAST` values goes with its values
+    quoted in by psycopg's own quoting: its binding would otherwise parse the statement
+    for placeholders anew each time (it keeps the parse of small statements only).
+    """
     connection = connections[alias]
     fields = model._meta.concrete_fields
     qn = connection.ops.quote_name
@@ -161,6 +211,7 @@ def _insert_rows(model: type[models.Model], alias: str, rows: list[dict], tail: 
     row_sql = "(" + ", ".join("%s" for _ in fields) + ")"
     limit = getattr(connection.features, "max_query_params", None) or MAX_PARAMS
     chunk = max(1, min(limit, MAX_PARAMS) // len(fields))
+    quote = _quoter(connection) if len(rows) * len(fields) > store.LITERAL_PAST else None
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
@@ -169,11 +220,20 @@ def _insert_rows(model: type[models.Model], alias: str, rows: list[dict], tail: 
                                    connection)
                 for row in part for f in fields
             ]
-            cursor.execute(
-                f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
-                f"{', '.join(row_sql for _ in part)}{tail}",
-                params,
-            )
+            statement = (f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
+                         f"{', '.join(row_sql for _ in part)}{tail}")
+            if quote is not None and len(params) > store.LITERAL_PAST and "%" not in (
+                    statement.replace("%s", "")):
+                cursor.execute(store.with_literals(statement, params, quote))
+            else:
+                cursor.execute(statement, params)
+
+
+def _quoter(connection: Any) -> Any:
+    """Return psycopg 3's quoting of one value for this Django connection, or None."""
+    if connection.vendor != "postgresql":
+        return None
+    return store.wrap(connection).literal_quoter()
 
 
 def tombstone(alias: str, cqrs_id: str, key: str) -> tuple:

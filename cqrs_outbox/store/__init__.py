@@ -225,14 +225,15 @@ def insert_events_and_commit(db: Database, events: Sequence[contract.NewEvent]) 
     sql, params = _insert_sql(db, events)
     quote = db.literal_quoter() if len(params) > LITERAL_PAST else None
     if quote is not None:
-        db.execute_literal(_with_literals(sql, params, quote) + "; COMMIT")
+        db.execute_literal(with_literals(sql, params, quote) + "; COMMIT")
         return
     db.execute(sql + "; COMMIT", params).close()
 
 
-def _with_literals(sql: str, params: list, quote: Callable[[Any], bytes]) -> str:
-    # The statement with each %s replaced by its value, quoted by the driver's own
-    # quoting, as its client-side binding would (`_insert_sql` writes no other %).
+def with_literals(sql: str, params: Sequence[Any], quote: Callable[[Any], bytes]) -> str:
+    """Return `sql` with each %s replaced by its value, quoted by the driver's own
+    quoting (`Database.literal_quoter`), as its client-side binding would. `sql` must
+    hold no other % (no %% either): run the result with no parameters."""
     parts = sql.encode().split(b"%s")
     out = [parts[0]]
     for value, part in zip(params, parts[1:], strict=True):

@@ -114,6 +114,35 @@ def test_keys__uuid_and_string_primary_keys(apply_batch):
     assert models.StrKeyedRef.objects.get().name == "s"
 
 
+def _str_keyed(code, revision, name):
+    return {**ev.save("str_keyed", code, revision, name=name),
+            "instance_data": {"code": code, "name": name, "cqrs_revision": revision,
+                              "cqrs_updated": ev.UPDATED}}
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["two_batches", "one_batch"])
+def test_keys__a_late_save_of_a_uuid_or_string_keyed_row_changes_nothing(
+    apply_batch, together
+):
+    """The revisions held are read back by primary key (one array of keys on
+    PostgreSQL): a uuid or string key read back must match the event's own, or the
+    late revision 1 would overwrite revision 2."""
+    uid = str(uuid.uuid4())
+    newer = [ev.save("uuid_keyed", uid, 2, name="two"), _str_keyed("k-1", 2, "two"),
+             _str_keyed("k-2", 0, "zero")]
+    older = [ev.save("uuid_keyed", uid, 1, name="one"), _str_keyed("k-1", 1, "one")]
+    if together:
+        apply_batch(*newer, *older)
+    else:
+        apply_batch(*newer)
+        apply_batch(*older)
+    assert [(r.name, r.cqrs_revision) for r in models.UUIDKeyedRef.objects.all()] == [
+        ("two", 2)]
+    assert sorted((r.code, r.name, r.cqrs_revision)
+                  for r in models.StrKeyedRef.objects.all()) == [
+        ("k-1", "two", 2), ("k-2", "zero", 0)]
+
+
 def test_mapping__renames_master_fields(apply_batch):
     apply_batch(ev.save("tracked", 1, 0, name="n", status="new", author=None))
     row = models.TrackedRef.objects.get()
