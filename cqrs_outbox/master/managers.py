@@ -8,7 +8,7 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cqrs_outbox.master import tracker
+from cqrs_outbox.master import signals, tracker
 
 
 class MasterManager(models.Manager):
@@ -21,10 +21,17 @@ class MasterManager(models.Manager):
         """
         for obj in objs:
             tracker.capture(obj, first_in_transaction=True)
+        from cqrs_outbox.master import capture
+
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, **kwargs)
             if created:
-                self.model.call_post_bulk_create(created, using=self.db)
+                # A capturing queryset queued the rows' events already; the signal still
+                # goes to every receiver, and ours then has nothing to add.
+                queued = isinstance(self.get_queryset(), capture.CapturingQuerySet) and (
+                    capture.captures(self.model))
+                with signals.queued_already(created if queued else None):
+                    self.model.call_post_bulk_create(created, using=self.db)
         return created
 
     def bulk_update(self, queryset: models.QuerySet, **kwargs: Any) -> int:

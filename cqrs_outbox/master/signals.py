@@ -6,7 +6,10 @@ The events themselves are built and written when the transaction commits
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import models, router, transaction
@@ -22,6 +25,22 @@ post_bulk_create = Signal()
 
 post_update = Signal()
 """Sent by `Model.cqrs.bulk_update()` with `instances` and `using`."""
+
+# The instances of a bulk create whose events are queued already (the capturing
+# queryset's bulk_create queued them row by row): `post_bulk` leaves that very list alone
+# while the signal is sent for it, so each row is queued once.
+_queued_already: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "cqrs_bulk_queued_already", default=None)
+
+
+@contextlib.contextmanager
+def queued_already(instances: list | None) -> Iterator[None]:
+    """Mark `instances` (None: nothing) as queued while the bulk signal is sent for them."""
+    token = _queued_already.set(instances)
+    try:
+        yield
+    finally:
+        _queued_already.reset(token)
 
 REVISION_ATTR = "_cqrs_deleted_revision"
 
@@ -95,7 +114,7 @@ class MasterSignals:
     @classmethod
     def post_bulk(cls, sender: Any, instances: list, using: str | None = None,
                   **kwargs: Any) -> None:
-        if not sender.CQRS_PRODUCE:
+        if not sender.CQRS_PRODUCE or instances is _queued_already.get():
             return
         alias = using or router.db_for_write(sender)
         with transaction.atomic(using=alias, savepoint=False):

@@ -206,6 +206,37 @@ def test_capture_off__bulk_calls_are_silent_as_in_django_cqrs(outbox_rows, setti
     # django-cqrs's own bulk calls write their events in either mode
     models.Shelf.cqrs.bulk_update(models.Shelf.objects.filter(pk=shelf.pk), size=3)
     assert [r["revision"] for r in outbox_rows()] == [0, 1]
+    made = models.Shelf.cqrs.bulk_create([models.Shelf(name="c")])
+    assert [(r["instance_pk"], r["revision"]) for r in outbox_rows()[2:]] == [
+        (str(made[0].pk), 0)]
+
+
+def test_cqrs_bulk_create__queues_each_row_once_and_still_signals_every_receiver(
+    outbox_rows, monkeypatch
+):
+    """The capturing queryset queues the rows of `Model.cqrs.bulk_create` itself; the
+    post_bulk_create signal still reaches every receiver with the created rows, and the
+    outbox's own receiver does not queue them a second time."""
+    from cqrs_outbox.master import outbox, signals
+
+    queued = []
+    real_enqueue = outbox.enqueue
+    monkeypatch.setattr(outbox, "enqueue", lambda *a, **k: queued.append(a[1]) or
+                        real_enqueue(*a, **k))
+    heard = []
+
+    def receiver(sender, instances, using, **kwargs):
+        heard.append((sender, [i.name for i in instances], using))
+
+    signals.post_bulk_create.connect(receiver, sender=models.Author)
+    try:
+        made = models.Author.cqrs.bulk_create([models.Author(name=n) for n in "xyz"])
+    finally:
+        signals.post_bulk_create.disconnect(receiver, sender=models.Author)
+    assert heard == [(models.Author, ["x", "y", "z"], "default")]
+    assert len(queued) == 3 and len(set(queued)) == 3
+    assert [(r["instance_pk"], r["revision"]) for r in outbox_rows()] == [
+        (str(a.pk), 0) for a in made]
 
 
 def test_capture_setting__anything_but_the_three_modes_is_refused_by_name():
