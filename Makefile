@@ -108,9 +108,10 @@ test-matrix: services
 	rm -rf .nox/reports
 	$(VENV)/bin/nox; status=$$?; scripts/matrix-summary || status=1; exit $$status
 
-# Every mutant of every listed module: hours on two cores. MODULE=relay/engine.py for one.
+# Every mutant of every listed module: hours on two cores. MODULE=relay/engine.py for one;
+# JOBS=3 tests three mutants at a time.
 mutate: services $(STAMP)
-	$(PY) scripts/mutate $(if $(MODULE),--module $(MODULE))
+	$(PY) scripts/mutate $(if $(MODULE),--module $(MODULE)) $(if $(JOBS),--jobs $(JOBS))
 
 # What CI runs: up to 6 random mutants of each module whose full run is done and whose
 # survivors are all listed (MUTATE_CI; a module joins once `make mutate MODULE=...` has
