@@ -8,12 +8,13 @@ from cqrs_outbox import store
 
 def test_settling_or_replaying_no_ids__changes_no_row_and_counts_none(outbox):
     """An empty list (a batch whose every row was skipped, an admin selection of nothing,
-    a flush with nothing queued) counts 0 rows settled, retried, replayed or written, and
+    a flush with nothing queued) counts 0 rows settled, nacked, retried, replayed or written, and
     leaves the outbox as it was."""
     outbox.add("author", 1)
     now = datetime.datetime.now(datetime.timezone.utc)
     before = outbox.rows()
     assert store.mark_published(outbox.db, [], now) == 0
+    assert store.mark_nacked(outbox.db, [], "nacked", now) == 0
     assert store.retry_failed(outbox.db, []) == 0
     assert store.replay(outbox.db, []) == 0
     assert store.insert_events(outbox.db, []) == []

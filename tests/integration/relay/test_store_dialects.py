@@ -1,0 +1,46 @@
+"""Store statements each server runs its own way: MySQL's read of pending rows is a UNION
+of one branch per partition, and without RETURNING it counts a refusal in two statements.
+These run on PostgreSQL and, in the MariaDB pass, on MariaDB."""
+
+import datetime
+
+import pytest
+from django.db import connections
+
+from cqrs_outbox import store
+from cqrs_outbox.core import contract
+from tests.integration.relay import support
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.mysql]
+
+
+def test_read_pending__for_no_partition_or_no_room_reads_nothing():
+    """A relay that holds no partition, or has no room left in its batch, gets no rows
+    and no error; with room, it gets the partition's row."""
+    [event_id] = support.write_events([("author", 1, 0)])
+    db = store.wrap(connections["default"])
+    partition = contract.partition_for("author", 1)
+    assert store.read_pending(db, [], 10) == []
+    assert store.read_pending(db, [(partition, 0)], 0) == []
+    assert [p.id for p in store.read_pending(db, [(partition, 0)], 10)] == [event_id]
+
+
+def test_mark_refused__says_failed_exactly_at_the_last_attempt():
+    """Each refusal counts one attempt and keeps the event pending, due again at the
+    given time; the refusal that reaches max_attempts fails it and says so (the relay
+    counts and logs a failed event on that answer). A settled event is not touched."""
+    [event_id, settled] = support.write_events([("author", 1, 0), ("author", 2, 0)])
+    db = store.wrap(connections["default"])
+    db.rowcount("UPDATE cqrs_outbox_event SET status = 'published' WHERE id = %s", (settled,))
+    retry_at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+
+    answers = [store.mark_refused(db, event_id, "refused: 1", retry_at, max_attempts=3)
+               for _ in range(3)]
+
+    assert answers == [False, False, True]
+    assert store.mark_refused(db, settled, "refused: 1", retry_at, max_attempts=1) is False
+    rows = dict(db.fetchall("SELECT id, status FROM cqrs_outbox_event ORDER BY id"))
+    assert rows == {event_id: "failed", settled: "published"}
+    [(attempts, error)] = db.fetchall(
+        "SELECT attempts, last_error FROM cqrs_outbox_event WHERE id = %s", (event_id,))
+    assert (attempts, error) == (3, "refused: 1")
