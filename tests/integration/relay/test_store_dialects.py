@@ -44,3 +44,45 @@ def test_mark_refused__says_failed_exactly_at_the_last_attempt():
     [(attempts, error)] = db.fetchall(
         "SELECT attempts, last_error FROM cqrs_outbox_event WHERE id = %s", (event_id,))
     assert (attempts, error) == (3, "refused: 1")
+
+
+def test_renew_leases__answers_with_the_partitions_still_held():
+    """Renewing extends only the leases the relay still holds and names them: a partition
+    another relay took meanwhile is dropped from the answer (and so from what it drains)."""
+    db = store.wrap(connections["default"])
+    store.ensure_partitions(db)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    later = now + datetime.timedelta(minutes=1)
+    assert store.take_lease(db, 5, "relay-a", "t5", now, later)
+    assert store.take_lease(db, 6, "relay-b", "t6", now, later)
+
+    assert store.renew_leases(db, "relay-a", [5, 6], later + datetime.timedelta(minutes=1)) == {5}
+    held = {row.partition: row for row in store.leases(db) if row.partition in (5, 6)}
+    assert (held[5].owner, held[6].owner) == ("relay-a", "relay-b")
+    assert held[5].expires_at > later >= held[6].expires_at  # only ours was extended
+
+
+def test_wrap__a_django_connection_not_yet_open_gives_the_driver_connection():
+    """The handle made from a Django connection that has not connected yet (a fresh
+    thread, or after Django closed it) holds the driver's own connection, which the
+    relay's LISTEN and the quoting of the event INSERT use."""
+    connection = connections["default"]
+    connection.close()
+    db = store.wrap(connection)
+    assert db.raw is connection.connection and db.raw is not None
+    assert db.fetchone("SELECT 1") == (1,)
+
+
+def test_notifies_and_row_estimate__as_each_server_offers_them():
+    """PostgreSQL wakes the relay with NOTIFY and MySQL does not; both estimate a query's
+    rows from its plan (the admin's counts of a big outbox), without running it."""
+    db = store.wrap(connections["default"])
+    support.write_events(("author", pk, 0) for pk in range(40))
+    postgres = connections["default"].vendor == "postgresql"
+    db.rowcount("ANALYZE cqrs_outbox_event" if postgres else "ANALYZE TABLE cqrs_outbox_event")
+    from cqrs_outbox.models import OutboxEvent
+
+    estimate = store.row_estimate(db, "cqrs_outbox_event", False,
+                                  lambda: OutboxEvent.objects.order_by().explain(format="json"))
+    assert store.notifies(db) is postgres
+    assert isinstance(estimate, int) and 20 <= estimate <= 80

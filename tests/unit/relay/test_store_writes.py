@@ -8,7 +8,8 @@ from cqrs_outbox import store
 
 def test_settling_or_replaying_no_ids__changes_no_row_and_counts_none(outbox):
     """An empty list (a batch whose every row was skipped, an admin selection of nothing,
-    a flush with nothing queued) counts 0 rows settled, nacked, retried, replayed or written, and
+    a flush with nothing queued) counts 0 rows settled, nacked, retried, replayed or written (and no lease renewed or
+    released), and
     leaves the outbox as it was."""
     outbox.add("author", 1)
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -18,6 +19,8 @@ def test_settling_or_replaying_no_ids__changes_no_row_and_counts_none(outbox):
     assert store.retry_failed(outbox.db, []) == 0
     assert store.replay(outbox.db, []) == 0
     assert store.insert_events(outbox.db, []) == []
+    assert store.renew_leases(outbox.db, "relay-a", [], now) == set()
+    assert store.release_leases(outbox.db, "relay-a", []) == 0
     assert outbox.rows() == before
 
 
