@@ -8,9 +8,8 @@ from cqrs_outbox import store
 
 def test_settling_or_replaying_no_ids__changes_no_row_and_counts_none(outbox):
     """An empty list (a batch whose every row was skipped, an admin selection of nothing,
-    a flush with nothing queued) counts 0 rows settled, nacked, retried, replayed or written (and no lease renewed or
-    released), and
-    leaves the outbox as it was."""
+    a flush with nothing queued) counts 0 rows settled, nacked, retried, replayed or
+    written, renews and releases no lease, and leaves the outbox as it was."""
     outbox.add("author", 1)
     now = datetime.datetime.now(datetime.timezone.utc)
     before = outbox.rows()
