@@ -43,3 +43,21 @@ def test_read_pending__for_no_partition_or_no_room_reads_nothing(outbox):
     assert store.read_pending(outbox.db, [], 10) == []
     assert store.read_pending(outbox.db, [(partition, 0)], 0) == []
     assert [p.id for p in store.read_pending(outbox.db, [(partition, 0)], 1)] == [1]
+
+
+@pytest.mark.parametrize(("vendor", "settings", "url"), [
+    ("sqlite", {"NAME": "/srv/app/db.sqlite3"}, "sqlite:////srv/app/db.sqlite3"),
+    ("postgresql", {"NAME": "app", "USER": "svc", "PASSWORD": "p@ss:w/rd", "HOST": "db",
+                    "PORT": 6432}, "postgresql://svc:p%40ss%3Aw%2Frd@db:6432/app"),
+    ("postgresql", {"NAME": "app", "USER": "", "PASSWORD": "", "HOST": "", "PORT": ""},
+     "postgresql://localhost/app"),
+    ("mysql", {"NAME": "app", "USER": "root", "PASSWORD": "", "HOST": "127.0.0.1",
+               "PORT": "3306"}, "mysql://root@127.0.0.1:3306/app"),
+])
+def test_url_of__names_the_django_database_as_the_relay_opens_it(vendor, settings, url):
+    """The URL of a Django database (for `cqrs_relay`'s start-up line, once redacted, and
+    for a session of its own) has the user and password quoted, so a password holding
+    `@`, `:` or `/` cannot move the host; SQLite's is the file's path."""
+    from types import SimpleNamespace
+
+    assert store.url_of(SimpleNamespace(vendor=vendor, settings_dict=settings)) == url
