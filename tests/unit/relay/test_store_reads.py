@@ -61,3 +61,20 @@ def test_url_of__names_the_django_database_as_the_relay_opens_it(vendor, setting
     from types import SimpleNamespace
 
     assert store.url_of(SimpleNamespace(vendor=vendor, settings_dict=settings)) == url
+
+
+@pytest.mark.parametrize(("url", "name"), [
+    ("postgresql://svc:pw@db:5432/orders?sslmode=require&password=hunter2", "orders"),
+    ("postgresql://svc:p@ss/word@db/orders", "orders"),  # a password left unencoded
+    ("postgresql://db/sales%20eu", "sales eu"),
+    ("mysql://root@127.0.0.1:3306/app", "app"),
+    ("sqlite:////srv/app/outbox.sqlite3", "outbox.sqlite3"),
+    ("host=db port=5432 password=s3cr3t dbname=orders", "orders"),
+    ("postgresql://db", "default"),
+    ("host=db password=s3cr3t", "default"),
+])
+def test_database_name__labels_metrics_with_the_name_only(url, name):
+    """The relay's metrics carry the database's name as a label: never the host, the user
+    or a password, whether the URL holds its password in the query, unencoded, or as a
+    libpq keyword; a URL that names no database is labelled `default`."""
+    assert store.database_name(url) == name
