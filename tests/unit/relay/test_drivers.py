@@ -61,3 +61,16 @@ def test_driver_version__names_the_module_and_its_release():
     for name in postgresql.installed_drivers():
         text = store.driver_version(name)
         assert text.startswith(name + " ") and text.split()[1][0].isdigit()
+
+
+@pytest.mark.parametrize("name", ["sqlite", "sqlite3"])
+def test_driver_version__of_sqlite_is_the_library_the_module_runs(name):
+    """A SQLite relay's start-up line names the SQLite library's release (what decides
+    RETURNING and the like), not the sqlite3 module's, which has none of its own."""
+    import sqlite3
+
+    assert store.driver_version(name) == f"sqlite3 {sqlite3.sqlite_version}"
+
+
+def test_driver_version__of_a_module_not_installed_is_its_name():
+    assert store.driver_version("no_such_driver") == "no_such_driver"
