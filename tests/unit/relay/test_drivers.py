@@ -74,3 +74,17 @@ def test_driver_version__of_sqlite_is_the_library_the_module_runs(name):
 
 def test_driver_version__of_a_module_not_installed_is_its_name():
     assert store.driver_version("no_such_driver") == "no_such_driver"
+
+
+def test_driver_version__of_psycopg2_built_from_source(monkeypatch):
+    """psycopg2 installed from source (distribution `psycopg2`, not `psycopg2-binary`)
+    still has its release named: each distribution name is tried in turn."""
+    import importlib.metadata
+
+    def version(distribution):
+        if distribution == "psycopg2":
+            return "2.9.10"
+        raise importlib.metadata.PackageNotFoundError(distribution)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert store.driver_version("psycopg2") == "psycopg2 2.9.10"
