@@ -118,7 +118,7 @@ def retry_failed(db: Database, ids: Sequence[int]) -> int:
     return db.rowcount(
         f"UPDATE {OUTBOX_TABLE} SET status = %s, attempts = 0, last_error = '', available_at = %s "
         f"WHERE status = %s AND id IN ({placeholders(ids)})",
-        (contract.STATUS_PENDING, utcnow(), contract.STATUS_FAILED, *ids),
+        (contract.STATUS_PENDING, db.timestamp(utcnow()), contract.STATUS_FAILED, *ids),
     )
 
 
@@ -251,8 +251,8 @@ def rewrite_event(db: Database, event_id: int, event: contract.NewEvent) -> bool
         db.rowcount(
             f"UPDATE {OUTBOX_TABLE} SET payload = %s, revision = %s, correlation_id = %s, "
             f"signature = %s, created_at = %s WHERE id = %s AND {_UNSETTLED}",
-            (event.payload, event.revision, event.correlation_id, event.signature, utcnow(),
-             event_id),
+            (event.payload, event.revision, event.correlation_id, event.signature,
+             db.timestamp(utcnow()), event_id),
         )
     )
 

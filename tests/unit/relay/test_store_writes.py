@@ -64,6 +64,9 @@ def test_retry_failed__makes_only_the_failed_rows_pending_and_counts_them(outbox
         ("pending", 0, ""), ("pending", 2, "refused"), ("pending", 0, ""), ("published", 1, ""),
     ]
     assert store.summary(outbox.db).failed == 0
+    # Due again from now, in the naive UTC text the relay's reads compare against.
+    for i in (ids[0], ids[2]):
+        datetime.datetime.strptime(rows[i]["available_at"], "%Y-%m-%d %H:%M:%S.%f")
 
 
 def test_insert_events__writes_trace_context_and_signatures_beside_the_plain_ones(outbox):
@@ -117,3 +120,4 @@ def test_rewrite_event__rewrites_a_pending_event_and_leaves_a_settled_one(outbox
                                         "status")] == [
         '{"later":true}', 3, "c-1", "v1;kid=k1;sig=CCCC", "pending"]
     assert after[published] == before[published]
+    datetime.datetime.strptime(after[pending]["created_at"], "%Y-%m-%d %H:%M:%S.%f")
