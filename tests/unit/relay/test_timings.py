@@ -248,3 +248,35 @@ def test_returned_events_found_at_start__their_key_is_not_warned_about_again(
     said = [r.getMessage() for r in relay_logs.records]
     assert sum("routing key author: 1 event(s) returned" in m for m in said) == 1
     assert not any("no queue is bound to routing key author" in m for m in said)
+
+
+# -- running for a while ----------------------------------------------------------------
+
+
+class ClockAlarm(Alarm):
+    """An alarm whose naps pass on the test's clock, noted, without sleeping."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+        self.naps = []
+
+    def sleep(self, seconds, *others):
+        self.naps.append(seconds)
+        self.clock.now += seconds
+        return []
+
+
+def test_run_for_a_while__the_last_nap_is_cut_to_the_time_left(outbox, stub, clock):
+    """`run(seconds=S)` of an idle polling relay naps 0.05 s, then twice as long after
+    each empty poll, and cuts the nap that would pass the end to the time left: it stops
+    at S, not a nap later."""
+    alarm = ClockAlarm(clock)
+    config = engine.Config(poll_interval=10.0, listen=False)
+    relay = engine.Relay(outbox.connect, stub, config, alarm=alarm)
+    try:
+        relay.run(seconds=0.3)
+    finally:
+        alarm.close()
+    assert alarm.naps == pytest.approx([0.05, 0.1, 0.15])
+    assert clock.now == pytest.approx(1000.3)
