@@ -23,6 +23,11 @@ The driver is the one Django finds: psycopg 3 when installed, else psycopg2.
 `--database mariadb` runs all three columns on MariaDB (127.0.0.1:3306, root; the test
 settings' MYSQL_HOST and MYSQL_TCP_PORT), through mysqlclient, at REPEATABLE READ.
 
+`--floor` adds a column "floor" to "tx10" and "bulk": plain Django's writes plus, in the
+same transaction, one INSERT of the rows our events would add, built before the clock
+starts. It is what the outbox would cost with no Python of its own (no queueing, no
+event building): the database's part, the floor of outbox/plain.
+
 `--signing` adds a column "signed" (our master with an Ed25519 signing key) and prints
 the signing cost per event: the builder's time per event with signing off and on, and
 one signature alone.
@@ -88,6 +93,8 @@ from tests.testproject.master import models  # noqa: E402
 
 COLUMNS: tuple[str, ...] = ("plain", "outbox", "django-cqrs")
 SIGNED = "signed"
+FLOOR = "floor"
+FLOOR_SCENARIOS = ("tx10", "bulk")
 NET = "net"
 UPDATE_ROWS = 10_000  # rows of the update() and raw-SQL figures
 SIGN_SAMPLES = 2000  # events built per figure of the signing cost
@@ -251,6 +258,8 @@ def _round_trip_ms(port: str, samples: int = 200) -> float:
 
 def _ours(scenario: str, column: str, rows: int, port: str) -> float:
     _use_port(port)
+    if column == FLOOR:
+        return _floor(scenario, rows)
     if column == "plain":
         return scenarios.run(scenario, models.Plain, models.Plain.objects, rows)
     if column == SIGNED:
@@ -260,6 +269,38 @@ def _ours(scenario: str, column: str, rows: int, port: str) -> float:
         with override_settings(CQRS=_capture_settings()), _triggers():
             return scenarios.run(scenario, models.Author, models.Author.cqrs, rows)
     return scenarios.run(scenario, models.Author, models.Author.cqrs, rows)
+
+
+def _prebuilt(count: int) -> list:
+    """Return `count` SAVE events of Author rows like the scenarios write, built now."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    return [events.build(models.Author(pk=10**9 + i, name=f"row {i}", cqrs_revision=0,
+                                       cqrs_updated=now), "SAVE", "default")
+            for i in range(count)]
+
+
+def _floor(scenario: str, rows: int) -> float:
+    """Plain Django's `scenario`, plus one INSERT of prebuilt event rows a transaction."""
+    from django.db import transaction
+
+    from cqrs_outbox import store
+
+    per = scenarios.BULK if scenario == "bulk" else scenarios.PER_TRANSACTION
+    built = _prebuilt(per)
+    db = store.wrap(connection)
+    start = time.perf_counter()
+    for first in range(0, rows, per):
+        with transaction.atomic():
+            if scenario == "bulk":
+                models.Plain.objects.bulk_create(
+                    [models.Plain(name=f"row {i}") for i in range(first, first + per)])
+            else:
+                for i in range(first, first + per):
+                    models.Plain.objects.create(name=f"row {i}")
+            store.insert_events(db, built)
+    return rows / (time.perf_counter() - start)
 
 
 _KEY_FILE: list[str] = []
@@ -423,9 +464,10 @@ def _signing_cost() -> None:
 def _measure(peer: Peer, scenario: str, rows: int, rounds: int, port: str) -> dict:
     if scenario == "bulk":
         rows *= 10  # bulk rounds would be one call otherwise
-    found: dict = {c: [] for c in COLUMNS}
+    columns = [c for c in COLUMNS if c != FLOOR or scenario in FLOOR_SCENARIOS]
+    found: dict = {c: [] for c in columns}
     for _ in range(rounds):
-        for column in COLUMNS:
+        for column in columns:
             if column == "django-cqrs":
                 found[column].append(peer.run(scenario, rows, port))
             else:
@@ -438,6 +480,8 @@ def _round_trips(peer: Peer, proxy: Proxy, scenario: str, rows: int) -> dict:
     # of a shared machine cannot move.
     found = {}
     for column in COLUMNS:
+        if column == FLOOR and scenario not in FLOOR_SCENARIOS:
+            continue
         before = proxy.sends()
         if column == "django-cqrs":
             peer.run(scenario, rows, proxy.port)
@@ -457,6 +501,9 @@ def _report(scenario: str, link: str, rates: dict) -> None:
         f"outbox/plain {rates['outbox'] / rates['plain']:.2f}"
         + (f"   signed {rates[SIGNED]:7.0f} rows/s, signed/outbox "
            f"{rates[SIGNED] / rates['outbox']:.2f}" if SIGNED in rates else "")
+        + (f"   floor {rates[FLOOR]:7.0f} rows/s, floor/plain "
+           f"{rates[FLOOR] / rates['plain']:.2f}, outbox/floor "
+           f"{rates['outbox'] / rates[FLOOR]:.2f}" if FLOOR in rates else "")
         + (f"   net {rates[NET]:7.0f} rows/s, net/outbox {rates[NET] / rates['outbox']:.2f} "
            f"(target 0.9: {'met' if rates[NET] >= 0.9 * rates['outbox'] else 'NOT met'})"
            if NET in rates else "")
@@ -495,6 +542,9 @@ def main() -> None:
                              "(default %(default)s)")
     parser.add_argument("--signing", action="store_true",
                         help="add a column with signed events and print the signing cost")
+    parser.add_argument("--floor", action="store_true",
+                        help="add a column: plain writes plus prebuilt event rows, no "
+                             "event building (tx10 and bulk)")
     parser.add_argument("--capture", action="store_true",
                         help="add a column with the database capture triggers, and the "
                              "update() and raw-SQL figures")
@@ -509,6 +559,8 @@ def main() -> None:
         COLUMNS = (*COLUMNS, SIGNED)
     if args.capture:
         COLUMNS = (*COLUMNS, NET)
+    if args.floor:
+        COLUMNS = (*COLUMNS, FLOOR)
     state = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     db = connection.settings_dict
     exchange = f"bench_{uuid.uuid4().hex[:8]}"
@@ -539,7 +591,7 @@ def main() -> None:
             rows = 1000 if scenario == "bulk" else 100
             trips = _round_trips(peer, proxy, scenario, rows)
             print(f"{scenario:11} requests to the database per row: "
-                  + "  ".join(f"{c} {trips[c]:.2f}" for c in COLUMNS))
+                  + "  ".join(f"{c} {trips[c]:.2f}" for c in trips))
         if args.capture:
             _use_port(direct)
             _update_figures(max(3, args.rounds // 3))
