@@ -69,10 +69,10 @@ class SilentBroker(StubPublisher):
 def _old_published(outbox, count):
     """Add `count` events published long ago (past any retention); return their ids."""
     ids = [outbox.add("author", pk) for pk in range(count)]
+    listed = ", ".join(str(i) for i in ids)
     outbox.db.rowcount(
         "UPDATE cqrs_outbox_event SET status = 'published', "
-        "published_at = '2000-01-01 00:00:00.000000' WHERE id IN (%s)"
-        % ", ".join(str(i) for i in ids)
+        f"published_at = '2000-01-01 00:00:00.000000' WHERE id IN ({listed})"
     )
     return ids
 
