@@ -235,6 +235,32 @@ def test_missing_tables__is_a_configuration_error(tmp_path, stub):
         db.close()
 
 
+def test_start__connects_to_the_broker_before_the_first_turn(outbox, stub, make_relay):
+    """start() opens the broker connection, so the first turn publishes on it instead
+    of connecting again."""
+    outbox.add("author", 1)
+    relay = make_relay()
+    relay.start()
+    assert (stub.connects, stub.is_open) == (1, True)
+    assert relay.run(once=True).published == 1
+    assert stub.connects == 1
+
+
+def test_start__an_unreachable_broker_is_logged_not_raised(outbox, stub, make_relay,
+                                                           relay_logs):
+    """A relay whose broker is down at start says so at once, without raising: the run
+    loop keeps trying the broker, and the event waits for it."""
+    stub.available = False
+    outbox.add("author", 1)
+    relay = make_relay()
+    relay.start()
+    said = [r.getMessage() for r in relay_logs.records if r.levelname == "WARNING"]
+    assert said == ["broker unavailable, retrying with back-off: stub broker is unavailable"]
+    assert outbox.statuses() == ["pending"]
+    stub.available = True
+    assert relay.run(once=True).published == 1
+
+
 def test_purge__deletes_old_published_events_in_bounded_batches_only(outbox):
     old = [outbox.add("author", pk) for pk in range(5)]
     fresh = outbox.add("author", 99)
