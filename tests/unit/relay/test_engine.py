@@ -246,6 +246,25 @@ def test_start__connects_to_the_broker_before_the_first_turn(outbox, stub, make_
     assert stub.connects == 1
 
 
+def test_run_once__goes_on_while_the_step_before_each_turn_finds_work(outbox, stub):
+    """`run(once=True)` stops only after a turn that moved nothing: a turn whose capture
+    step took changes and whose drain published as many events is not the last."""
+    calls = []
+
+    def before_turn():
+        calls.append(True)
+        if len(calls) > 3:
+            return 0
+        outbox.add("author", len(calls))  # the change this step turned into an event
+        return 1
+
+    relay = engine.Relay(outbox.connect, stub, engine.Config(poll_interval=0.05),
+                         before_turn=before_turn)
+    assert relay.run(once=True).published == 3
+    assert len(calls) == 4
+    assert outbox.statuses() == ["published"] * 3
+
+
 def test_start__an_unreachable_broker_is_logged_not_raised(outbox, stub, make_relay,
                                                            relay_logs):
     """A relay whose broker is down at start says so at once, without raising: the run
