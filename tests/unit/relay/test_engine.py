@@ -265,6 +265,40 @@ def test_run_once__goes_on_while_the_step_before_each_turn_finds_work(outbox, st
     assert outbox.statuses() == ["published"] * 3
 
 
+@pytest.mark.parametrize("second", ["published", "too large"])
+def test_run_once__a_turn_that_settled_batches_is_never_the_last(outbox, stub, second):
+    """A turn that settled anything is followed by another, however its batches were
+    settled (confirmed on the next send, after the last confirm, or refused by the
+    broker), so `run(once=True)` also publishes a change the capture step finds then."""
+    stub.max_body = 500
+    first = outbox.add("author", 1)
+    other = outbox.add("author", 2)
+    if second == "too large":
+        outbox.db.rowcount(
+            "UPDATE cqrs_outbox_event SET payload = %s WHERE id = %s", ("x" * 1000, other)
+        )
+    calls = []
+
+    def before_turn():
+        calls.append(True)
+        if len(calls) != 2:
+            return 0
+        outbox.add("author", 3)  # captured while the first turn's batches were in flight
+        return 0  # counted by the drain that publishes it
+
+    relay = engine.Relay(
+        outbox.connect, stub,
+        engine.Config(poll_interval=0.05, batch_size=1, in_flight=1, max_attempts=1),
+        before_turn=before_turn,
+    )
+    relay.run(once=True)
+    assert len(calls) == 3
+    statuses = {r["id"]: r["status"] for r in outbox.rows()}
+    assert statuses.pop(first) == "published"
+    assert statuses.pop(other) == ("published" if second == "published" else "failed")
+    assert list(statuses.values()) == ["published"]
+
+
 def test_start__an_unreachable_broker_is_logged_not_raised(outbox, stub, make_relay,
                                                            relay_logs):
     """A relay whose broker is down at start says so at once, without raising: the run
