@@ -325,3 +325,41 @@ def test_purge__the_walk_ends_at_an_event_still_pending(outbox):
     store.mark_published(outbox.db, [waiting], NOW - SECOND)
     assert store.purge_published(outbox.db, NOW, 3) == (2, None)
     assert outbox.rows() == []
+
+
+def test_reads__each_begins_at_the_next_held_partition(outbox, make_relay):
+    """Successive reads begin one held partition further on, so no partition always
+    comes last: over a round of 64 reads of one row, a busy partition early in the order
+    leads only the reads that begin at or before it, and a later one leads the rest."""
+    pks = {}
+    for pk in range(500):
+        pks.setdefault(contract.partition_for("author", pk), pk)
+    low, high = 5, 40
+    for partition in (low, high):
+        outbox.add("author", pks[partition])  # a read settles nothing: it stays pending
+    relay = make_relay(batch_size=1)
+    db = outbox.connect()
+    relay.leases.tick(db)
+    assert len(relay.leases.held) == contract.PARTITIONS
+    leads = [relay._read_batch(db, {}).rows[0].partition for _ in range(contract.PARTITIONS)]
+    assert leads == [high if low < start <= high else low
+                     for start in range(contract.PARTITIONS)]
+
+
+def test_guard__renews_leases_once_due_though_still_safe(outbox, make_relay):
+    """The guard renews as soon as the leases are due (a quarter of the TTL), not only
+    once they are no longer safe: a drain whose confirms come at once never waits, so the
+    guard is its only renewal, and the lease keeps its full margin against expiry."""
+    relay = make_relay()
+    db = outbox.connect()
+    relay.leases.tick(db)
+    event = outbox.add("author", 1)
+    batch = relay._read_batch(db, {})
+    relay.leases._renewed_at -= relay.leases.ttl * 0.3  # due, and still safe
+    assert relay.leases.due() and relay.leases.safe()
+    expiry = db.fetchall("SELECT MIN(expires_at) FROM cqrs_outbox_lease WHERE partition >= 0")
+    kept = relay._guard(db, batch)
+    assert [r.id for r in kept.rows] == [event]
+    assert not relay.leases.due()
+    renewed = db.fetchall("SELECT MIN(expires_at) FROM cqrs_outbox_lease WHERE partition >= 0")
+    assert renewed[0][0] > expiry[0][0]
