@@ -97,6 +97,36 @@ def test_silent_broker__given_up_after_thirty_seconds_checked_every_half_second(
     assert stats.published == 1 and outbox.statuses() == ["published"]
 
 
+def test_slow_broker__leases_renewed_while_waiting_and_none_given_up(
+    outbox, make_relay, clock
+):
+    """While the broker is slow to confirm, the relay renews its leases once they are
+    due, so a slow broker does not cost them; and gives none up to a relay that joined
+    meanwhile, whose share is handed over only once nothing of it is in flight."""
+    from cqrs_outbox.core import contract
+    from relay.leases import Leases
+
+    seen = []
+
+    def on_wait(waits):
+        if waits == 1:
+            relay.leases._renewed_at -= relay.leases.ttl * 0.3  # due, and still safe
+        elif waits == 3:
+            seen.append((relay.leases.due(), len(relay.leases.held)))
+            broker.silent = False  # the confirms arrive
+
+    broker = SilentBroker(clock, on_wait)
+    relay = make_relay(publisher=broker)
+    db = outbox.connect()
+    relay.leases.tick(db)
+    newcomer = Leases("b", relay.leases.ttl)
+    newcomer.tick(outbox.connect())  # a member now, waiting for its share
+    event = outbox.add("author", 1)
+    assert relay.run(once=True).published == 1
+    assert seen == [(False, contract.PARTITIONS)]
+    assert [m.event_id for m in broker.messages] == [event]
+
+
 def test_stop_while_waiting_for_confirms__waits_five_seconds_then_leaves_it_pending(
     outbox, make_relay, clock
 ):
