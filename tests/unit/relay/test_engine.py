@@ -154,6 +154,34 @@ def test_too_large__found_by_publishing_one_at_a_time_and_failed_while_the_rest_
     assert all(rows[i]["status"] == "published" for i in ids if i != big)
 
 
+def test_too_large__its_failure_names_how_many_refusals_it_had(outbox, stub, make_relay,
+                                                                relay_logs):
+    """The error that ends a refused event names its refusals: max_attempts of them."""
+    stub.max_body = 500
+    big = outbox.add("author", 1)
+    outbox.db.rowcount(
+        "UPDATE cqrs_outbox_event SET payload = %s WHERE id = %s", ("x" * 1000, big)
+    )
+    make_relay(max_attempts=3).run(once=True)
+    assert outbox.statuses() == ["failed"]
+    errors = [r.getMessage() for r in relay_logs.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"event {big} (routing key author) failed after 3 refusals: ")
+
+
+def test_unroutable__warned_once_per_routing_key(outbox, stub, make_relay, relay_logs):
+    """Every event of a key with no queue bound is returned; the warning is said once
+    for the key, not once an event."""
+    stub.unroutable = {"author", "book"}
+    for pk in range(3):
+        outbox.add("author", pk)
+    outbox.add("book", 1)
+    assert make_relay().run(once=True).returned == 4
+    said = [r.getMessage() for r in relay_logs.records]
+    for key in ("author", "book"):
+        assert sum(f"no queue is bound to routing key {key}" in m for m in said) == 1
+
+
 class FlakyBroker(StubPublisher):
     """A stub broker refusing the first `failures` connections."""
 
