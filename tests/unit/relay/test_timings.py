@@ -240,6 +240,29 @@ def test_purge__at_most_ten_statements_a_turn_and_on_at_once_while_behind(
     assert outbox.rows() == []
 
 
+def test_purge__each_purge_is_told_to_the_observer(outbox, stub, clock):
+    """The metrics hear how many events each purge deleted, as the stats count them."""
+    from relay import metrics
+
+    class Heard(metrics.Observer):
+        def __init__(self):
+            self.counts = []
+
+        def purged(self, count):
+            self.counts.append(count)
+
+    _old_published(outbox, 3)
+    heard = Heard()
+    alarm = Alarm()
+    relay = engine.Relay(outbox.connect, stub, engine.Config(retention=3600),
+                         alarm=alarm, observer=heard)
+    try:
+        assert relay.run(once=True).purged == 3
+    finally:
+        alarm.close()
+    assert heard.counts == [3]
+
+
 def test_purge__once_a_minute_while_it_keeps_up(outbox, stub, clock):
     """A relay that purged everything past the retention purges again only a minute
     later: not at 59.999 s, and at 60 s."""
