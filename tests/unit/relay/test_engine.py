@@ -263,6 +263,18 @@ def test_missing_tables__is_a_configuration_error(tmp_path, stub):
         db.close()
 
 
+def test_missing_lease_table__is_a_configuration_error_at_start(outbox, stub):
+    """A database whose event table is there but whose lease table is not (a migration
+    not run to the end) fails start() with the same clear error, before any turn."""
+    from cqrs_outbox.core.errors import ConfigurationError
+
+    outbox.db.rowcount("DROP TABLE cqrs_outbox_lease")
+    relay = engine.Relay(outbox.connect, stub, engine.Config(poll_interval=0.05))
+    with pytest.raises(ConfigurationError, match="migrate"):
+        relay.start()
+    assert stub.connects == 0
+
+
 def test_start__connects_to_the_broker_before_the_first_turn(outbox, stub, make_relay):
     """start() opens the broker connection, so the first turn publishes on it instead
     of connecting again."""
