@@ -275,6 +275,35 @@ def test_missing_lease_table__is_a_configuration_error_at_start(outbox, stub):
     assert stub.connects == 0
 
 
+def test_database_lost__the_relay_closes_the_old_connection(outbox, stub):
+    """A relay that lost its database connects anew and closes the connection it lost,
+    so an outage that comes and goes leaves no connection behind."""
+    from cqrs_outbox.core.errors import DatabaseUnavailable
+
+    opened = []
+
+    def connect():
+        opened.append(outbox.connect())
+        return opened[-1]
+
+    cut = [True]
+
+    def before_turn():
+        if cut:
+            cut.clear()
+            raise DatabaseUnavailable("connection to the database lost")
+        return 0
+
+    event = outbox.add("author", 1)
+    relay = engine.Relay(connect, stub, engine.Config(poll_interval=0.05),
+                         before_turn=before_turn)
+    assert relay.run(once=True).published == 1
+    assert [m.event_id for m in stub.messages] == [event]
+    assert len(opened) == 2
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        opened[0].connection.execute("SELECT 1")
+
+
 def test_start__connects_to_the_broker_before_the_first_turn(outbox, stub, make_relay):
     """start() opens the broker connection, so the first turn publishes on it instead
     of connecting again."""
