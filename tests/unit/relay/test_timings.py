@@ -263,6 +263,20 @@ def test_purge__each_purge_is_told_to_the_observer(outbox, stub, clock):
     assert heard.counts == [3]
 
 
+def test_purge__a_stop_ends_it_after_the_statement_running(outbox):
+    """A relay asked to stop while purging finishes the DELETE it is running and leaves
+    the rest of the old events to the next purge."""
+    _old_published(outbox, 5)
+    alarm = Alarm()
+    try:
+        alarm.ring()
+        before = store.utcnow() - datetime.timedelta(hours=1)
+        assert engine.purge(outbox.db, before, 1, 10, alarm) == 1
+    finally:
+        alarm.close()
+    assert len(outbox.rows()) == 4
+
+
 def test_purge__once_a_minute_while_it_keeps_up(outbox, stub, clock):
     """A relay that purged everything past the retention purges again only a minute
     later: not at 59.999 s, and at 60 s."""
