@@ -379,7 +379,28 @@ def test_migrate_step__touches_only_tables_whose_triggers_change(net, settings):
     with CaptureQueriesContext(connection) as seen:
         triggers.sync("default")
     assert not [q["sql"] for q in seen.captured_queries if "TRIGGER" in q["sql"].upper()
-                and "CREATE" in q["sql"].upper()]
+                and ("CREATE" in q["sql"].upper() or "DROP" in q["sql"].upper())]
+    assert names <= triggers.existing()
     settings.CQRS = {**settings.CQRS, "master": {**settings.CQRS["master"], "capture": "orm"}}
     triggers.sync("default")
+    assert triggers.existing() == set()
+
+
+def test_statements_and_install__by_default_every_part_and_the_count_run():
+    """`statements(models)` is the DDL that installs the models' triggers and the parts
+    every table's triggers share; `install` runs it and answers how many statements ran,
+    and with `remove=True` takes them all away again."""
+    chosen = [models.Shelf]
+    sql = triggers.statements(chosen)
+    assert sql == triggers.statements(chosen, "default", remove=False, shared=True)
+    shared = triggers.statements([], "default", remove=False, shared=True)
+    # PostgreSQL shares nothing on install: its row index comes with each table's DDL.
+    assert sql[len(sql) - len(shared):] == shared
+    assert triggers.existing() == set()
+    try:
+        assert triggers.install(chosen) == len(sql)
+        assert set(triggers.trigger_names(models.Shelf)) <= triggers.existing()
+    finally:
+        removed = triggers.install(chosen, remove=True)
+    assert removed == len(triggers.statements(chosen, remove=True))
     assert triggers.existing() == set()
