@@ -404,3 +404,52 @@ def test_statements_and_install__by_default_every_part_and_the_count_run():
         removed = triggers.install(chosen, remove=True)
     assert removed == len(triggers.statements(chosen, remove=True))
     assert triggers.existing() == set()
+
+
+def _capture_mode(settings, mode):
+    settings.CQRS = {**settings.CQRS, "master": {**settings.CQRS.get("master", {}),
+                                                 "capture": mode}}
+
+
+def test_migrate_step__installs_the_triggers_a_table_in_mode_database_lacks(settings):
+    """A model switched to capture mode 'database' gets its triggers at the next migrate,
+    and the parts every table's triggers share with them."""
+    _capture_mode(settings, "database")
+    assert triggers.existing() == set()
+    try:
+        triggers.sync("default")
+        assert set(triggers.trigger_names(models.Shelf)) <= triggers.existing()
+    finally:
+        triggers.install(outside.models_in_database_mode(), remove=True)
+    assert triggers.existing() == set()
+
+
+def test_migrate_step__in_mode_orm_with_no_triggers_runs_no_ddl(settings):
+    """With every model in capture mode 'orm' and no trigger anywhere, a migrate leaves
+    the tables alone: no DROP, however harmless, that every write would wait for."""
+    from django.test.utils import CaptureQueriesContext
+
+    _capture_mode(settings, "orm")
+    assert triggers.existing() == set()
+    with CaptureQueriesContext(connection) as seen:
+        triggers.sync("default")
+    assert not [q["sql"] for q in seen.captured_queries
+                if q["sql"].upper().startswith(("CREATE", "DROP"))]
+
+
+def test_migrate_step__drops_a_shared_part_left_without_any_table_trigger(settings):
+    """Mode 'orm' everywhere, and the row triggers gone but the part they shared left
+    (the outbox's clearing trigger, on SQLite and MySQL): the migrate drops it too."""
+    _capture_mode(settings, "database")
+    chosen = outside.models_in_database_mode()
+    triggers.install(chosen)
+    triggers.install(chosen, remove=True, shared=False)  # the tables' own triggers only
+    from cqrs_outbox import store
+
+    assert triggers.existing() == {store.dialect_of(connection).CLEAR_TRIGGER} - {None}
+    _capture_mode(settings, "orm")
+    try:
+        triggers.sync("default")
+        assert triggers.existing() == set()
+    finally:
+        triggers.install(chosen, remove=True)
