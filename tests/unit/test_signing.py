@@ -154,3 +154,19 @@ def test_trusted_keys__json_settings_are_accepted(key):
     # Settings often come from JSON in the environment.
     trusted = json.loads(json.dumps({"*": {"k1": key["public"]}}))
     assert _ids({"replica": {"signatures": "warn", "trusted_keys": trusted}}) == []
+
+
+@pytest.mark.parametrize("key_id", [None, 5, b"k1", ["k1"], "", "k 1", "k" * 65])
+def test_key_id__not_a_short_name_is_a_configuration_error_naming_it(key_id):
+    """A key id that is not 1-64 letters, digits, '.', '_' or '-' (or not text at all)
+    is refused with the setting's rule, never with a TypeError from the check itself."""
+    from cqrs_outbox.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="must be 1-64 characters") as raised:
+        signing.check_key_id(key_id)
+    assert repr(key_id)[:20] in str(raised.value)
+
+
+def test_key_id__a_short_name_is_returned_as_given():
+    assert signing.check_key_id("k1.prod_2-b") == "k1.prod_2-b"
+    assert signing.check_key_id("k" * 64) == "k" * 64
