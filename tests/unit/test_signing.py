@@ -170,3 +170,30 @@ def test_key_id__not_a_short_name_is_a_configuration_error_naming_it(key_id):
 def test_key_id__a_short_name_is_returned_as_given():
     assert signing.check_key_id("k1.prod_2-b") == "k1.prod_2-b"
     assert signing.check_key_id("k" * 64) == "k" * 64
+
+
+def test_load_signer__refuses_a_bad_key_id_before_reading_the_key(key):
+    from cqrs_outbox.core.errors import ConfigurationError
+
+    pem = key["pem"]
+    with pytest.raises(ConfigurationError, match="key id 'k 1' must be 1-64 characters"):
+        signing.load_signer("k 1", pem, "KEYFILE")
+
+
+def test_load_signer__text_that_is_no_key_is_unreadable_not_a_public_key():
+    with pytest.raises(signing.ConfigurationError, match="KEYFILE is not a readable") as raised:
+        signing.load_signer("k1", b"not a key at all", "KEYFILE")
+    assert not isinstance(raised.value, signing.WrongKeyKind)
+
+
+def test_load_signer__a_file_with_the_public_key_beside_the_private_one_signs(key):
+    """A PEM file holding the private key and, after it, its public key (as some tools
+    write them) is a private key file: it signs."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = key["pem"]
+    private = serialization.load_pem_private_key(pem, password=None)
+    both = pem + private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    signer = signing.load_signer("k1", both, "KEYFILE")
+    assert signer.public_key() == key["public"]
