@@ -197,3 +197,12 @@ def test_load_signer__a_file_with_the_public_key_beside_the_private_one_signs(ke
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     signer = signing.load_signer("k1", both, "KEYFILE")
     assert signer.public_key() == key["public"]
+
+
+def test_load_public__a_stray_character_in_the_key_is_not_base64(key):
+    """A public key with a character outside base64 in it (a paste gone wrong) is
+    refused, not decoded by skipping the character into a key that happens to fit."""
+    public = key["public"]
+    assert signing.load_public(public, "WHERE") is not None
+    with pytest.raises(signing.ConfigurationError, match="WHERE is not base64"):
+        signing.load_public(public[:10] + "*" + public[10:], "WHERE")
