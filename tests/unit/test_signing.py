@@ -44,6 +44,9 @@ def test_header__round_trips_and_verifies_the_exact_bytes_only(key):
     ("rsa;k1;AAAA", "scheme 'rsa'"),
     ("ed25519;k1", "must read"),
     ("ed25519;k1;AAAA", "not 64"),
+    # Unpadded, as the header carries it: 75 characters are 56 bytes once padded.
+    ("ed25519;k1;" + "A" * 75, "the signature is 56 bytes, not 64"),
+    ("ed25519;k1;" + "A" * 85, "not base64"),  # no padding makes 85 characters whole
     ("ed25519;bad key;" + "A" * 86, "key id"),
 ])
 def test_malformed_header__refused_saying_what_is_off(key, value, words):
