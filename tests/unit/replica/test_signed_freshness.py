@@ -1,6 +1,7 @@
 """Signed means signed: headers only make the replica stricter, replays cannot outlive the
 tombstones, and only the replica's own retry stamp gives a signed letter a fresh start."""
 
+import dataclasses
 import datetime
 import json
 from types import SimpleNamespace
@@ -80,6 +81,17 @@ def test_retries_header__only_raises_the_count(key):
     assert (lower.retries, higher.retries) == (3, 5)
 
 
+def test_expires_header_that_is_no_time__the_signed_expiry_stands(key):
+    """A hostile `cqrs-expires` that does not parse cannot strip a signed body's expiry."""
+    signed = wire.format_expires(NOW - DAY)
+    body = _body(expires=signed)
+    for header in ("next tuesday", b"\xff\xfe"):
+        envelope = signatures.from_headers(_props(key, body, **{"cqrs-expires": header}),
+                                           wire.decode(body), body, QUEUE)
+        assert envelope.expires == signed
+        assert wire.is_expired(envelope, NOW)
+
+
 def test_unsigned_body__headers_change_nothing():
     body = _body(expires=wire.format_expires(NOW - DAY))
     props = SimpleNamespace(headers={"cqrs-expires": wire.format_expires(NOW + DAY),
@@ -117,6 +129,17 @@ def test_retry_stamp__that_does_not_verify_is_ignored(key, tamper):
     assert envelope.expires == wire.format_expires(NOW - DAY)
 
 
+def test_retry_stamp__whose_expiry_is_no_time_is_ignored_even_though_it_verifies(key):
+    """A stamp is only trusted whole: one whose `expires` does not parse gives no fresh
+    start, and the body's own expiry stands."""
+    body = _body(expires=wire.format_expires(NOW - DAY), retries=2)
+    stamp = signatures.make_stamp(QUEUE, body, NOW, 0, "soon")
+    assert signatures.read_stamp({signatures.STAMP_HEADER: stamp}, QUEUE, body) is None
+    props = _props(key, body, **{signatures.STAMP_HEADER: stamp})
+    envelope = signatures.from_headers(props, wire.decode(body), body, QUEUE)
+    assert (envelope.expires, envelope.retries) == (wire.format_expires(NOW - DAY), 2)
+
+
 def test_retry_stamp__made_with_a_previous_secret_key_still_verifies(key):
     body = _body(expires=wire.format_expires(NOW - DAY))
     with override_settings(SECRET_KEY="old-secret"):
@@ -136,6 +159,17 @@ def test_signed_event_older_than_the_retention__refused_as_a_possible_replay(key
     recent = _body(signed_at=NOW - 6 * DAY)
     assert gate.replay_refusal(wire.decode(recent), _props(key, recent), recent, now=NOW) \
         is None
+
+
+def test_signed_event_exactly_as_old_as_the_retention__still_applied(key):
+    """The retention is how long a tombstone is kept, so an event signed exactly that long
+    ago is still covered; one microsecond more and it is refused."""
+    gate = _gate(key, retention=86400)
+    body = _body(signed_at=NOW - DAY)
+    assert gate.replay_refusal(wire.decode(body), _props(key, body), body, now=NOW) is None
+    later = NOW + datetime.timedelta(microseconds=1)
+    assert gate.replay_refusal(wire.decode(body), _props(key, body), body, now=later) \
+        .startswith("too old to rule out a replay")
 
 
 def test_signed_event_without_signing_time__refused_as_a_possible_replay(key):
@@ -165,6 +199,14 @@ def test_warn__applies_an_old_signed_event_with_a_warning(key, caplog):
     assert _gate(key, "warn").refusal("message m", wire.decode(old), _props(key, old),
                                       old) is None
     assert "despite its signature: too old to rule out a replay" in caplog.text
+
+
+def test_warn__cuts_a_long_cqrs_id_and_pk_in_its_warning(key, caplog):
+    """A hostile id cannot flood the log: each shows at most 200 characters."""
+    old = _body(signed_at=NOW - 30 * DAY)
+    envelope = dataclasses.replace(wire.decode(old), cqrs_id="a" * 300, instance_pk="7" * 300)
+    assert _gate(key, "warn").refusal("message m", envelope, _props(key, old), old) is None
+    assert f"message m {'a' * 200}...:{'7' * 200}... despite" in caplog.text
 
 
 # Our master signs its signing time; a SYNC's is when it was written.
@@ -215,3 +257,34 @@ def test_check__retention_shorter_than_the_redelivery_delay_is_E032():
 def test_check__default_retention_and_other_policies_pass():
     assert _ids({"signatures": "require"}) == []
     assert _ids({"signatures": "warn", "tombstone_retention": 60}) == []
+
+
+def test_check__retention_exactly_the_longest_wait_passes():
+    assert _ids({"signatures": "require", "tombstone_retention": 86400},
+                {"CQRS_MESSAGE_TTL": 86400}) == []
+    [(check_id, _)] = _ids({"signatures": "require", "tombstone_retention": 86399})
+    assert check_id == "cqrs_outbox.E032"
+
+
+def test_check__endless_retries_leave_the_other_waits_checked():
+    """CQRS_MAX_RETRIES = None (retry for ever, as django-cqrs allows) has no bound to
+    compare, so the check weighs the TTLs alone and does not fail on the None."""
+    assert _ids({"signatures": "require", "CQRS_MAX_RETRIES": None,
+                 "CQRS_RETRY_DELAY": 3600}) == []
+    [(check_id, msg)] = _ids({"signatures": "require", "tombstone_retention": 3600,
+                              "CQRS_MAX_RETRIES": None})
+    assert check_id == "cqrs_outbox.E032"
+    assert "shorter than cqrs_dead_letters retry's message TTL (86400s)" in msg
+
+
+def test_retention_problems__a_retention_that_is_no_number_is_left_to_its_own_check():
+    """E032 only compares numbers; the setting's type error is reported by the settings
+    check, once."""
+    for retention in ("a week", 0, True):
+        assert signatures.retention_problems(
+            {"replica": {"signatures": "require", "tombstone_retention": retention}}) == []
+    [problem] = signatures.retention_problems(
+        {"replica": {"signatures": "require", "tombstone_retention": 1}})
+    assert problem.id == "cqrs_outbox.E032" and " is 1s, shorter than " in problem.msg
+    [(check_id, msg)] = _ids({"signatures": "require", "tombstone_retention": "a week"})
+    assert check_id != "cqrs_outbox.E032" and "tombstone_retention" in msg
