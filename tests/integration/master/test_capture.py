@@ -301,3 +301,246 @@ def test_update_of_a_filter_matching_nothing__no_event_and_no_error(outbox_rows,
     else:
         models.Author.cqrs.bulk_update(models.Author.objects.filter(id__in=[]), name="z")
     assert len(outbox_rows()) == before
+
+
+# The edges of each bulk path.
+def _statements(seen, verb, table):
+    return [q["sql"] for q in seen.captured_queries
+            if q["sql"].lstrip().upper().startswith(verb) and table in q["sql"]]
+
+
+def test_update_by_pk__rows_go_in_chunks_of_500_pks(outbox_rows):
+    """Rows updated by pk (here a model with tracked fields, which every database takes
+    that way) are named 500 at a time, so no statement outgrows a database's limit on
+    parameters; every row still gets its event."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    models.Tracked.objects.bulk_create([models.Tracked(name=f"t{i}") for i in range(501)])
+    before = len(outbox_rows())
+    with CaptureQueriesContext(connection) as seen:
+        assert models.Tracked.objects.update(status="seen") == 501
+    assert len(_statements(seen, "UPDATE", "master_tracked")) == 2
+    saves = _saves_after(outbox_rows(), before)
+    assert len({r["instance_pk"] for r in saves}) == 501
+    assert {r["body"]["instance_data"]["status"] for r in saves} == {"seen"}
+
+
+def test_update__an_evaluated_queryset_shows_the_new_values_after_it(outbox_rows):
+    """As with Django's own update(), the queryset forgets the rows it had read."""
+    for name in ("s1", "s2"):
+        models.Shelf.objects.create(name=name)
+    shelves = models.Shelf.objects.filter(name__startswith="s").order_by("name")
+    assert [s.size for s in shelves] == [0, 0]
+    shelves.update(size=4)
+    assert [(s.size, s.cqrs_revision) for s in shelves] == [(4, 1), (4, 1)]
+
+
+def test_bulk_calls__templates_may_not_call_them():
+    """Django's template engine calls no method marked alters_data; the bulk calls that
+    write rows and events keep that mark, as Django's own have it."""
+    from django.template import Context, Template
+
+    models.Shelf.objects.create(name="a")
+    shown = Template("{{ qs.update }}|{{ qs.bulk_create }}|{{ qs.bulk_update }}").render(
+        Context({"qs": models.Shelf.objects.all()}))
+    assert shown == "||"
+    for name in ("update", "bulk_update", "bulk_create"):
+        assert getattr(getattr(capture.CapturingQuerySet, name), "alters_data", False) is True
+
+
+def test_bulk_update__naming_the_tracking_fields_changes_nothing(outbox_rows):
+    """Fields listing cqrs_revision and cqrs_updated themselves still raise each revision
+    by exactly one, with one event per row."""
+    shelves = [models.Shelf.objects.create(name=f"s{i}") for i in range(2)]
+    for shelf in shelves:
+        shelf.size = 7
+    assert models.Shelf.objects.bulk_update(
+        shelves, ["size", "cqrs_revision", "cqrs_updated"]) == 2
+    saves = _saves_after(outbox_rows(), 2)
+    assert sorted((r["instance_pk"], r["revision"]) for r in saves) == sorted(
+        (str(s.pk), 1) for s in shelves)
+    assert sorted(models.Shelf.objects.values_list("size", "cqrs_revision")) == [(7, 1), (7, 1)]
+
+
+def test_bulk_calls_inside_a_transaction__open_no_savepoint(outbox_rows):
+    """Like Django's own bulk calls, ours join the caller's transaction without a
+    savepoint of their own: no extra round trips, and a failure rolls back with it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    shelf = models.Shelf.objects.create(name="a")
+    with CaptureQueriesContext(connection) as seen, transaction.atomic():
+        models.Shelf.objects.filter(pk=shelf.pk).update(size=1)
+        shelf.size = 2
+        models.Shelf.objects.bulk_update([shelf], ["size"])
+        models.Shelf.objects.bulk_create([models.Shelf(name="b")])
+    assert [q["sql"] for q in seen.captured_queries if "SAVEPOINT" in q["sql"].upper()] == []
+    assert [r["revision"] for r in outbox_rows()] == [0, 2, 0]
+
+
+def test_bulk_create__tracked_fields_previous_data_as_create_gives_it(outbox_rows):
+    """A row made by bulk_create() carries the previous_data a create() gives: each
+    tracked field it sets, with None."""
+    author = models.Author.objects.create(name="a")
+    models.Tracked.objects.create(name="one", author=author)
+    models.Tracked.objects.bulk_create([models.Tracked(name="two", author=author)])
+    created, bulk = [r["body"]["previous_data"] for r in outbox_rows()
+                     if r["body"]["cqrs_id"] == "tracked"]
+    assert bulk == created == {"name": None, "author_id": None}
+
+
+def test_bulk_create__a_copied_instance_carries_no_previous_data_of_its_original(outbox_rows):
+    """An instance copied the Django way (pk set to None) after an update is a new row:
+    its event does not carry the values its original had before that update."""
+    original = models.Tracked.objects.create(name="old")
+    original.name = "new"
+    original.save()
+    original.pk, original._state.adding, original.cqrs_revision = None, True, 0
+    [copy] = models.Tracked.objects.bulk_create([original])
+    row = outbox_rows()[-1]
+    assert row["instance_pk"] == str(copy.pk)
+    assert row["body"]["previous_data"] == {"name": None}
+
+
+def test_bulk_create__rows_left_without_a_pk_are_counted_in_one_warning(outbox_rows,
+                                                                         monkeypatch,
+                                                                         caplog):
+    """Where the database hands back no primary keys, the rows whose pk was given still
+    get their events, and one warning counts those that cannot have one."""
+    from django.db import connection
+
+    models.Shelf.objects.bulk_create([models.Shelf(name="all named")])
+    assert caplog.records == []
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+    given = [models.Shelf(id=9001, name="x"), models.Shelf(id=9002, name="y")]
+    models.Shelf.objects.bulk_create([*given, models.Shelf(name="z")])
+    assert [r["instance_pk"] for r in outbox_rows()[1:]] == ["9001", "9002"]
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        "bulk_create of 3 Shelf rows: the database returned no primary key for 1 of them")
+
+
+def test_update__a_queryset_class_overriding_update_still_runs_it(outbox_rows):
+    """A queryset class whose update() adds a value keeps doing so; the one-statement
+    path, which would skip it, is not taken for it."""
+    from django.db.models import QuerySet
+
+    class Stamping(QuerySet):
+        def update(self, **kwargs):
+            kwargs.setdefault("name", "stamped")
+            return super().update(**kwargs)
+
+    shelf = models.Shelf.objects.create(name="plain")
+    queryset = capture._capturing_queryset(Stamping)(model=models.Shelf)
+    assert queryset.filter(pk=shelf.pk).update(size=3) == 1
+    shelf.refresh_from_db()
+    assert (shelf.name, shelf.size, shelf.cqrs_revision) == ("stamped", 3, 1)
+    assert outbox_rows()[-1]["body"]["instance_data"]["name"] == "stamped"
+
+
+def test_update__a_database_with_no_dialect_takes_the_portable_path(monkeypatch):
+    """UPDATE ... RETURNING is only written for a database whose dialect says it has it;
+    another backend gets the rows read by pk."""
+    from django.db import connection
+
+    plain = models.Author.objects.all()
+    assert capture._can_return(plain, "default") is (connection.vendor != "mysql")
+    monkeypatch.setattr(connection, "vendor", "oracle")
+    assert capture._can_return(plain, "default") is False
+
+
+def test_update_by_pk__of_a_distinct_queryset(outbox_rows):
+    """FOR UPDATE cannot go with DISTINCT: the rows are named first, then locked."""
+    author = models.Author.objects.create(name="a")
+    rows = [models.Tracked.objects.create(name=n, author=author) for n in ("x", "y")]
+    before = len(outbox_rows())
+    changed = models.Tracked.objects.filter(author__name="a").distinct().update(status="d")
+    assert changed == 2
+    saves = _saves_after(outbox_rows(), before)
+    assert sorted((r["instance_pk"], r["body"]["instance_data"]["status"]) for r in saves) \
+        == sorted((str(t.pk), "d") for t in rows)
+
+
+def test_update_by_pk__of_an_annotated_queryset_reads_the_rows_back_once(outbox_rows):
+    """An annotated queryset is updated by pk: its pks named, locked, the rows updated and
+    read back once (a model without tracked fields needs no read before)."""
+    from django.db import connection
+    from django.db.models import Count
+    from django.test.utils import CaptureQueriesContext
+
+    three = [models.Author.objects.create(name=n) for n in ("ann", "bob")]
+    models.Shelf.objects.create(name="s", author=three[1])
+    before = len(outbox_rows())
+    with CaptureQueriesContext(connection) as seen:
+        changed = models.Author.objects.annotate(n=Count("shelves")).filter(n=0).update(
+            name="none")
+    assert changed == 1
+    assert len(_statements(seen, "SELECT", "master_author")) == 3
+    [row] = _saves_after(outbox_rows(), before)
+    assert (row["instance_pk"], row["body"]["instance_data"]["name"]) == (str(three[0].pk),
+                                                                          "none")
+
+
+def test_install__twice_leaves_the_managers_capturing_once(outbox_rows):
+    """Registering a model again (a reload, a subclass) does not wrap its managers twice."""
+    classes = [type(m) for m in models.Shelf._meta.managers]
+    capture.install(models.Shelf)
+    assert [type(m) for m in models.Shelf._meta.managers] == classes
+    shelf = models.Shelf.objects.create(name="a")
+    models.Shelf.shelves.filter(pk=shelf.pk).update(size=2)
+    assert [r["revision"] for r in outbox_rows()] == [0, 1]
+
+
+def test_capturing_manager__built_from_a_capturing_queryset_is_not_mixed_twice():
+    """A manager made from a queryset class that already captures (its as_manager(), say)
+    keeps that queryset class."""
+    from django.db.models import Manager
+
+    queryset_class = type(models.Shelf.shelves.all())
+    assert capture._capturing_queryset(queryset_class) is queryset_class
+    manager_class = capture._capturing_manager(Manager.from_queryset(queryset_class))
+    assert manager_class._queryset_class is queryset_class
+
+
+def test_install__a_manager_without_querysets_is_left_alone():
+    """A manager built on BaseManager with no queryset class of its own is not touched."""
+    from types import SimpleNamespace
+
+    from django.db.models import Manager
+    from django.db.models.manager import BaseManager
+
+    class Bare(BaseManager):
+        pass
+
+    bare, plain = Bare(), Manager()
+    fake = SimpleNamespace(CQRS_CAPTURE=None, __qualname__="Fake",
+                           _meta=SimpleNamespace(managers=[bare, plain]))
+    capture.install(fake)
+    assert type(bare) is Bare
+    assert issubclass(type(plain), capture._CapturingManager)
+
+
+def test_update__moves_cqrs_updated_as_a_save_does(outbox_rows):
+    """update() stamps the rows it changes with the time of the change, as save() does,
+    and the event carries that stamp."""
+    shelf = models.Shelf.objects.create(name="a")
+    created_at = shelf.cqrs_updated
+    models.Shelf.objects.filter(pk=shelf.pk).update(size=1)
+    shelf.refresh_from_db()
+    assert shelf.cqrs_updated > created_at
+    first, second = [r["body"]["instance_data"]["cqrs_updated"] for r in outbox_rows()]
+    assert second != first
+
+
+def test_bulk_update__holds_no_rows_once_it_returns():
+    """The rows bulk_update() collects for its objects are dropped when it returns or
+    fails, so later update() calls in the same thread or task keep none of theirs."""
+    shelf = models.Shelf.objects.create(name="a")
+    shelf.size = 3
+    models.Shelf.objects.bulk_update([shelf], ["size"])
+    assert capture._updated_rows.get() is None
+    shelf.size = "not a number"
+    with pytest.raises((ValueError, TypeError)):
+        models.Shelf.objects.bulk_update([shelf], ["size"])
+    assert capture._updated_rows.get() is None
