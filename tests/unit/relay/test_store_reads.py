@@ -78,3 +78,41 @@ def test_database_name__labels_metrics_with_the_name_only(url, name):
     or a password, whether the URL holds its password in the query, unencoded, or as a
     libpq keyword; a URL that names no database is labelled `default`."""
     assert store.database_name(url) == name
+
+
+def test_read_pending__a_batch_filled_by_one_partition_asks_no_other(outbox, monkeypatch):
+    """The read walks the held partitions in turn and stops once the batch is full:
+    no statement for a partition it has no room for."""
+    first = contract.partition_for("a", 1)
+    outbox.add("a", 1)
+    outbox.add("a", 1, revision=1)
+    other = (first + 1) % contract.PARTITIONS
+    statements = []
+    real = outbox.db.fetchall
+    monkeypatch.setattr(outbox.db, "fetchall",
+                        lambda sql, params=(): statements.append(params) or real(sql, params))
+    rows = store.read_pending(outbox.db, [(first, 0), (other, 0)], 2)
+    assert [(p.partition, p.id) for p in rows] == [(first, 1), (first, 2)]
+    assert len(statements) == 1
+
+
+def test_sqlite_store__waits_five_seconds_for_another_writer_lock(outbox):
+    """The relay's SQLite connection waits for a writer's lock (as documented, up to
+    5 s) instead of failing at once: a write held a moment by another process goes
+    through."""
+    import sqlite3
+    import threading
+    import time
+
+    assert outbox.db.fetchall("PRAGMA busy_timeout") == [(5000,)]
+    holder = sqlite3.connect(outbox.url[len("sqlite:///"):], isolation_level=None,
+                             check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Thread(target=lambda: (time.sleep(0.3), holder.execute("COMMIT")))
+    released.start()
+    try:
+        event_id = outbox.add("author", 1)
+    finally:
+        released.join()
+        holder.close()
+    assert [row["id"] for row in outbox.rows()] == [event_id]
