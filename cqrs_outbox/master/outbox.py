@@ -336,12 +336,16 @@ def _flush(alias: str, pending: Pending, commit: bool = False) -> list[int]:
             todo.append(entry)
     if not todo:
         return []
+    for entry in todo:
+        if entry.event is None and entry.instance is not None \
+                and str(entry.instance.pk) != entry.key[1]:
+            entry.instance = _reread(entry.instance, entry.key[1], alias)
     _refresh([e.instance for e in todo if e.event is None and e.instance is not None], alias)
     settings = conf.get()
     built = []
     for entry in todo:
         event = entry.event
-        if event is None:
+        if event is None and entry.instance is not None:
             event = events.build(entry.instance, entry.key[2], alias, queue=entry.key[3],
                                  settings=settings)
         entry.dirty = False
@@ -368,6 +372,17 @@ def _write(alias: str, built: list[tuple[Entry, contract.NewEvent]], commit: boo
     for (entry, _), event_id in zip(fresh, ids, strict=True):
         entry.event_id = event_id
     return ids
+
+
+def _reread(instance: models.Model, pk: str, alias: str) -> models.Model | None:
+    """Return the row queued as `pk`, read from the database, for an instance whose pk
+    changed after it was saved (Django's copy idiom: `pk = None`, then save again).
+
+    The instance now stands for the copy, so the row saved first is built from what it
+    holds in the database; its previous_data is not known any more. None if the row is
+    gone (its event is then dropped: a delete that bypassed the ORM, see `outside`).
+    """
+    return type(instance)._base_manager.using(alias).filter(pk=pk).first()
 
 
 def _refresh(instances: list[models.Model], alias: str) -> None:

@@ -18,6 +18,61 @@ def _saves_and_deletes(rows):
     return [(r["signal_type"], r["instance_pk"], r["revision"]) for r in rows]
 
 
+# -- an instance copied after its save (Django's idiom: pk = None, save again) ----------
+
+
+def test_instance_copied_after_its_save__each_row_gets_its_own_event(outbox_rows):
+    """The save queued for the original row is not turned into a second event of the
+    copy: the original's change is sent as its row holds it, the copy as created."""
+    author = models.Author.objects.create(name="orig")
+    original = author.pk
+    with transaction.atomic():
+        author.name = "renamed"
+        author.save()
+        author.pk, author._state.adding, author.name = None, True, "copy"
+        author.save()
+    rows = outbox_rows()
+    assert [(r["instance_pk"], r["revision"], r["body"]["instance_data"]["name"])
+            for r in rows] == [(str(original), 0, "orig"), (str(original), 1, "renamed"),
+                               (str(author.pk), 0, "copy")]
+    assert rows[1]["body"]["instance_data"]["id"] == original
+
+
+def test_instance_copied_by_bulk_create_after_its_save__each_row_gets_its_own_event(
+        outbox_rows):
+    tracked = models.Tracked.objects.create(name="orig")
+    original = tracked.pk
+    with transaction.atomic():
+        tracked.name = "renamed"
+        tracked.save()
+        tracked.pk, tracked._state.adding, tracked.cqrs_revision = None, True, 0
+        [copy] = models.Tracked.objects.bulk_create([tracked])
+    rows = outbox_rows()
+    assert [(r["instance_pk"], r["revision"], r["body"]["instance_data"]["name"])
+            for r in rows] == [(str(original), 0, "orig"), (str(original), 1, "renamed"),
+                               (str(copy.pk), 0, "renamed")]
+    # What the original held before the transaction went with the instance to the copy.
+    assert rows[1]["body"]["previous_data"] is None
+
+
+def test_instance_copied_after_its_save__an_original_gone_from_the_table_sends_no_save(
+        outbox_rows):
+    """A row removed behind the ORM's back before commit has nothing to send; the copy
+    still gets its event."""
+    author = models.Author.objects.create(name="orig")
+    original = author.pk
+    table = connection.ops.quote_name(models.Author._meta.db_table)
+    with transaction.atomic():
+        author.name = "renamed"
+        author.save()
+        author.pk, author._state.adding, author.name = None, True, "copy"
+        author.save()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE id = %s", [original])
+    assert [(r["instance_pk"], r["revision"]) for r in outbox_rows()] == [
+        (str(original), 0), (str(author.pk), 0)]
+
+
 # -- drop: a row deleted in the transaction that saved it -------------------------------
 
 
