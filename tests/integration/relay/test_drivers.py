@@ -73,3 +73,24 @@ def test_standalone_relay__database_cut_is_survived_and_listen_resumes(
     log = relay.log()
     assert log.count("database unavailable") == 1, log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_relay_connection__names_itself_and_keeps_its_timeouts_on_either_driver(driver):
+    """The relay's own connection, on either driver, waits at most 10 s to connect,
+    probes an idle peer after 10 s, then every 5 s, 3 times (a vanished server shows
+    within 25 s instead of hanging the relay), and shows up in pg_stat_activity as
+    cqrs-outbox-relay."""
+    db = store.connect(support.database_url(), driver=driver)
+    try:
+        raw = db.raw
+        params = (raw.info.get_parameters() if driver == "psycopg"
+                  else raw.get_dsn_parameters())
+        assert {k: params.get(k) for k in ("connect_timeout", "keepalives", "keepalives_idle",
+                                           "keepalives_interval", "keepalives_count")} == {
+            "connect_timeout": "10", "keepalives": "1", "keepalives_idle": "10",
+            "keepalives_interval": "5", "keepalives_count": "3"}
+        assert db.fetchall("SELECT application_name FROM pg_stat_activity "
+                           "WHERE pid = pg_backend_pid()") == [("cqrs-outbox-relay",)]
+    finally:
+        db.close()
