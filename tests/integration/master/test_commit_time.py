@@ -250,6 +250,20 @@ def test_new_event_row__bookkeeping_columns_filled_by_the_database(outbox_rows):
 
 
 @pytest.mark.postgres
+def test_new_event_row__on_postgresql_its_times_are_the_servers(outbox_rows):
+    """The relay compares due times with the database's clock, so on PostgreSQL the
+    server stamps an event (its transaction's time), not the application host, whose
+    clock may be ahead and would hold the event back."""
+    with transaction.atomic():
+        models.Author.objects.create(name="Ann")
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT now()")
+            [(started,)] = cursor.fetchall()
+    [row] = outbox_rows()
+    assert row["created_at"] == row["available_at"] == started
+
+
+@pytest.mark.postgres
 def test_server_side_binding__the_insert_goes_alone_and_row_and_event_commit(outbox_rows):
     """With psycopg 3's server-side binding (OPTIONS server_side_binding=True) a query
     cannot carry two statements, so the event INSERT must not carry the COMMIT: the
