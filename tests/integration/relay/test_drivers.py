@@ -94,3 +94,21 @@ def test_relay_connection__names_itself_and_keeps_its_timeouts_on_either_driver(
                            "WHERE pid = pg_backend_pid()") == [("cqrs-outbox-relay",)]
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_literal_quoter__psycopg_3_quotes_values_itself_and_psycopg2_binds_them(driver):
+    """A big event INSERT on psycopg 3 gets its values written in by psycopg's own
+    quoting, which must round-trip every byte; psycopg2 binds them as it always does."""
+    db = store.connect(support.database_url(), driver=driver)
+    try:
+        quote = postgresql.literal_quoter(db)
+        if driver == "psycopg2":
+            assert quote is None
+            return
+        text = "o'reilly \\ 100% {x} \u00e9\u4e2d"
+        with db.raw.cursor() as cursor:  # as the store runs it: no parameters at all
+            cursor.execute(f"SELECT {quote(text).decode()}, {quote(7).decode()}")
+            assert cursor.fetchall() == [(text, 7)]
+    finally:
+        db.close()

@@ -88,3 +88,34 @@ def test_driver_version__of_psycopg2_built_from_source(monkeypatch):
 
     monkeypatch.setattr(importlib.metadata, "version", version)
     assert store.driver_version("psycopg2") == "psycopg2 2.9.10"
+
+
+def test_begin_with_statement__only_psycopg_3_cursors_step_past_the_begin():
+    """After "BEGIN; INSERT ... RETURNING", psycopg 3 keeps both results and starts at
+    BEGIN's, so its cursor (Django's, which subclasses it, too) steps to the next; psycopg2
+    keeps only the last result, and its cursor has no next to step to."""
+    psycopg = pytest.importorskip("psycopg")
+    psycopg2_extensions = pytest.importorskip("psycopg2.extensions")
+
+    class DjangoLike(psycopg.ClientCursor):
+        pass
+
+    stepped = []
+
+    class Psycopg3Cursor(DjangoLike):
+        def __init__(self):
+            pass
+
+        def nextset(self):
+            stepped.append(type(self).__name__)
+
+    class Psycopg2Cursor(psycopg2_extensions.cursor):
+        def __init__(self):
+            pass
+
+        def nextset(self):
+            stepped.append(type(self).__name__)
+
+    postgresql.past_begin(Psycopg3Cursor())
+    postgresql.past_begin(Psycopg2Cursor())
+    assert stepped == ["Psycopg3Cursor"]
