@@ -86,3 +86,21 @@ def test_notifies_and_row_estimate__as_each_server_offers_them():
                                   lambda: OutboxEvent.objects.order_by().explain(format="json"))
     assert store.notifies(db) is postgres
     assert isinstance(estimate, int) and 20 <= estimate <= 80
+
+
+def test_relay_connection__utc_session_autocommit_and_matched_rows_counted():
+    """The relay's own connection: its clock and the timestamps it writes are UTC whatever
+    the server's zone, each statement commits by itself, and an UPDATE that changes
+    nothing still counts the row it matched (the store reads that as "done")."""
+    from django.db import connection
+
+    db = store.connect(support.database_url())
+    try:
+        [event_id] = support.write_events([("author", 1, 0)])
+        sql = "UPDATE cqrs_outbox_event SET status = 'pending' WHERE id = %s"
+        assert db.rowcount(sql, (event_id,)) == 1  # already pending: matched, not changed
+        if connection.vendor == "mysql":
+            assert db.fetchone("SELECT @@session.time_zone, @@autocommit, "
+                               "@@character_set_connection") == ("+00:00", 1, "utf8mb4")
+    finally:
+        db.close()

@@ -119,3 +119,22 @@ def test_begin_with_statement__only_psycopg_3_cursors_step_past_the_begin():
     postgresql.past_begin(Psycopg3Cursor())
     postgresql.past_begin(Psycopg2Cursor())
     assert stepped == ["Psycopg3Cursor"]
+
+
+def test_mysql_url__connects_as_the_docs_say():
+    """A mysql:// URL gives mysqlclient the documented port and host when it names none,
+    the unquoted user and password, utf8mb4, autocommit, a UTC session, 10 s to connect,
+    60 s for an answer, and UPDATE counting the rows it matched."""
+    from cqrs_outbox.store import mysql
+
+    client = pytest.importorskip("MySQLdb.constants.CLIENT")
+    bare = mysql.connect_options("mysql://app@/shop")
+    assert (bare["host"], bare["port"], bare["user"], bare["password"], bare["database"]) == (
+        "127.0.0.1", 3306, "app", "", "shop")
+    full = mysql.connect_options("mariadb://a%40b:p%3Aw@db.internal:3307/sh%2Fop")
+    assert (full["host"], full["port"], full["user"], full["password"], full["database"]) == (
+        "db.internal", 3307, "a@b", "p:w", "sh/op")
+    assert {k: full[k] for k in ("charset", "autocommit", "connect_timeout", "read_timeout",
+                                 "client_flag", "init_command")} == {
+        "charset": "utf8mb4", "autocommit": True, "connect_timeout": 10, "read_timeout": 60,
+        "client_flag": client.FOUND_ROWS, "init_command": "SET time_zone = '+00:00'"}
