@@ -104,3 +104,29 @@ def test_relay_connection__utc_session_autocommit_and_matched_rows_counted():
                                "@@character_set_connection") == ("+00:00", 1, "utf8mb4")
     finally:
         db.close()
+
+
+def test_insert_events__mysqls_way_to_the_ids_gives_the_rows_ids_on_any_increment(
+        monkeypatch):
+    """MySQL has no INSERT ... RETURNING: the ids are the first one and those after it,
+    spaced by auto_increment_increment. Run here on MariaDB with its RETURNING set aside,
+    at an increment of 3, and at the server's own."""
+    from django.db import connection
+
+    if connection.vendor != "mysql":
+        pytest.skip("MySQL's and MariaDB's way to the ids")
+    from cqrs_outbox.store import mysql
+
+    db = store.wrap(connections["default"])
+    assert mysql.is_mariadb(db.raw) is True
+    monkeypatch.setattr(mysql, "is_mariadb", lambda raw: False)
+    first = support.write_events([("author", pk, 0) for pk in range(3)])
+    db.rowcount("SET SESSION auto_increment_increment = 3")
+    try:
+        spaced = support.write_events([("author", pk, 0) for pk in range(3, 6)])
+    finally:
+        db.rowcount("SET SESSION auto_increment_increment = 1")
+    stored = [row[0] for row in db.fetchall(
+        "SELECT id FROM cqrs_outbox_event ORDER BY id")]
+    assert first + spaced == stored
+    assert spaced[1] - spaced[0] == spaced[2] - spaced[1] == 3

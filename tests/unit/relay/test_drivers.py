@@ -138,3 +138,33 @@ def test_mysql_url__connects_as_the_docs_say():
                                  "client_flag", "init_command")} == {
         "charset": "utf8mb4", "autocommit": True, "connect_timeout": 10, "read_timeout": 60,
         "client_flag": client.FOUND_ROWS, "init_command": "SET time_zone = '+00:00'"}
+
+
+@pytest.mark.parametrize(("server", "mariadb"), [
+    ("10.11.6-MariaDB-0+deb12u1", True), ("5.5.5-10.6.16-MariaDB", True),
+    ("8.0.36", False), (None, False)])
+def test_is_mariadb__read_from_the_server_version(server, mariadb):
+    """MariaDB names itself in its version; MySQL does not, and a connection that cannot
+    say is taken for MySQL, whose way to the new ids works on both."""
+    from types import SimpleNamespace
+
+    from cqrs_outbox.store import mysql
+
+    raw = SimpleNamespace() if server is None else SimpleNamespace(
+        get_server_info=lambda: server)
+    assert mysql.is_mariadb(raw) is mariadb
+
+
+def test_mysql_timestamp__aware_times_become_naive_utc_and_naive_ones_stay():
+    """DATETIME columns hold naive UTC: an aware time is converted, a naive one (already
+    UTC, as Django hands them) is left as it is."""
+    import datetime
+
+    from cqrs_outbox.store import mysql
+
+    plus_two = datetime.timezone(datetime.timedelta(hours=2))
+    aware = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=plus_two)
+    naive = datetime.datetime(2026, 12, 7, 12, 0)
+    assert mysql.timestamp(aware) == datetime.datetime(2026, 12, 7, 10, 0)
+    assert mysql.timestamp(aware).tzinfo is None
+    assert mysql.timestamp(naive) is naive
