@@ -86,6 +86,10 @@ def test_notifies_and_row_estimate__as_each_server_offers_them():
                                   lambda: OutboxEvent.objects.order_by().explain(format="json"))
     assert store.notifies(db) is postgres
     assert isinstance(estimate, int) and 20 <= estimate <= 80
+    # A filtered list is estimated from its own plan, not the table's size.
+    failed = OutboxEvent.objects.filter(status="failed").order_by()
+    assert store.row_estimate(db, "cqrs_outbox_event", True,
+                              lambda: failed.explain(format="json")) < 20
 
 
 def test_relay_connection__utc_session_autocommit_and_matched_rows_counted():
