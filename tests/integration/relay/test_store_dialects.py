@@ -77,8 +77,12 @@ def test_notifies_and_row_estimate__as_each_server_offers_them():
     """PostgreSQL wakes the relay with NOTIFY and MySQL does not; both estimate a query's
     rows from its plan (the admin's counts of a big outbox), without running it."""
     db = store.wrap(connections["default"])
-    support.write_events(("author", pk, 0) for pk in range(40))
     postgres = connections["default"].vendor == "postgresql"
+    if not postgres:  # InnoDB's own count: none for an empty table or one not there
+        db.rowcount("ANALYZE TABLE cqrs_outbox_event")
+        assert store.row_estimate(db, "cqrs_outbox_event", False, lambda: "") == 0
+        assert store.row_estimate(db, "no_such_table", False, lambda: "") == 0
+    support.write_events(("author", pk, 0) for pk in range(40))
     db.rowcount("ANALYZE cqrs_outbox_event" if postgres else "ANALYZE TABLE cqrs_outbox_event")
     from cqrs_outbox.models import OutboxEvent
 

@@ -168,3 +168,29 @@ def test_mysql_timestamp__aware_times_become_naive_utc_and_naive_ones_stay():
     assert mysql.timestamp(aware) == datetime.datetime(2026, 12, 7, 10, 0)
     assert mysql.timestamp(aware).tzinfo is None
     assert mysql.timestamp(naive) is naive
+
+
+@pytest.mark.parametrize(("plan", "estimate"), [
+    # MariaDB: rows the first table reads, times the share its condition keeps.
+    ({"query_block": {"select_id": 1, "table": {"table_name": "e", "rows": 40,
+                                                "filtered": 25}}}, 10),
+    # The same, handed back by Django as a JSON string inside the JSON.
+    ('{"query_block": {"table": {"table_name": "e", "rows": 7, "filtered": 100}}}', 7),
+    # MySQL 8: rows produced per join, filtered given as text; the first table of a nested plan.
+    ({"query_block": {"ordering_operation": {"nested_loop": [
+        {"table": {"table_name": "e", "rows_produced_per_join": 12, "filtered": "50.00"}},
+        {"table": {"table_name": "f", "rows_produced_per_join": 999}}]}}}, 6),
+    # No filter share given: all of the rows.
+    ({"query_block": {"table": {"table_name": "e", "rows": 100}}}, 100),
+    # A plan naming no table: nothing to count.
+    ({"query_block": {"message": "Impossible WHERE"}}, 0),
+])
+def test_mysql_row_estimate__of_a_filtered_list_from_its_plan(plan, estimate):
+    """The admin's estimate of a filtered list on MySQL and MariaDB: what EXPLAIN expects
+    the plan's first table to yield, in each server's JSON."""
+    import json
+
+    from cqrs_outbox.store import mysql
+
+    text = json.dumps(plan)
+    assert mysql.row_estimate(None, "e", True, lambda: text) == estimate
