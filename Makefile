@@ -118,7 +118,8 @@ mutate: services $(STAMP)
 # listed its survivors), none started after 6 minutes; fails on an unlisted survivor.
 MUTATE_CI := cqrs_outbox/replica/rules.py cqrs_outbox/core/wire.py cqrs_outbox/master/outbox.py cqrs_outbox/master/onetrip.py \
 	cqrs_outbox/master/outside.py cqrs_outbox/master/triggers.py cqrs_outbox/master/capture.py cqrs_outbox/store/__init__.py \
-	relay/engine.py cqrs_outbox/core/signing.py cqrs_outbox/replica/signatures.py
+	relay/engine.py cqrs_outbox/core/signing.py cqrs_outbox/replica/signatures.py \
+	cqrs_outbox/store/sqlite.py cqrs_outbox/store/postgresql.py cqrs_outbox/store/mysql.py
 mutate-sample: services $(STAMP)
 	$(PY) scripts/mutate --sample 6 --budget 360 --jobs 2 $(addprefix --module ,$(MUTATE_CI))
 

@@ -3,6 +3,7 @@
 import socket
 import socketserver
 import threading
+import time
 
 import pytest
 
@@ -64,12 +65,22 @@ def test_cut__racing_new_connections_leaves_no_thread_failing(echo, monkeypatch)
     monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
     with TcpProxy(*echo) as proxy:
         stop = threading.Event()
-        cutter = threading.Thread(target=lambda: [proxy.cut() for _ in iter(stop.is_set, True)])
+
+        def cut_until_stopped():
+            while not stop.is_set():
+                proxy.cut()
+                time.sleep(0.0005)  # let the accepting thread run between cuts
+
+        # A daemon, stopped in `finally`: a client failing to connect on a loaded machine
+        # fails this test instead of leaving the thread to hold the process open.
+        cutter = threading.Thread(target=cut_until_stopped, daemon=True)
         cutter.start()
-        clients = [socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
-                   for _ in range(150)]
-        stop.set()
-        cutter.join()
+        try:
+            clients = [socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+                       for _ in range(150)]
+        finally:
+            stop.set()
+            cutter.join(timeout=10)
         proxy.cut()
         for client in clients:
             client.close()
