@@ -8,11 +8,15 @@ default; CQRS['master']['capture'] = 'off' restores the silence.
 """
 
 import pickle
+from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Count, F, Manager, QuerySet
+from django.db.models.manager import BaseManager
+from django.template import Context, Template
+from django.test.utils import CaptureQueriesContext
 
 from cqrs_outbox import conf
 from cqrs_outbox.master import capture
@@ -261,9 +265,6 @@ def test_capturing_queryset__pickles_and_deconstructs_as_the_original():
 def test_update_on_postgresql_and_sqlite__one_update_returning_and_no_read(outbox_rows):
     """Where the database returns the changed rows, update() of a plain manager is one
     UPDATE ... RETURNING: no locking read before it, no read after it."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     if connection.vendor == "mysql":
         pytest.skip("MySQL/MariaDB have no UPDATE ... RETURNING: the rows are read by pk")
     for name in ("a", "b"):
@@ -313,9 +314,6 @@ def test_update_by_pk__rows_go_in_chunks_of_500_pks(outbox_rows):
     """Rows updated by pk (here a model with tracked fields, which every database takes
     that way) are named 500 at a time, so no statement outgrows a database's limit on
     parameters; every row still gets its event."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     models.Tracked.objects.bulk_create([models.Tracked(name=f"t{i}") for i in range(501)])
     before = len(outbox_rows())
     with CaptureQueriesContext(connection) as seen:
@@ -339,8 +337,6 @@ def test_update__an_evaluated_queryset_shows_the_new_values_after_it(outbox_rows
 def test_bulk_calls__templates_may_not_call_them():
     """Django's template engine calls no method marked alters_data; the bulk calls that
     write rows and events keep that mark, as Django's own have it."""
-    from django.template import Context, Template
-
     models.Shelf.objects.create(name="a")
     shown = Template("{{ qs.update }}|{{ qs.bulk_create }}|{{ qs.bulk_update }}").render(
         Context({"qs": models.Shelf.objects.all()}))
@@ -366,9 +362,6 @@ def test_bulk_update__naming_the_tracking_fields_changes_nothing(outbox_rows):
 def test_bulk_calls_inside_a_transaction__open_no_savepoint(outbox_rows):
     """Like Django's own bulk calls, ours join the caller's transaction without a
     savepoint of their own: no extra round trips, and a failure rolls back with it."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     shelf = models.Shelf.objects.create(name="a")
     with CaptureQueriesContext(connection) as seen, transaction.atomic():
         models.Shelf.objects.filter(pk=shelf.pk).update(size=1)
@@ -408,8 +401,6 @@ def test_bulk_create__rows_left_without_a_pk_are_counted_in_one_warning(outbox_r
                                                                          caplog):
     """Where the database hands back no primary keys, the rows whose pk was given still
     get their events, and one warning counts those that cannot have one."""
-    from django.db import connection
-
     models.Shelf.objects.bulk_create([models.Shelf(name="all named")])
     assert caplog.records == []
     monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
@@ -424,8 +415,6 @@ def test_bulk_create__rows_left_without_a_pk_are_counted_in_one_warning(outbox_r
 def test_update__a_queryset_class_overriding_update_still_runs_it(outbox_rows):
     """A queryset class whose update() adds a value keeps doing so; the one-statement
     path, which would skip it, is not taken for it."""
-    from django.db.models import QuerySet
-
     class Stamping(QuerySet):
         def update(self, **kwargs):
             kwargs.setdefault("name", "stamped")
@@ -442,8 +431,6 @@ def test_update__a_queryset_class_overriding_update_still_runs_it(outbox_rows):
 def test_update__a_database_with_no_dialect_takes_the_portable_path(monkeypatch):
     """UPDATE ... RETURNING is only written for a database whose dialect says it has it;
     another backend gets the rows read by pk."""
-    from django.db import connection
-
     plain = models.Author.objects.all()
     assert capture._can_return(plain, "default") is (connection.vendor != "mysql")
     monkeypatch.setattr(connection, "vendor", "oracle")
@@ -465,10 +452,6 @@ def test_update_by_pk__of_a_distinct_queryset(outbox_rows):
 def test_update_by_pk__of_an_annotated_queryset_reads_the_rows_back_once(outbox_rows):
     """An annotated queryset is updated by pk: its pks named, locked, the rows updated and
     read back once (a model without tracked fields needs no read before)."""
-    from django.db import connection
-    from django.db.models import Count
-    from django.test.utils import CaptureQueriesContext
-
     three = [models.Author.objects.create(name=n) for n in ("ann", "bob")]
     models.Shelf.objects.create(name="s", author=three[1])
     before = len(outbox_rows())
@@ -495,8 +478,6 @@ def test_install__twice_leaves_the_managers_capturing_once(outbox_rows):
 def test_capturing_manager__built_from_a_capturing_queryset_is_not_mixed_twice():
     """A manager made from a queryset class that already captures (its as_manager(), say)
     keeps that queryset class."""
-    from django.db.models import Manager
-
     queryset_class = type(models.Shelf.shelves.all())
     assert capture._capturing_queryset(queryset_class) is queryset_class
     manager_class = capture._capturing_manager(Manager.from_queryset(queryset_class))
@@ -505,11 +486,6 @@ def test_capturing_manager__built_from_a_capturing_queryset_is_not_mixed_twice()
 
 def test_install__a_manager_without_querysets_is_left_alone():
     """A manager built on BaseManager with no queryset class of its own is not touched."""
-    from types import SimpleNamespace
-
-    from django.db.models import Manager
-    from django.db.models.manager import BaseManager
-
     class Bare(BaseManager):
         pass
 

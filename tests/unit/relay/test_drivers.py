@@ -1,12 +1,15 @@
 """`python -m relay --driver`: which PostgreSQL module it uses, and the errors without one."""
 
+import datetime
+import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from cqrs_outbox import store
-from cqrs_outbox.store import postgresql
+from cqrs_outbox.store import mysql, postgresql
 
 # Run the relay's command line with some driver modules made unimportable, as on a machine
 # where they are not installed (None in sys.modules stops an import).
@@ -125,8 +128,6 @@ def test_mysql_url__connects_as_the_docs_say():
     """A mysql:// URL gives mysqlclient the documented port and host when it names none,
     the unquoted user and password, utf8mb4, autocommit, a UTC session, 10 s to connect,
     60 s for an answer, and UPDATE counting the rows it matched."""
-    from cqrs_outbox.store import mysql
-
     client = pytest.importorskip("MySQLdb.constants.CLIENT")
     bare = mysql.connect_options("mysql://app@/shop")
     assert (bare["host"], bare["port"], bare["user"], bare["password"], bare["database"]) == (
@@ -146,10 +147,6 @@ def test_mysql_url__connects_as_the_docs_say():
 def test_is_mariadb__read_from_the_server_version(server, mariadb):
     """MariaDB names itself in its version; MySQL does not, and a connection that cannot
     say is taken for MySQL, whose way to the new ids works on both."""
-    from types import SimpleNamespace
-
-    from cqrs_outbox.store import mysql
-
     raw = SimpleNamespace() if server is None else SimpleNamespace(
         get_server_info=lambda: server)
     assert mysql.is_mariadb(raw) is mariadb
@@ -158,10 +155,6 @@ def test_is_mariadb__read_from_the_server_version(server, mariadb):
 def test_mysql_timestamp__aware_times_become_naive_utc_and_naive_ones_stay():
     """DATETIME columns hold naive UTC: an aware time is converted, a naive one (already
     UTC, as Django hands them) is left as it is."""
-    import datetime
-
-    from cqrs_outbox.store import mysql
-
     plus_two = datetime.timezone(datetime.timedelta(hours=2))
     aware = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=plus_two)
     naive = datetime.datetime(2026, 12, 7, 12, 0)
@@ -188,9 +181,5 @@ def test_mysql_timestamp__aware_times_become_naive_utc_and_naive_ones_stay():
 def test_mysql_row_estimate__of_a_filtered_list_from_its_plan(plan, estimate):
     """The admin's estimate of a filtered list on MySQL and MariaDB: what EXPLAIN expects
     the plan's first table to yield, in each server's JSON."""
-    import json
-
-    from cqrs_outbox.store import mysql
-
     text = json.dumps(plan)
     assert mysql.row_estimate(None, "e", True, lambda: text) == estimate
