@@ -94,30 +94,30 @@ def build(
 def _event(instance: models.Model, signal_type: str, data: dict, queue: str | None,
            settings: conf.Settings) -> contract.NewEvent:
     previous = None if signal_type == wire.SIGNAL_DELETE else tracker.previous_data(instance)
-    envelope = serialization.envelope(instance, signal_type, data, previous, queue, settings)
-    pk = str(envelope.instance_pk)
-    correlation = envelope.correlation_id
-    signer = keyring.signer(settings) if settings.master.signing_key else None
-    payload = _payload(envelope, signal_type, signed=signer is not None)
+    body = serialization.body(instance, signal_type, data, previous, queue, settings)
+    cqrs_id = body["cqrs_id"]
+    pk = str(body["instance_pk"])
+    correlation = body["correlation_id"]
+    signed = bool(settings.master.signing_key)
+    payload = _payload(body, signal_type, signed)
     return contract.NewEvent(
-        cqrs_id=envelope.cqrs_id,
+        cqrs_id=cqrs_id,
         instance_pk=pk,
         signal_type=signal_type,
         revision=data[wire.REVISION_KEY],
-        partition=contract.partition_for(envelope.cqrs_id, pk),
-        routing_key=contract.routing_key(envelope.cqrs_id, queue),
+        partition=contract.partition_for(cqrs_id, pk),
+        routing_key=contract.routing_key(cqrs_id, queue),
         payload=payload,
         correlation_id=None if correlation is None else str(correlation),
         # Signed here, so the relay (standalone or not) publishes it without any secret.
-        signature=signer.header(payload.encode()) if signer else None,
+        signature=keyring.signer(settings).header(payload.encode()) if signed else None,
     )
 
 
-def _payload(envelope: wire.Envelope, signal_type: str, signed: bool) -> str:
+def _payload(body: dict, signal_type: str, signed: bool) -> str:
     # Keys of our own go after django-cqrs's, which ignores them. A signed body says
     # when it was signed (a SYNC: now, so a resend of an old row is fresh), inside the
     # signed bytes, for replicas to refuse old replays.
-    body = envelope.to_dict()
     if signal_type == wire.SIGNAL_SYNC and _repair.get():
         body[wire.REPAIR_KEY] = True
     if signed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import F
 from django.db.models.expressions import Combinable
 
@@ -15,6 +15,7 @@ from cqrs_outbox.master.managers import MasterManager
 from cqrs_outbox.master.metas import MasterMeta
 
 ALL_BASIC_FIELDS = contract.ALL_FIELDS  # django-cqrs's name
+_UNSET = object()
 
 
 class RawMasterMixin(models.Model):
@@ -45,29 +46,46 @@ class RawMasterMixin(models.Model):
         """Save the row and queue its event, written just before the transaction commits."""
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         outbox.count_save(using, self)
-        with onetrip.transaction_for(using):
-            self._prepare_cqrs_save(using, kwargs)
-            try:
-                super().save(*args, **kwargs)
-            except ValueError:
-                # The row was deleted after this instance was read: Django's UPDATE found
-                # nothing and it inserts instead, which cannot take the F() revision. As
-                # in plain Django the row comes back, as a new life at revision 0.
-                if not isinstance(self.cqrs_revision, Combinable) or kwargs.get(
-                        "update_fields") is not None:
-                    raise
-                # The ValueError came before any SQL ran, so the transaction is intact.
-                transaction.set_rollback(False, using=using)
-                self.cqrs_revision = 0
-                super().save(*args, **{**kwargs, "force_insert": True})
+        conn = connections[using]
+        if not conn.in_atomic_block:
+            with onetrip.transaction_for(using):
+                self._save_queueing(using, args, kwargs)
+            return
+        # Inside the caller's transaction. An error marks it for rollback, as a nested
+        # atomic(savepoint=False) would (a row saved without its queued event must not
+        # commit), without that block's cost on every save.
+        try:
+            self._save_queueing(using, args, kwargs)
+        except BaseException:
+            conn.needs_rollback = True
+            raise
+
+    def _save_queueing(self, using: str, args: tuple, kwargs: dict) -> None:
+        self._prepare_cqrs_save(using, kwargs)
+        try:
+            super().save(*args, **kwargs)
+        except ValueError:
+            # The row was deleted after this instance was read: Django's UPDATE found
+            # nothing and it inserts instead, which cannot take the F() revision. As
+            # in plain Django the row comes back, as a new life at revision 0.
+            if not isinstance(self.cqrs_revision, Combinable) or kwargs.get(
+                    "update_fields") is not None:
+                raise
+            # The ValueError came before any SQL ran, so the transaction is intact.
+            transaction.set_rollback(False, using=using)
+            self.cqrs_revision = 0
+            super().save(*args, **{**kwargs, "force_insert": True})
 
     def _prepare_cqrs_save(self, using: str, kwargs: dict) -> None:
         update_fields = kwargs.get("update_fields")
-        auto = kwargs.pop("update_cqrs_fields", conf.get().master.auto_update_fields)
-        key = outbox.event_key(self.CQRS_ID, self.pk, wire.SIGNAL_SAVE)
-        first = self._state.adding or not outbox.queued(using, key)
-        bump = not self._state.adding
+        auto = kwargs.pop("update_cqrs_fields", _UNSET)
+        adding = self._state.adding
+        first = adding or not outbox.queued(
+            using, outbox.event_key(self.CQRS_ID, self.pk, wire.SIGNAL_SAVE))
+        bump = not adding
         if update_fields is not None:
+            if auto is _UNSET:  # the setting is read only where it decides something
+                auto = conf.get().master.auto_update_fields
             bump = bump and auto
             if auto:
                 kwargs["update_fields"] = set(update_fields) | {"cqrs_revision", "cqrs_updated"}
@@ -134,6 +152,9 @@ class RawMasterMixin(models.Model):
         """Return metadata for the event; calls the `meta_function` setting by default."""
         func = conf.get().master.meta_function
         return func(obj=self, **kwargs) if func else {}
+
+    # The event builder calls the `meta_function` setting itself while this one stands.
+    setattr(get_cqrs_meta, serialization.DEFAULT_META_ATTR, True)
 
     @classmethod
     def relate_cqrs_serialization(cls, queryset: models.QuerySet) -> models.QuerySet:

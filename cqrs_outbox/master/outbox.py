@@ -118,9 +118,9 @@ class Pending:
         self.serial += 1
 
 
-def state(alias: str) -> Pending:
-    """Return the queue of `alias`'s connection in this thread, hooking it on first use."""
-    conn = connections[alias]
+def state(alias: str, conn: Any) -> Pending:
+    """Return the queue of `conn`, `alias`'s connection in this thread, hooking it on
+    first use."""
     found = conn.__dict__.get(STATE_ATTR)
     if found is None:
         found = conn.__dict__[STATE_ATTR] = Pending()
@@ -228,7 +228,7 @@ def enqueue(alias: str, key: Key, instance: models.Model | None = None,
         with transaction.atomic(using=alias, savepoint=False):
             enqueue(alias, key, instance, event)
         return
-    pending = state(alias)
+    pending = state(alias, conn)
     entry = _standing(conn, pending, key)
     marker = _current_marker(conn, pending)
     sids = pending.marker_sids
@@ -294,7 +294,7 @@ def count_save(alias: str, instance: models.Model) -> None:
     if not conn.in_atomic_block:
         instance.__dict__.pop(SAVES_ATTR, None)
         return
-    pending = state(alias)
+    pending = state(alias, conn)
     serial, count = instance.__dict__.get(SAVES_ATTR, (pending.serial, 0))
     if serial != pending.serial:
         count = 0

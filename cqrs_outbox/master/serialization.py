@@ -157,31 +157,41 @@ def expires_at(settings: conf.Settings) -> str | None:
     return _expires_memo[2]
 
 
-def correlation_id(settings: conf.Settings, signal_type: str, cqrs_id: str, pk: Any,
-                   queue: str | None) -> Any:
-    """Return the correlation id from the `correlation_function` setting, if any."""
-    func = settings.master.correlation_function
-    return func(signal_type, cqrs_id, pk, queue) if func else None
+def body(instance: models.Model, signal_type: str, data: dict, previous: dict | None,
+         queue: str | None, settings: conf.Settings) -> dict:
+    """Return the body of one event of `instance`: django-cqrs's keys, in its order
+    (`wire.Envelope.to_dict()`), built straight from the instance."""
+    cqrs_id = instance.CQRS_ID
+    pk = instance.pk
+    master = settings.master
+    func = master.correlation_function
+    return {
+        "signal_type": signal_type,
+        "cqrs_id": cqrs_id,
+        "instance_data": data,
+        "previous_data": previous,
+        "instance_pk": wire.json_value(pk),
+        "correlation_id": wire.json_value(
+            func(signal_type, cqrs_id, pk, queue) if func else None),
+        "retries": 0,
+        "expires": expires_at(settings),
+        "meta": _meta(instance, signal_type, data, previous, master.meta_function),
+    }
 
 
-def envelope(instance: models.Model, signal_type: str, data: dict,
-             previous: dict | None, queue: str | None = None,
-             settings: conf.Settings | None = None) -> wire.Envelope:
-    """Build the envelope of one event of `instance`."""
-    settings = settings or conf.get()
-    meta_kwargs = {"instance_data": data, "signal_type": signal_type}
+def _meta(instance: models.Model, signal_type: str, data: dict, previous: dict | None,
+          func: Any) -> Any:
+    kwargs = {"instance_data": data, "signal_type": signal_type}
     if signal_type != wire.SIGNAL_DELETE:
-        meta_kwargs["previous_data"] = previous
-    return wire.Envelope(
-        signal_type=signal_type,
-        cqrs_id=instance.CQRS_ID,
-        instance_data=data,
-        instance_pk=wire.json_value(instance.pk),
-        previous_data=previous,
-        correlation_id=correlation_id(settings, signal_type, instance.CQRS_ID, instance.pk, queue),
-        expires=expires_at(settings),
-        meta=instance.get_cqrs_meta(**meta_kwargs),
-    )
+        kwargs["previous_data"] = previous
+    # The mixin's own get_cqrs_meta() only calls the `meta_function` setting: called here
+    # with the settings the builder holds already. A model's own is called as it is.
+    if getattr(type(instance).get_cqrs_meta, DEFAULT_META_ATTR, None) is True:
+        return func(obj=instance, **kwargs) if func else {}
+    return instance.get_cqrs_meta(**kwargs)
+
+
+DEFAULT_META_ATTR = "_cqrs_default_meta"  # marks the mixin's own get_cqrs_meta
 
 
 def to_cqrs_dict(instance: models.Model, using: str | None = None, sync: bool = False) -> dict:

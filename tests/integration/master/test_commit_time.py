@@ -1,6 +1,7 @@
 """Events carry the state at commit: built and inserted just before COMMIT, in one INSERT."""
 
 import logging
+from unittest import mock
 
 import pytest
 from django.db import DataError, IntegrityError, connections, transaction
@@ -8,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from cqrs_outbox.core import contract
 from cqrs_outbox.core.errors import EventBuildError
+from cqrs_outbox.master import outbox
 from cqrs_outbox.models import OutboxEvent
 from tests.testproject.master import models
 
@@ -111,6 +113,24 @@ def test_serializer_raising_in_autocommit__create_fails_and_nothing_commits(outb
     assert outbox_rows() == []
     models.Fragile.objects.create(name="fine")  # the connection is usable afterwards
     assert len(outbox_rows()) == 1
+
+
+@pytest.mark.parametrize("update", [False, True])
+def test_save_failing_to_queue_its_event_inside_a_block__the_block_commits_nothing(
+    outbox_rows, update,
+):
+    # The caller catches the error and goes on: the row is written but its event was
+    # never queued, so the block must roll back rather than commit the row alone.
+    author = models.Author.objects.create(name="Ann") if update else models.Author(name="Ann")
+    with transaction.atomic():
+        author.name = "changed"
+        with mock.patch.object(outbox, "enqueue", side_effect=RuntimeError("no queue")), \
+                pytest.raises(RuntimeError, match="no queue"):
+            author.save()
+        assert transaction.get_rollback()
+    assert list(models.Author.objects.values_list("name", "cqrs_revision")) == (
+        [("Ann", 0)] if update else [])
+    assert len(outbox_rows()) == (1 if update else 0)
 
 
 def test_delete_after_save_in_one_transaction__only_the_delete_event(outbox_rows):

@@ -4,6 +4,7 @@ import datetime
 import decimal
 import json
 import uuid
+from unittest import mock
 
 import pytest
 from django.db import transaction
@@ -179,6 +180,23 @@ def test_update_fields_with_update_cqrs_fields__writes_event(outbox_rows):
     assert rows[1]["body"]["instance_data"]["name"] == "Loud"
 
 
+@pytest.mark.parametrize("explicit", [None, False])
+def test_update_fields_with_the_auto_update_setting__writes_event_unless_the_save_says_not(
+    outbox_rows, settings, explicit,
+):
+    # django-cqrs's CQRS['master']['CQRS_AUTO_UPDATE_FIELDS'] is the default of each
+    # save's update_cqrs_fields.
+    settings.CQRS = {**settings.CQRS, "master": {**settings.CQRS.get("master", {}),
+                                                "CQRS_AUTO_UPDATE_FIELDS": True}}
+    author = models.Author.objects.create(name="Ann")
+    author.name = "Loud"
+    kwargs = {} if explicit is None else {"update_cqrs_fields": explicit}
+    author.save(update_fields=["name"], **kwargs)
+    author.refresh_from_db()
+    assert author.cqrs_revision == (1 if explicit is None else 0)
+    assert [r["revision"] for r in outbox_rows()] == ([0, 1] if explicit is None else [0])
+
+
 def test_is_sync_instance_false__counts_revision_but_writes_no_event(outbox_rows):
     obj = models.Filtered.objects.create(name="ab")
     obj.name = "xy"
@@ -278,3 +296,53 @@ def test_non_integer_keys__instance_pk_as_text(outbox_rows, model, key):
     pk = str(obj.pk)
     obj.delete()
     assert json.loads(OutboxEvent.objects.latest("id").payload)["instance_data"]["id"] == pk
+
+
+def _with_meta_function(settings, func):
+    settings.CQRS = {**settings.CQRS, "master": {**settings.CQRS.get("master", {}),
+                                                "meta_function": func}}
+
+
+def test_meta_function__its_result_is_each_events_meta_called_as_django_cqrs_calls_it(
+    outbox_rows, settings,
+):
+    calls = []
+
+    def meta(obj, **kwargs):
+        calls.append((obj.pk, sorted(kwargs), kwargs["instance_data"].get("name")))
+        return {"tenant": "t1", "for": kwargs["signal_type"]}
+
+    _with_meta_function(settings, meta)
+    author = models.Author.objects.create(name="Ann")
+    pk = author.pk
+    author.delete()
+    save, delete = outbox_rows()
+    assert save["body"]["meta"] == {"tenant": "t1", "for": "SAVE"}
+    assert delete["body"]["meta"] == {"tenant": "t1", "for": "DELETE"}
+    # A SAVE passes previous_data as well; a DELETE, whose data is built before the
+    # row goes, does not. A DELETE's instance_data names no field but the pk.
+    assert calls[0] == (pk, ["instance_data", "previous_data", "signal_type"], "Ann")
+    assert calls[1][:2] == (pk, ["instance_data", "signal_type"])
+
+
+def test_model_with_its_own_get_cqrs_meta__it_gives_the_meta_and_the_setting_is_not_called(
+    outbox_rows, settings,
+):
+    setting_calls = []
+    _with_meta_function(settings, lambda obj, **kwargs: setting_calls.append(obj) or {})
+    own = mock.Mock(return_value={"own": True})
+    with mock.patch.object(models.Author, "get_cqrs_meta", own):
+        author = models.Author.objects.create(name="Ann")
+    [row] = outbox_rows()
+    assert row["body"]["meta"] == {"own": True}
+    assert setting_calls == []
+    [call] = own.call_args_list
+    assert call.kwargs["signal_type"] == "SAVE"
+    assert call.kwargs["instance_data"]["id"] == author.pk
+    assert "previous_data" in call.kwargs
+
+
+def test_no_meta_function__meta_is_an_empty_object(outbox_rows):
+    models.Author.objects.create(name="Ann")
+    [row] = outbox_rows()
+    assert row["body"]["meta"] == {}
