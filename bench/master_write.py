@@ -23,10 +23,11 @@ The driver is the one Django finds: psycopg 3 when installed, else psycopg2.
 `--database mariadb` runs all three columns on MariaDB (127.0.0.1:3306, root; the test
 settings' MYSQL_HOST and MYSQL_TCP_PORT), through mysqlclient, at REPEATABLE READ.
 
-`--floor` adds a column "floor" to "tx10" and "bulk": plain Django's writes plus, in the
-same transaction, one INSERT of the rows our events would add, built before the clock
-starts. It is what the outbox would cost with no Python of its own (no queueing, no
-event building): the database's part, the floor of outbox/plain.
+`--floor` adds a column "floor" to "autocommit", "tx10", "bulk" and "concurrent": plain
+Django's writes plus, in the same transaction, the rows our events would add, built
+before the clock starts (`scenarios.floor`). It is what the outbox would cost with no
+Python of its own (no signal, no tracking, no event building): the database's part, the
+floor of outbox/plain.
 
 `--signing` adds a column "signed" (our master with an Ed25519 signing key) and prints
 the signing cost per event: the builder's time per event with signing off and on, and
@@ -94,7 +95,7 @@ from tests.testproject.master import models  # noqa: E402
 COLUMNS: tuple[str, ...] = ("plain", "outbox", "django-cqrs")
 SIGNED = "signed"
 FLOOR = "floor"
-FLOOR_SCENARIOS = ("tx10", "bulk")
+FLOOR_SCENARIOS = scenarios.FLOOR_SCENARIOS
 NET = "net"
 UPDATE_ROWS = 10_000  # rows of the update() and raw-SQL figures
 SIGN_SAMPLES = 2000  # events built per figure of the signing cost
@@ -186,7 +187,7 @@ CONCURRENT_SCENARIO = "autocommit"  # what each of its writers does
 
 def _concurrent(crowd: Crowd, writers: int, rows: int, rounds: int, port: str) -> None:
     """Print creates/s of `writers` processes per column, and the ratios."""
-    columns = ("plain", "outbox", "django-cqrs")
+    columns = ("plain", "outbox", "django-cqrs", *((FLOOR,) if FLOOR in COLUMNS else ()))
     _use_port(port)
     before = (models.Plain.objects.count(), models.Author.objects.count())
     for column in columns:  # warm up: first connections, first pages of each table
@@ -199,13 +200,18 @@ def _concurrent(crowd: Crowd, writers: int, rows: int, rounds: int, port: str) -
     wanted = writers * (min(rows, 20) + rows * rounds)
     written = (models.Plain.objects.count() - before[0],
                models.Author.objects.count() - before[1])
-    if written != (wanted, wanted):
+    if written != (wanted * (2 if FLOOR in columns else 1), wanted):
         raise RuntimeError(f"expected {wanted} rows from the writers, found {written}")
     rates = {c: statistics.median(v) for c, v in found.items()}
     print(f"{CONCURRENT:11} {'loopback':8} plain {rates['plain']:7.0f}  outbox "
           f"{rates['outbox']:7.0f}  django-cqrs {rates['django-cqrs']:7.0f} creates/s   "
           f"outbox/django-cqrs {rates['outbox'] / rates['django-cqrs']:.2f}   outbox/plain "
-          f"{rates['outbox'] / rates['plain']:.2f}   ({writers} writer processes, bare "
+          f"{rates['outbox'] / rates['plain']:.2f}"
+          + (f"   floor {rates[FLOOR]:7.0f} creates/s, floor/django-cqrs "
+             f"{rates[FLOOR] / rates['django-cqrs']:.2f}, floor/plain "
+             f"{rates[FLOOR] / rates['plain']:.2f}, outbox/floor "
+             f"{rates['outbox'] / rates[FLOOR]:.2f}" if FLOOR in rates else "")
+          + f"   ({writers} writer processes, bare "
           f"create() in autocommit, {rows} rows each a round; {_load()})")
 
 
@@ -259,7 +265,7 @@ def _round_trip_ms(port: str, samples: int = 200) -> float:
 def _ours(scenario: str, column: str, rows: int, port: str) -> float:
     _use_port(port)
     if column == FLOOR:
-        return _floor(scenario, rows)
+        return scenarios.floor(scenario, rows)
     if column == "plain":
         return scenarios.run(scenario, models.Plain, models.Plain.objects, rows)
     if column == SIGNED:
@@ -269,38 +275,6 @@ def _ours(scenario: str, column: str, rows: int, port: str) -> float:
         with override_settings(CQRS=_capture_settings()), _triggers():
             return scenarios.run(scenario, models.Author, models.Author.cqrs, rows)
     return scenarios.run(scenario, models.Author, models.Author.cqrs, rows)
-
-
-def _prebuilt(count: int) -> list:
-    """Return `count` SAVE events of Author rows like the scenarios write, built now."""
-    from django.utils import timezone
-
-    now = timezone.now()
-    return [events.build(models.Author(pk=10**9 + i, name=f"row {i}", cqrs_revision=0,
-                                       cqrs_updated=now), "SAVE", "default")
-            for i in range(count)]
-
-
-def _floor(scenario: str, rows: int) -> float:
-    """Plain Django's `scenario`, plus one INSERT of prebuilt event rows a transaction."""
-    from django.db import transaction
-
-    from cqrs_outbox import store
-
-    per = scenarios.BULK if scenario == "bulk" else scenarios.PER_TRANSACTION
-    built = _prebuilt(per)
-    db = store.wrap(connection)
-    start = time.perf_counter()
-    for first in range(0, rows, per):
-        with transaction.atomic():
-            if scenario == "bulk":
-                models.Plain.objects.bulk_create(
-                    [models.Plain(name=f"row {i}") for i in range(first, first + per)])
-            else:
-                for i in range(first, first + per):
-                    models.Plain.objects.create(name=f"row {i}")
-            store.insert_events(db, built)
-    return rows / (time.perf_counter() - start)
 
 
 _KEY_FILE: list[str] = []
@@ -545,7 +519,7 @@ def main() -> None:
                         help="add a column with signed events and print the signing cost")
     parser.add_argument("--floor", action="store_true",
                         help="add a column: plain writes plus prebuilt event rows, no "
-                             "event building (tx10 and bulk)")
+                             "event building (autocommit, tx10, bulk, concurrent)")
     parser.add_argument("--capture", action="store_true",
                         help="add a column with the database capture triggers, and the "
                              "update() and raw-SQL figures")

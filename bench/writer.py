@@ -4,7 +4,8 @@ Started by master_write.py with the bench's database in the environment (CQRS_TE
 CQRS_TEST_DB_NAME, the database its setup made). Prints "ready" once Django is set up,
 then reads commands from stdin, one per line ("<column> <scenario> <rows>", the column
 "plain" or "outbox"), runs the scenario on the test project's Plain or Author model and
-prints the rate in rows per second. django-cqrs's writers are bench/djcqrs_master.py.
+prints the rate in rows per second; the column "floor" runs `scenarios.floor`.
+django-cqrs's writers are bench/djcqrs_master.py.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def main() -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         column, scenario, rows = line.split()
-        if column == "plain":
+        if column == "floor":
+            rate = scenarios.floor(scenario, int(rows))
+        elif column == "plain":
             rate = scenarios.run(scenario, models.Plain, models.Plain.objects, int(rows))
         else:
             rate = scenarios.run(scenario, models.Author, models.Author.cqrs, int(rows))
