@@ -322,6 +322,8 @@ def main() -> None:
     parser.add_argument("--signatures", action="store_true",
                         help="print the signature check's cost per event first")
     args = parser.parse_args()
+    if args.big < 1:
+        parser.error("--big must be at least 1: the RSS run waits for that many events")
     if args.workers < 1 or args.ack_every < 1:
         parser.error("--workers and --ack-every must be at least 1")
     if args.signatures:
