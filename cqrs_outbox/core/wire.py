@@ -118,9 +118,14 @@ def _encode_other(value: Any) -> Any:
     return str(value)
 
 
+# One encoder for every body: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), default=_encode_other,
+                           ensure_ascii=False).encode
+
+
 def dumps(body: dict) -> str:
     """Serialise a body compactly, with the value forms django-cqrs peers expect."""
-    return json.dumps(body, separators=(",", ":"), default=_encode_other, ensure_ascii=False)
+    return _encode(body)
 
 
 def decode(body: bytes, max_size: int = MAX_BODY_SIZE,

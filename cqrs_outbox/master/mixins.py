@@ -45,8 +45,8 @@ class RawMasterMixin(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save the row and queue its event, written just before the transaction commits."""
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        outbox.count_save(using, self)
         conn = connections[using]
+        outbox.count_save(using, self, conn)
         if not conn.in_atomic_block:
             with onetrip.transaction_for(using):
                 self._save_queueing(using, args, kwargs)

@@ -288,9 +288,9 @@ def seal(alias: str, key: Key) -> None:
     pending.entries[entry.key] = entry
 
 
-def count_save(alias: str, instance: models.Model) -> None:
-    """Count a save of `instance` in this transaction (django-cqrs's `cqrs_saves_count`)."""
-    conn = connections[alias]
+def count_save(alias: str, instance: models.Model, conn: Any) -> None:
+    """Count a save of `instance` in this transaction (django-cqrs's `cqrs_saves_count`);
+    `conn` is `alias`'s connection."""
     if not conn.in_atomic_block:
         instance.__dict__.pop(SAVES_ATTR, None)
         return
