@@ -12,10 +12,13 @@ Beside each of our two rates, the raw consume ceiling: the same events, queued a
 a durable queue of their own, drained by pika alone with a prefetch window of 1,000 and
 an ack with multiple=True every `--ack-every` (100) messages, doing no work. Our rate
 over it is the share of what a Python consumer could take off RabbitMQ that ours
-reaches (targets: 0.4 with `--workers 2`, 0.25 with one worker).
+reaches (targets: 0.4 with `--workers 2`, 0.25 with one worker). One drain of 20,000
+events lasts half a second and its rate swings by half from one to the next, so the
+ceiling is drained `--ceiling-runs` (3) times, the same events queued again between
+runs, and the median taken.
 
     python bench/replica.py [--rows 4000] [--revisions 5] [--big 200000] [--signatures]
-                            [--workers 1] [--ack-every 100]
+                            [--workers 1] [--ack-every 100] [--ceiling-runs 3]
 
 `--signatures` first prints what checking a signature costs per event, next to what
 the worker spends parsing and validating the same body anyway.
@@ -28,6 +31,7 @@ import contextlib
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -123,6 +127,14 @@ class Broker:
         for name, count in expect.items():
             while self.count(name) < count:
                 self.connection.sleep(0.2)
+
+    def refill(self, name: str, rows: int, revisions: int) -> None:
+        """Queue the same events again on `name` alone (bound only while publishing)."""
+        self.channel.queue_bind(name, self.exchange, "author")
+        try:
+            self.fill(rows, revisions, {name: rows * revisions})
+        finally:
+            self.unbind(name)
 
     def count(self, name: str) -> int:
         return self.channel.queue_declare(name, passive=True).method.message_count
@@ -251,16 +263,26 @@ def raw_consume(queue: str, total: int, ack_every: int) -> float:
     return state["last"] - state["first"]
 
 
-def ceiling_line(broker: Broker, queue: str, total: int, ours_s: float,
+def ceiling_line(broker: Broker, queue: str, rows: int, revisions: int, ours_s: float,
                  args: argparse.Namespace) -> str:
-    """Drain `queue` with the raw consumer; return its line, with our rate's ratio to it."""
-    seconds = raw_consume(queue, total, args.ack_every)
-    assert broker.count(queue) == 0, "the raw consumer left messages on its queue"
+    """Drain `queue` with the raw consumer `args.ceiling_runs` times (queueing the same
+    events again between runs); return its line: the median run, the range, and our
+    rate's ratio to the median."""
+    total = rows * revisions
+    runs = []
+    for run in range(args.ceiling_runs):
+        if run:
+            broker.refill(queue, rows, revisions)
+        runs.append(raw_consume(queue, total, args.ack_every))
+        assert broker.count(queue) == 0, "the raw consumer left messages on its queue"
+    seconds = statistics.median(runs)
+    spread = (f", runs {total / max(runs):.0f} to {total / min(runs):.0f}"
+              if len(runs) > 1 else "")
     target = {1: 0.25, 2: 0.4}.get(args.workers)
     ratio = seconds / ours_s  # (total / ours_s) / (total / seconds)
     return (f"raw pika consume ceiling: {total / seconds:8.0f} events/s ({seconds:6.2f} s, "
-            f"prefetch {RAW_PREFETCH}, ack every {args.ack_every} with multiple, no work); "
-            f"cqrs-outbox/ceiling {ratio:.2f}"
+            f"median of {len(runs)}{spread}; prefetch {RAW_PREFETCH}, ack every "
+            f"{args.ack_every} with multiple, no work); cqrs-outbox/ceiling {ratio:.2f}"
             + (f" (target {target} with -w {args.workers}: "
                f"{'met' if ratio >= target else 'NOT met'})" if target else "")
             + f" ({_load()})")
@@ -319,13 +341,16 @@ def main() -> None:
     parser.add_argument("--ack-every", type=int, default=100,
                         help="messages per multiple ack of the raw consume ceiling "
                              "(default %(default)s)")
+    parser.add_argument("--ceiling-runs", type=int, default=3,
+                        help="drains of the raw consume ceiling, the median taken "
+                             "(default %(default)s): one run swings by half")
     parser.add_argument("--signatures", action="store_true",
                         help="print the signature check's cost per event first")
     args = parser.parse_args()
     if args.big < 1:
         parser.error("--big must be at least 1: the RSS run waits for that many events")
-    if args.workers < 1 or args.ack_every < 1:
-        parser.error("--workers and --ack-every must be at least 1")
+    if args.workers < 1 or args.ack_every < 1 or args.ceiling_runs < 1:
+        parser.error("--workers, --ack-every and --ceiling-runs must be at least 1")
     if args.signatures:
         verification_cost()
     broker = Broker()
@@ -388,7 +413,7 @@ def compare(broker: Broker, ours: str, theirs: str, args: argparse.Namespace) ->
           f"{sql(ours, 'SHOW server_version')[0][0].split()[0]}")
     print(f"cqrs-outbox  cqrs_consume: {total / our_s:8.0f} events/s ({our_s:6.2f} s, "
           f"peak RSS {our_peak / 1024:.1f} MiB; {_load()})")
-    print(ceiling_line(broker, raw, total, our_s, args))
+    print(ceiling_line(broker, raw, args.rows, args.revisions, our_s, args))
     for persistent, name in zip(variants, names[1:-1], strict=True):
         sql(theirs, "TRUNCATE peer_replica_authorref", autocommit=True)
         their_s, _ = run_theirs(broker, name, theirs, args.rows, args.revisions, persistent)
@@ -412,7 +437,7 @@ def memory(broker: Broker, ours: str, args: argparse.Namespace) -> None:
           f"worker peak RSS {peak / 1024:.1f} MiB (prefetch window {DEFAULT_PREFETCH_COUNT}"
           f"{' unless BENCH_EXTRA sets one' if EXTRA else ''}), "
           f"{_workers(args.workers)} ({_load()})")
-    print(ceiling_line(broker, raw, total, seconds, args))
+    print(ceiling_line(broker, raw, rows, args.revisions, seconds, args))
 
 
 def _workers(count: int) -> str:
