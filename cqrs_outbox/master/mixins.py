@@ -148,13 +148,9 @@ class RawMasterMixin(models.Model):
         """Return False to keep this instance's changes from being published."""
         return True
 
-    def get_cqrs_meta(self, **kwargs: Any) -> dict:
-        """Return metadata for the event; calls the `meta_function` setting by default."""
-        func = conf.get().master.meta_function
-        return func(obj=self, **kwargs) if func else {}
-
-    # The event builder calls the `meta_function` setting itself while this one stands.
-    setattr(get_cqrs_meta, serialization.DEFAULT_META_ATTR, True)
+    # With the serializer, so that the event builder can tell a model's own
+    # get_cqrs_meta() from this one and read the setting it already holds.
+    get_cqrs_meta = serialization.get_cqrs_meta
 
     @classmethod
     def relate_cqrs_serialization(cls, queryset: models.QuerySet) -> models.QuerySet:

@@ -159,24 +159,21 @@ def expires_at(settings: conf.Settings) -> str | None:
 
 def body(instance: models.Model, signal_type: str, data: dict, previous: dict | None,
          queue: str | None, settings: conf.Settings) -> dict:
-    """Return the body of one event of `instance`: django-cqrs's keys, in its order
-    (`wire.Envelope.to_dict()`), built straight from the instance."""
+    """Return the body of one event of `instance`, as the wire envelope gives it."""
     cqrs_id = instance.CQRS_ID
     pk = instance.pk
     master = settings.master
     func = master.correlation_function
-    return {
-        "signal_type": signal_type,
-        "cqrs_id": cqrs_id,
-        "instance_data": data,
-        "previous_data": previous,
-        "instance_pk": wire.json_value(pk),
-        "correlation_id": wire.json_value(
-            func(signal_type, cqrs_id, pk, queue) if func else None),
-        "retries": 0,
-        "expires": expires_at(settings),
-        "meta": _meta(instance, signal_type, data, previous, master.meta_function),
-    }
+    return wire.Envelope(
+        signal_type=signal_type,
+        cqrs_id=cqrs_id,
+        instance_data=data,
+        instance_pk=pk,
+        previous_data=previous,
+        correlation_id=func(signal_type, cqrs_id, pk, queue) if func else None,
+        expires=expires_at(settings),
+        meta=_meta(instance, signal_type, data, previous, master.meta_function),
+    ).to_dict()
 
 
 def _meta(instance: models.Model, signal_type: str, data: dict, previous: dict | None,
@@ -184,14 +181,18 @@ def _meta(instance: models.Model, signal_type: str, data: dict, previous: dict |
     kwargs = {"instance_data": data, "signal_type": signal_type}
     if signal_type != wire.SIGNAL_DELETE:
         kwargs["previous_data"] = previous
-    # The mixin's own get_cqrs_meta() only calls the `meta_function` setting: called here
-    # with the settings the builder holds already. A model's own is called as it is.
-    if getattr(type(instance).get_cqrs_meta, DEFAULT_META_ATTR, None) is True:
+    # The default get_cqrs_meta() only calls the `meta_function` setting: called here with
+    # the settings the builder holds already. A model's own is called as it is.
+    if type(instance).get_cqrs_meta is get_cqrs_meta:
         return func(obj=instance, **kwargs) if func else {}
     return instance.get_cqrs_meta(**kwargs)
 
 
-DEFAULT_META_ATTR = "_cqrs_default_meta"  # marks the mixin's own get_cqrs_meta
+def get_cqrs_meta(instance: models.Model, **kwargs: Any) -> dict:
+    """Return metadata for the event; calls the `meta_function` setting by default (the
+    master mixin's `get_cqrs_meta()`, unless the model has its own)."""
+    func = conf.get().master.meta_function
+    return func(obj=instance, **kwargs) if func else {}
 
 
 def to_cqrs_dict(instance: models.Model, using: str | None = None, sync: bool = False) -> dict:
