@@ -77,6 +77,24 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
+def body_dict(signal_type: str, cqrs_id: str, instance_data: dict,
+              previous_data: dict | None, instance_pk: Any, correlation_id: Any,
+              retries: int, expires: str | None, meta: Any) -> dict:
+    """Return a body with every key django-cqrs sends, in its order: what
+    `Envelope.to_dict()` gives, for a writer that has no Envelope to build."""
+    return {
+        "signal_type": signal_type,
+        "cqrs_id": cqrs_id,
+        "instance_data": instance_data,
+        "previous_data": previous_data,
+        "instance_pk": json_value(instance_pk),
+        "correlation_id": json_value(correlation_id),
+        "retries": retries,
+        "expires": expires,
+        "meta": meta,
+    }
+
+
 @dataclass(frozen=True)
 class Envelope:
     """One CQRS message as it travels on the wire."""
@@ -94,17 +112,9 @@ class Envelope:
 
     def to_dict(self) -> dict:
         """Return the body as a dict with every key django-cqrs sends."""
-        return {
-            "signal_type": self.signal_type,
-            "cqrs_id": self.cqrs_id,
-            "instance_data": self.instance_data,
-            "previous_data": self.previous_data,
-            "instance_pk": json_value(self.instance_pk),
-            "correlation_id": json_value(self.correlation_id),
-            "retries": self.retries,
-            "expires": self.expires,
-            "meta": self.meta,
-        }
+        return body_dict(self.signal_type, self.cqrs_id, self.instance_data,
+                         self.previous_data, self.instance_pk, self.correlation_id,
+                         self.retries, self.expires, self.meta)
 
     def to_json(self) -> str:
         """Return the exact body to publish."""
