@@ -346,3 +346,21 @@ def test_no_meta_function__meta_is_an_empty_object(outbox_rows):
     models.Author.objects.create(name="Ann")
     [row] = outbox_rows()
     assert row["body"]["meta"] == {}
+
+
+def test_own_get_cqrs_meta_calling_super__extends_the_settings_meta_as_django_cqrs_documents(
+    outbox_rows, settings,
+):
+    # django-cqrs's README: an override takes super().get_cqrs_meta(**kwargs), the
+    # meta_function's result, and adds to it.
+    _with_meta_function(settings, lambda obj, **kwargs: {"access": {"tenant": "t1"}})
+
+    def own(self, **kwargs):
+        meta = super(models.Author, self).get_cqrs_meta(**kwargs)
+        meta["access"]["owner"] = self.name == "Ann"
+        return meta
+
+    with mock.patch.object(models.Author, "get_cqrs_meta", own):
+        models.Author.objects.create(name="Ann")
+    [row] = outbox_rows()
+    assert row["body"]["meta"] == {"access": {"tenant": "t1", "owner": True}}
