@@ -347,8 +347,9 @@ def main() -> None:
     parser.add_argument("--signatures", action="store_true",
                         help="print the signature check's cost per event first")
     args = parser.parse_args()
-    if args.big < 1:
-        parser.error("--big must be at least 1: the RSS run waits for that many events")
+    if args.big < max(1, args.revisions):
+        parser.error("--big must be at least --revisions: the RSS run queues --big // "
+                     "--revisions rows and waits for their events")
     if args.workers < 1 or args.ack_every < 1 or args.ceiling_runs < 1:
         parser.error("--workers, --ack-every and --ceiling-runs must be at least 1")
     if args.signatures:

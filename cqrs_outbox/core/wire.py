@@ -50,6 +50,7 @@ ENVELOPE_KEYS = (
 
 # Keys django-cqrs itself refuses a message without; the others have defaults.
 REQUIRED_KEYS = ("signal_type", "cqrs_id", "instance_data", "instance_pk")
+_KNOWN_KEYS = frozenset(ENVELOPE_KEYS)
 
 # Keys of our own, which django-cqrs readers ignore: `repair` (true) marks a SYNC sent by
 # `cqrs_sync --repair` or the admin's repair action; `signed_at` is when a signing master
@@ -153,7 +154,9 @@ def decode(body: bytes, max_size: int = MAX_BODY_SIZE,
         raise _too_deep(max_depth) from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadMessage(f"body is not JSON: {one_line(exc)}") from exc
-    if depth_over(parsed, max_depth):
+    # Each level of nesting opens with a bracket of its own, so a text with no more
+    # brackets (in strings too) than the limit needs no walk.
+    if text.count("{") + text.count("[") > max_depth and depth_over(parsed, max_depth):
         raise _too_deep(max_depth)
     return validate(parsed)
 
@@ -212,7 +215,7 @@ def validate(body: Any) -> Envelope:
         raise BadMessage(f"retries must be a non-negative integer, got {_short(retries)}")
     if body.get("expires") is not None:
         expires_at(body["expires"])
-    known = set(ENVELOPE_KEYS)
+    unknown = body.keys() - _KNOWN_KEYS
     return Envelope(
         signal_type=signal_type,
         cqrs_id=body["cqrs_id"],
@@ -223,7 +226,7 @@ def validate(body: Any) -> Envelope:
         retries=retries or 0,
         expires=body.get("expires"),
         meta=body.get("meta"),
-        extra={k: v for k, v in body.items() if k not in known},
+        extra={k: v for k, v in body.items() if k in unknown} if unknown else {},
     )
 
 

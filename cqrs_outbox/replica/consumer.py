@@ -120,6 +120,7 @@ class Consumer:
         self._report = batchlog.BatchReport(logger)
         self._gate = signatures.Gate(self.settings, self.names.queue)
         self._queue_described = False
+        self._newest: wire.Envelope | None = None  # the batch's last applied event
         self.tally = Tally()  # since the last progress line
         self.total = Tally()  # since the start
         self._progress_from = time.monotonic()  # when the current tally began
@@ -221,8 +222,10 @@ class Consumer:
             with tracing.batch_span(self.names.queue, traced):
                 outcomes = _apply(work)
             self.observer.batch(time.monotonic() - self._last_batch)
+            self._newest = None
             for (delivery, envelope, model), outcome in zip(work, outcomes, strict=True):
                 verdicts[delivery.tag] = self._settle(delivery, envelope, model, outcome)
+            self._note_lag()
         for delivery in batch:
             self._forward(verdicts[delivery.tag])
         self.transport.ack(batch[-1].tag)
@@ -339,7 +342,11 @@ class Consumer:
             self.tally.skipped += 1
             return
         self.tally.applied += 1
-        updated = telemetry.updated_at(envelope)
+        self._newest = envelope
+
+    def _note_lag(self) -> None:
+        """Take the lag from the batch's last applied event: the tally keeps the last."""
+        updated = None if self._newest is None else telemetry.updated_at(self._newest)
         if updated is not None:
             self.tally.lag = max(0.0, (wire.utcnow() - updated).total_seconds())
 

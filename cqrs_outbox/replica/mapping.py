@@ -37,6 +37,31 @@ class Fields:
     required: frozenset
     attnames: dict  # field name -> attname
     ranges: dict  # field name -> (lowest, highest) of integer columns
+    # field name -> _Plain, for fields whose conversion of a value of one exact type
+    # (int, str) is that value itself: only its range or length is checked.
+    plain: dict
+
+
+@dataclass(frozen=True)
+class _Plain:
+    """A field that takes values of `kind` as they are, within `low`..`high` (integers)
+    or `max_length` characters (text)."""
+
+    attname: str
+    kind: type
+    low: int | None = None
+    high: int | None = None
+    max_length: int | None = None
+
+    def takes(self, value: Any) -> bool:
+        """Tell whether `value` goes in unconverted and fits (else the full path decides,
+        and says why it does not fit)."""
+        if type(value) is not self.kind:
+            return False
+        if self.kind is str:
+            return self.max_length is None or len(value) <= self.max_length
+        return (self.low is None or value >= self.low) and \
+            (self.high is None or value <= self.high)
 
 
 @dataclass(frozen=True)
@@ -65,14 +90,38 @@ def fields(model: type[models.Model]) -> Fields:
     required = {
         f.name for f in concrete if not f.null and not f.has_default() and not f.primary_key
     }
+    ranges = _integer_ranges(model, concrete)
     return Fields(
         by_name={f.name: f for f in concrete},
         pk_name=pk.name,
         pk_attname=pk.attname,
         required=frozenset(required),
         attnames={f.name: f.attname for f in concrete},
-        ranges=_integer_ranges(model, concrete),
+        ranges=ranges,
+        plain=_plain_fields(concrete, ranges),
     )
+
+
+# Django's conversions that hand a value of one type back unchanged: IntegerField's
+# int(value) for an int (every integer and auto field inherits it), CharField's and
+# TextField's for a str. A field overriding to_python is not among them.
+_UNCHANGED = {
+    models.IntegerField.to_python: int,
+    models.CharField.to_python: str,
+    models.TextField.to_python: str,
+}
+
+
+def _plain_fields(concrete: Any, ranges: dict) -> dict:
+    found = {}
+    for field in concrete:
+        kind = _UNCHANGED.get(type(field).to_python)
+        if kind is None:
+            continue
+        low, high = ranges.get(field.name, (None, None))
+        found[field.name] = _Plain(field.attname, kind, low, high,
+                                   getattr(field, "max_length", None) or None)
+    return found
 
 
 def _integer_ranges(model: type[models.Model], concrete: Any) -> dict:
@@ -213,8 +262,11 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
     mapped = map_save_data(model, instance_data)
     if facts.pk_name not in mapped:
         raise BadMessage(f"instance_data.{facts.pk_name} (the primary key) is missing")
-    pk = _convert(facts.by_name[facts.pk_name], facts.pk_name, mapped[facts.pk_name])
-    _check_fits(model, facts.pk_name, f"instance_data.{facts.pk_name}", pk)
+    pk = mapped[facts.pk_name]
+    how = facts.plain.get(facts.pk_name)
+    if how is None or not how.takes(pk):
+        pk = _convert(facts.by_name[facts.pk_name], facts.pk_name, pk)
+        _check_fits(model, facts.pk_name, f"instance_data.{facts.pk_name}", pk)
     if model.CQRS_CUSTOM_SERIALIZATION:
         return Change(signal_type, pk, revision, mapped, updated=updated)
     mapped = {k: v for k, v in mapped.items() if k in facts.by_name}
@@ -228,8 +280,12 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
         # django-cqrs (nested data included), and decide what fits.
         return Change(signal_type, pk, revision, mapped, updated=updated)
     values = {}
-    database, storable = writes.database, writes.storable
+    database, storable, plain = writes.database, writes.storable, facts.plain
     for name, value in mapped.items():
+        how = plain.get(name)
+        if how is not None and how.takes(value):  # an int or str: no NaN, no conversion
+            values[how.attname] = value
+            continue
         nonfinite.check(facts.by_name[name], f"instance_data.{name}", value, database, storable)
         value = _convert(facts.by_name[name], name, value)
         _check_fits(model, name, f"instance_data.{name}", value)

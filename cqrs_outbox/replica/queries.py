@@ -89,8 +89,12 @@ def revisions(model: type[models.Model], alias: str, pks: list) -> dict:
     if connection.vendor == "postgresql" and type(pk) in PLAIN_KEYS:
         fields = [pk, model._meta.get_field("cqrs_revision"),
                   model._meta.get_field("cqrs_updated")]
+        in_micros = settings.USE_TZ and type(fields[2]) is models.DateTimeField
         found = _by_array(connection, model._meta.db_table, fields, pk,
-                          [pk.get_db_prep_value(v, connection) for v in pks])
+                          [pk.get_db_prep_value(v, connection) for v in pks],
+                          micros=fields[2] if in_micros else None)
+        if in_micros:
+            found = [(key, revision, _from_micros(updated)) for key, revision, updated in found]
     else:
         rows = model._default_manager.using(alias).filter(pk__in=pks).order_by()
         found = rows.values_list("pk", "cqrs_revision", "cqrs_updated")
@@ -116,20 +120,40 @@ def tombstones(alias: str, cqrs_id: str, keys: list[str]) -> dict[str, tuple]:
 
 
 def _by_array(connection: Any, table: str, fields: list, key: Any, values: list,
-              equal: tuple | None = None) -> list:
+              equal: tuple | None = None, micros: Any = None) -> list:
     """Read `fields` of the rows of `table` whose `key` is among `values`, passed as one
     array (PostgreSQL): one parameter, where `__in` takes one per value and the driver
-    parses each long statement anew."""
+    parses each long statement anew.
+
+    The field `micros` (a timestamptz column) is read as microseconds since the Unix
+    epoch, NULL where it is NULL or infinite: an integer the driver hands over in C,
+    where a timestamp goes through Django's loader in Python (`_from_micros` turns it
+    back into the same moment)."""
     qn = connection.ops.quote_name
     where = f"{qn(key.column)} = ANY(%s::{key.cast_db_type(connection)}[])"
     params: list = [values]
     if equal is not None:
         where = f"{qn(equal[0].column)} = %s AND {where}"
         params.insert(0, equal[1])
+    columns = [
+        f"CASE WHEN isfinite({qn(f.column)}) THEN "
+        f"round(extract(epoch FROM {qn(f.column)}) * 1000000)::bigint END"
+        if f is micros else qn(f.column)
+        for f in fields
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(qn(f.column) for f in fields)} "
-                       f"FROM {qn(table)} WHERE {where}", params)
+        cursor.execute(f"SELECT {', '.join(columns)} FROM {qn(table)} WHERE {where}", params)
         return cursor.fetchall()
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _from_micros(value: int | None) -> datetime.datetime | None:
+    """Return the aware moment `value` microseconds after the Unix epoch (None for None)."""
+    if value is None:
+        return None
+    return _EPOCH + datetime.timedelta(microseconds=value)
 
 
 def aware(value: Any) -> Any:
@@ -193,16 +217,16 @@ def upsert(model: type[models.Model], alias: str, rows: list[dict], update: list
     assignments = ", ".join(
         f"{qn(by_attname[a].column)} = excluded.{qn(by_attname[a].column)}" for a in update
     )
-    _insert_rows(model, alias, rows, f" ON CONFLICT ({qn(model._meta.pk.column)}) "
-                 f"DO UPDATE SET {assignments}")
+    action = f"DO UPDATE SET {assignments}" if update else "DO NOTHING"
+    _insert_rows(model, alias, rows, f" ON CONFLICT ({qn(model._meta.pk.column)}) {action}")
 
 
 def _insert_rows(model: type[models.Model], alias: str, rows: list[dict], tail: str) -> None:
     """INSERT `rows` in chunks, each statement ending with `tail` (a conflict clause).
 
     On psycopg 3 a chunk of more than `store.LITERAL_PAST` values goes with its values
-    quoted in by psycopg's own quoting: its binding would otherwise parse the statement
-    for placeholders anew each time (it keeps the parse of small statements only).
+    quoted in (`_literals`): its binding would otherwise parse the statement for
+    placeholders anew each time (it keeps the parse of small statements only).
     """
     connection = connections[alias]
     fields = model._meta.concrete_fields
@@ -212,21 +236,67 @@ def _insert_rows(model: type[models.Model], alias: str, rows: list[dict], tail: 
     limit = getattr(connection.features, "max_query_params", None) or MAX_PARAMS
     chunk = max(1, min(limit, MAX_PARAMS) // len(fields))
     quote = _quoter(connection) if len(rows) * len(fields) > store.LITERAL_PAST else None
+    head = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
+    if quote is not None and "%" in head + tail:  # would be read as a placeholder
+        quote = None
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
+            if quote is not None and len(part) * len(fields) > store.LITERAL_PAST:
+                cursor.execute(head + _literals(part, fields, connection, quote) + tail)
+                continue
             params = [
                 f.get_db_prep_save(row[f.attname] if f.attname in row else f.get_default(),
                                    connection)
                 for row in part for f in fields
             ]
-            statement = (f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "
-                         f"{', '.join(row_sql for _ in part)}{tail}")
-            if quote is not None and len(params) > store.LITERAL_PAST and "%" not in (
-                    statement.replace("%s", "")):
-                cursor.execute(store.with_literals(statement, params, quote))
-            else:
-                cursor.execute(statement, params)
+            cursor.execute(f"{head}{', '.join(row_sql for _ in part)}{tail}", params)
+
+
+# Django's field classes whose preparation for PostgreSQL hands a value of the given type
+# back unchanged (int(), to_python of a str, adapt_datetimefield_value of an aware
+# datetime): `_literals` writes such a value as SQL itself. Their subclasses may prepare
+# values otherwise and go through Django.
+_AS_IS = {
+    **dict.fromkeys((models.AutoField, models.BigAutoField, models.SmallAutoField,
+                     models.IntegerField, models.BigIntegerField, models.SmallIntegerField,
+                     models.PositiveIntegerField, models.PositiveBigIntegerField,
+                     models.PositiveSmallIntegerField), int),
+    models.CharField: str,
+    models.TextField: str,
+    models.DateTimeField: datetime.datetime,
+}
+_INT8 = (-(1 << 63), (1 << 63) - 1)  # what a bare integer literal may hold (bigint)
+
+
+def _literals(part: list[dict], fields: Any, connection: Any, quote: Any) -> str:
+    """Return the VALUES rows of `part` with each value written as an SQL literal.
+
+    A value Django would pass on unchanged is written directly: an int in an integer
+    field, and a datetime in UTC in a DateTimeField (as ISO-8601 text cast to
+    timestamptz). Every other value is prepared by its field as Django saves it, then
+    quoted by psycopg's own quoting (`quote`), as its client-side binding would.
+    """
+    kinds = [_AS_IS.get(type(f)) for f in fields]
+    utc = datetime.timezone.utc
+    out = []
+    for row in part:
+        literals = []
+        for f, kind in zip(fields, kinds, strict=True):
+            value = row[f.attname] if f.attname in row else f.get_default()
+            if kind is not None and type(value) is kind:
+                if kind is int and _INT8[0] <= value <= _INT8[1]:
+                    literals.append(f" {value}")  # the space: no "--" after a comma
+                    continue
+                if kind is datetime.datetime and value.tzinfo is utc:
+                    literals.append(f"'{value.isoformat()}'::timestamptz")
+                    continue
+                if kind is str:
+                    literals.append(quote(value).decode())
+                    continue
+            literals.append(quote(f.get_db_prep_save(value, connection)).decode())
+        out.append("(" + ", ".join(literals) + ")")
+    return ", ".join(out)
 
 
 def _quoter(connection: Any) -> Any:

@@ -77,6 +77,27 @@ def test_decode__bounds_meta_by_the_body_limits():
         wire.decode(big, max_size=1000)
 
 
+@pytest.mark.parametrize("opener", ["[", "{\"a\": "])
+def test_decode__counts_depth_not_brackets(opener):
+    """Many brackets side by side are shallow; the same number nested is refused."""
+    closer = "]" if opener == "[" else "}"
+    wide = "[" + ", ".join([opener + "1" + closer] * 10) + "]"
+    body = {**ev.save("author", 1, 0, name="a"), "meta": json.loads(wide)}
+    assert wire.decode(json.dumps(body).encode(), max_depth=3).meta == json.loads(wide)
+    deep = {**body, "meta": json.loads(opener * 3 + "1" + closer * 3)}
+    with pytest.raises(BadMessage, match="deeper than the limit of 3 levels"):
+        wire.decode(json.dumps(deep).encode(), max_depth=3)
+    fits = {**body, "meta": json.loads(opener * 2 + "1" + closer * 2)}
+    assert wire.decode(json.dumps(fits).encode(), max_depth=3).meta == fits["meta"]
+
+
+def test_decode__keeps_unknown_keys_in_their_order_and_only_them():
+    body = {"z_last": 1, **ev.save("author", 1, 0, name="a"), "a_first": [2]}
+    envelope = wire.decode(json.dumps(body).encode())
+    assert list(envelope.extra.items()) == [("z_last", 1), ("a_first", [2])]
+    assert wire.decode(json.dumps(ev.save("author", 1, 0, name="a")).encode()).extra == {}
+
+
 @pytest.mark.parametrize("key", wire.REQUIRED_KEYS)
 def test_validate__names_a_missing_key(key):
     body = ev.save("author", 1, 0, name="a")
