@@ -45,7 +45,9 @@ FAILED = "failed"
 REASON_CHARS = 1000  # characters of an error's text kept in a reason
 
 
-@dataclass(frozen=True)
+# Made once per event: not frozen, whose __init__ costs twice as much (each field set
+# through object.__setattr__). Nothing changes one after it is made.
+@dataclass
 class EventResult:
     """What became of one event."""
 

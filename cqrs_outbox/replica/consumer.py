@@ -87,7 +87,7 @@ class Tally:
                 f"{self.retried} retried, lag {lag}")
 
 
-@dataclass(frozen=True)
+@dataclass  # one per message: not frozen, which doubles the cost of making one
 class _Verdict:
     delivery: Delivery
     action: str  # 'ack', 'retry' or 'dead'

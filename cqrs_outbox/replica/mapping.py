@@ -40,6 +40,9 @@ class Fields:
     # field name -> _Plain, for fields whose conversion of a value of one exact type
     # (int, str) is that value itself: only its range or length is checked.
     plain: dict
+    # Whether cqrs_updated is Django's own DateTimeField, which (with USE_TZ) reads an
+    # ISO-8601 text as `updated_at` does.
+    updated_as_parsed: bool
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class _Plain:
             (self.high is None or value <= self.high)
 
 
-@dataclass(frozen=True)
+@dataclass  # one per event: not frozen, which doubles the cost of making one
 class Change:
     """One event mapped onto a model: the row's key, revision and (for saves) values."""
 
@@ -91,14 +94,17 @@ def fields(model: type[models.Model]) -> Fields:
         f.name for f in concrete if not f.null and not f.has_default() and not f.primary_key
     }
     ranges = _integer_ranges(model, concrete)
+    by_name = {f.name: f for f in concrete}
     return Fields(
-        by_name={f.name: f for f in concrete},
+        by_name=by_name,
         pk_name=pk.name,
         pk_attname=pk.attname,
         required=frozenset(required),
         attnames={f.name: f.attname for f in concrete},
         ranges=ranges,
         plain=_plain_fields(concrete, ranges),
+        updated_as_parsed=wire.UPDATED_KEY in by_name and
+        type(by_name[wire.UPDATED_KEY]).to_python is models.DateTimeField.to_python,
     )
 
 
@@ -281,7 +287,16 @@ def _prepare_save(model: type[models.Model], signal_type: str, instance_data: di
         return Change(signal_type, pk, revision, mapped, updated=updated)
     values = {}
     database, storable, plain = writes.database, writes.storable, facts.plain
+    sent = instance_data.get(wire.UPDATED_KEY)
+    skip = None
+    if facts.updated_as_parsed and updated is not None and type(sent) is str and \
+            sent == sent.strip() and mapped.get(wire.UPDATED_KEY) is sent and settings.USE_TZ:
+        # DateTimeField reads this text as `updated` was read from it (UTC when naive).
+        values[facts.attnames[wire.UPDATED_KEY]] = updated
+        skip = wire.UPDATED_KEY
     for name, value in mapped.items():
+        if name == skip:
+            continue
         how = plain.get(name)
         if how is not None and how.takes(value):  # an int or str: no NaN, no conversion
             values[how.attname] = value

@@ -43,7 +43,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-@dataclass(frozen=True)
+@dataclass  # one per message: not frozen, which doubles the cost of making one
 class Delivery:
     """One message as the broker handed it over."""
 

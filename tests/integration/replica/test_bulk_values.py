@@ -14,7 +14,8 @@ import pytest
 from django.db import connection
 
 from cqrs_outbox import store
-from cqrs_outbox.replica import queries
+from cqrs_outbox.core.errors import BadMessage
+from cqrs_outbox.replica import mapping, queries
 from tests.testproject.replica import models
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,3 +95,29 @@ def test_upsert__an_existing_row_takes_only_the_columns_named():
     stored = list(models.AllFieldsRef.objects.order_by("id").values("char_field", "int_field"))
     assert stored == [{"char_field": f"new {row['id']}", "int_field": row["int_field"]}
                       for row in rows]
+
+
+@pytest.mark.parametrize("text", [
+    "2026-12-08T00:35:00.123456+00:00", "2026-12-08 00:35:00+05:30", "2026-12-08T00:35:00Z",
+    "2026-12-08T00:35:00", "2026-12-08", "2026-12-08T00:35:00,5+0100",
+    "2026-12-08T00:35:00.123456789012-02:00", "2026-2-8T1:5",
+])
+def test_prepare__reads_cqrs_updated_as_the_field_reads_it(text):
+    """The time an event was read by for the rules is the value written, where the field
+    would read the same: the same moment as DateTimeField's own conversion."""
+    data = {"id": 1, "name": "a", "cqrs_revision": 0, "cqrs_updated": text}
+    change = mapping.prepare(models.AuthorRef, "SAVE", data)
+    field = models.AuthorRef._meta.get_field("cqrs_updated")
+    expected = field.to_python(text)
+    if expected.tzinfo is None:
+        expected = expected.replace(tzinfo=UTC)
+    assert change.values["cqrs_updated"] == expected
+    assert change.mapped["cqrs_updated"] == text  # the hooks still get it as sent
+
+
+@pytest.mark.parametrize("text", ["yesterday", " 2026-12-08T00:35:00 "])
+def test_prepare__refuses_a_cqrs_updated_the_field_cannot_read(text):
+    """Text the field refuses (spaces around it too, which the rules' reading forgives)."""
+    data = {"id": 1, "name": "a", "cqrs_revision": 0, "cqrs_updated": text}
+    with pytest.raises(BadMessage, match="instance_data.cqrs_updated"):
+        mapping.prepare(models.AuthorRef, "SAVE", data)
