@@ -57,8 +57,17 @@ def lock(alias: str, keys: Iterable[tuple[str, str]]) -> None:
         cursor.execute(
             "SELECT count(pg_advisory_xact_lock(%s, k)) FROM ("
             " SELECT k FROM unnest(%s::int[]) WITH ORDINALITY AS t(k, n) ORDER BY n) AS s",
-            [LOCK_NAMESPACE, numbers],
+            [LOCK_NAMESPACE, array_text(numbers)],
         )
+
+
+def array_text(values: list) -> Any:
+    """Return a list of plain ints as the text of a PostgreSQL array ("{1,2,3}"), which
+    the driver quotes as one string where it adapts a list element by element in
+    Python; any other list as it is."""
+    if all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    return values
 
 
 def set_statement_timeout(alias: str, milliseconds: int) -> None:
@@ -94,7 +103,9 @@ def revisions(model: type[models.Model], alias: str, pks: list) -> dict:
                           [pk.get_db_prep_value(v, connection) for v in pks],
                           micros=fields[2] if in_micros else None)
         if in_micros:
-            found = [(key, revision, _from_micros(updated)) for key, revision, updated in found]
+            epoch, micro = _EPOCH, datetime.timedelta(microseconds=1)
+            found = [(key, revision, None if updated is None else epoch + updated * micro)
+                     for key, revision, updated in found]
     else:
         rows = model._default_manager.using(alias).filter(pk__in=pks).order_by()
         found = rows.values_list("pk", "cqrs_revision", "cqrs_updated")
@@ -127,11 +138,11 @@ def _by_array(connection: Any, table: str, fields: list, key: Any, values: list,
 
     The field `micros` (a timestamptz column) is read as microseconds since the Unix
     epoch, NULL where it is NULL or infinite: an integer the driver hands over in C,
-    where a timestamp goes through Django's loader in Python (`_from_micros` turns it
+    where a timestamp goes through Django's loader in Python (`revisions` turns it
     back into the same moment)."""
     qn = connection.ops.quote_name
     where = f"{qn(key.column)} = ANY(%s::{key.cast_db_type(connection)}[])"
-    params: list = [values]
+    params: list = [array_text(values)]
     if equal is not None:
         where = f"{qn(equal[0].column)} = %s AND {where}"
         params.insert(0, equal[1])
@@ -147,13 +158,6 @@ def _by_array(connection: Any, table: str, fields: list, key: Any, values: list,
 
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def _from_micros(value: int | None) -> datetime.datetime | None:
-    """Return the aware moment `value` microseconds after the Unix epoch (None for None)."""
-    if value is None:
-        return None
-    return _EPOCH + datetime.timedelta(microseconds=value)
 
 
 def aware(value: Any) -> Any:
@@ -277,22 +281,26 @@ def _literals(part: list[dict], fields: Any, connection: Any, quote: Any) -> str
     timestamptz). Every other value is prepared by its field as Django saves it, then
     quoted by psycopg's own quoting (`quote`), as its client-side binding would.
     """
-    kinds = [_AS_IS.get(type(f)) for f in fields]
-    utc = datetime.timezone.utc
+    columns = [(f.attname, _AS_IS.get(type(f)), f) for f in fields]
+    utc, low, high = datetime.timezone.utc, _INT8[0], _INT8[1]
     out = []
     for row in part:
         literals = []
-        for f, kind in zip(fields, kinds, strict=True):
-            value = row[f.attname] if f.attname in row else f.get_default()
-            if kind is not None and type(value) is kind:
-                if kind is int and _INT8[0] <= value <= _INT8[1]:
-                    literals.append(f" {value}")  # the space: no "--" after a comma
-                    continue
-                if kind is datetime.datetime and value.tzinfo is utc:
-                    literals.append(f"'{value.isoformat()}'::timestamptz")
-                    continue
-                if kind is str:
+        for attname, kind, f in columns:
+            value = row[attname] if attname in row else f.get_default()
+            if type(value) is kind:
+                if kind is int:
+                    if low <= value <= high:
+                        literals.append(f" {value}")  # the space: no "--" after a comma
+                        continue
+                elif kind is str:
                     literals.append(quote(value).decode())
+                    continue
+                elif value.tzinfo is utc:
+                    # Naive ISO text and the offset: isoformat() of an aware datetime
+                    # costs twice as much, asking the zone for its offset.
+                    literals.append(f"'{value.replace(tzinfo=None).isoformat()}+00:00'"
+                                    "::timestamptz")
                     continue
             literals.append(quote(f.get_db_prep_save(value, connection)).decode())
         out.append("(" + ", ".join(literals) + ")")
