@@ -170,7 +170,9 @@ def drain(broker: Broker, queue: str, total: int, done: callable, proc: subproce
     while not done():
         assert proc.poll() is None and time.monotonic() < deadline, "consumer did not finish"
         peak = max(peak, tree.peak())
-        time.sleep(POLL)
+        # pika's own sleep answers the broker's heartbeats: a drain of minutes (django-cqrs
+        # with CONN_MAX_AGE=0) would otherwise see the bench's connection dropped.
+        broker.connection.sleep(POLL)
     elapsed = time.perf_counter() - start
     peak = max(peak, tree.peak())
     return elapsed, peak

@@ -11,6 +11,7 @@ overrides `cqrs_create` / `cqrs_update` gets them as sent, as django-cqrs hands 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 from dataclasses import dataclass
@@ -78,11 +79,12 @@ class Change:
     # By attname, converted; only when the mixin's own handlers write the row.
     values: dict | None = None
     updated: datetime.datetime | None = None  # the master's cqrs_updated, if readable
+    # The primary key as text, as tombstones and locks store it: asked for several times
+    # an event, so made once.
+    key: str = dataclasses.field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Return the primary key as text, as tombstones and locks store it."""
-        return str(self.pk)
+    def __post_init__(self) -> None:
+        self.key = str(self.pk)
 
 
 @functools.cache

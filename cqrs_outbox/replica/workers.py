@@ -9,6 +9,7 @@ Its unacknowledged messages go back to the queue; its open transaction rolls bac
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -38,6 +39,12 @@ Target = Callable[[float | None], None]  # runs a worker; its argument: the stop
 # Set when the code changed under `--reload`: once stopped, exit with RELOAD_EXIT.
 reload_requested = threading.Event()
 
+# Allocations between two collections of the youngest generation in a worker (Python's
+# default is 700, 2,000 from 3.13): a worker makes some fifty objects an event, nearly
+# all gone by the end of its batch, so collecting every dozen events only walks the
+# batch in hand again and again.
+GC_YOUNG_THRESHOLD = 20000
+
 
 @dataclass(frozen=True)
 class StopTimeouts:
@@ -45,6 +52,23 @@ class StopTimeouts:
 
     sigint: float = DEFAULT_SIGINT_TIMEOUT
     sigkill: float = DEFAULT_SIGKILL_TIMEOUT
+
+
+def tune_gc() -> None:
+    """Set the garbage collector of a worker process for applying batches.
+
+    What the process holds once started (Django, the models, the settings) moves out of
+    the collector's sight (`gc.freeze()`), and the youngest generation is collected every
+    GC_YOUNG_THRESHOLD allocations instead of Python's default. A threshold the project
+    raised itself, or a collector it turned off, is left as it is. Measured with
+    bench/replica.py, one worker: 3 to 5% more events a second.
+    """
+    if not gc.isenabled():
+        return
+    gc.freeze()
+    young, *older = gc.get_threshold()
+    if young < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
 
 
 def run(count: int, target: Target, timeouts: StopTimeouts | None = None) -> None:

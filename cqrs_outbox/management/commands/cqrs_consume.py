@@ -124,6 +124,7 @@ def _target(cqrs_ids: list[str] | None, batch_size: int | None,
     def run(grace: float | None) -> None:
         worker = consumer.Consumer(cqrs_ids, batch_size, prefetch)
         workers.install_stop_handlers(worker.stop, grace)
+        workers.tune_gc()
         worker.run()
 
     return run
