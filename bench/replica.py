@@ -317,6 +317,7 @@ def run_ours(broker: Broker, queue: str, db: str, rows: int, revisions: int,
         return drain(broker, queue, rows * revisions, done, proc)
     finally:
         stop(proc)
+        broker.unbind(queue)  # the consumer bound it: no later fill may land there
 
 
 def run_theirs(broker: Broker, queue: str, db: str, rows: int, revisions: int,
@@ -330,6 +331,7 @@ def run_theirs(broker: Broker, queue: str, db: str, rows: int, revisions: int,
         return drain(broker, queue, rows * revisions, done, proc)[0], 0
     finally:
         stop(proc)
+        broker.unbind(queue)  # as in run_ours
 
 
 def main() -> None:
